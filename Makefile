@@ -1,0 +1,71 @@
+# qmac — top-level entry points.  Every target does its own set-up: a .venv from the
+# pinned requirements.txt, and the Debian tools it needs when they are missing.
+#
+#   make sim        the main job (see README.md)
+#   make test       the whole regression (golden model + every cocotb testbench)
+#   make help       everything else
+#
+# Variables: SEED=n (reproduce a random run), TEST=name, WAVES=1, IMAGES=n, JOBS=n.
+
+SHELL        := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON       ?= python3
+VENV         := .venv
+PY           := $(VENV)/bin/python
+STAMP        := $(VENV)/.installed-stamp
+JOBS         ?= 2
+SEED         ?=
+TEST         ?=
+WAVES        ?= 0
+IMAGES       ?=
+
+# The seed reaches pytest, cocotb and the tools through the environment.
+export QMAC_SEED := $(SEED)
+export QMAC_WAVES := $(WAVES)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup tools-sim tools-lint tools-synth test sim bench lint synth accuracy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -m venv $(VENV) || { echo "qmac: '$(PYTHON) -m venv' failed; install it with: sudo apt-get install python3-venv" >&2; exit 1; }
+	@echo "qmac: installing Python dependencies into $(VENV) (pinned in requirements.txt)"
+	@$(VENV)/bin/pip install --quiet --upgrade pip
+	@$(VENV)/bin/pip install --quiet -r requirements.txt
+	@$(VENV)/bin/pip install --quiet --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) tools-sim ## create .venv and install Icarus Verilog if missing
+
+tools-sim:
+	@scripts/ensure-tools.sh iverilog:iverilog,vvp
+
+tools-lint:
+	@scripts/ensure-tools.sh verilator:verilator
+
+tools-synth:
+	@scripts/ensure-tools.sh yosys:yosys
+
+test: setup ## run the whole regression (SEED=n reproduces a run)
+	$(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
+
+sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name)
+	$(PY) -m pymodel demo
+
+bench: setup ## benchmarks, each beside a baseline measured in the same run
+	$(PY) -m bench
+
+lint: $(STAMP) tools-lint ## verilator --lint-only -Wall over rtl/
+	@scripts/lint.sh
+
+synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
+	@scripts/synth.sh
+
+accuracy: $(STAMP) ## accuracy study -> docs/accuracy.md and plots
+	$(PY) -m pymodel report --out docs
+
+clean: ## remove build products (keeps .venv)
+	rm -rf sim/build sim/waves sim/out .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +
