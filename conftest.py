@@ -46,7 +46,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"qmac seed: {seed}  (reproduce with: make test SEED={seed})"
 
 
-def test_seed_for(nodeid: str) -> int:
+def derive_test_seed(nodeid: str) -> int:
     """Seed of one test: a stable function of the session seed and the test's node id."""
     return zlib.crc32(f"{session_seed()}:{nodeid}".encode()) & 0x7FFFFFFF
 
@@ -54,7 +54,7 @@ def test_seed_for(nodeid: str) -> int:
 @pytest.fixture
 def seed(request: pytest.FixtureRequest) -> int:
     """This test's seed (printed, so a failure report shows it)."""
-    s = test_seed_for(request.node.nodeid)
+    s = derive_test_seed(request.node.nodeid)
     print(f"[qmac] seed={s} (session QMAC_SEED={session_seed()})")
     return s
 
