@@ -1,0 +1,1 @@
+"""qmac benchmarks (``make bench``)."""

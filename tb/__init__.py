@@ -1,0 +1,1 @@
+"""qmac cocotb testbenches and the simulation runner (``python -m tb.run``)."""
