@@ -160,9 +160,12 @@ def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> Any:
     """Stage 3: gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)``.
 
     ``(a*b + nudge) / 2^31`` with the 64-bit product ``a*b``, ``nudge = 2^30`` if
-    ``a*b >= 0`` else ``1 - 2^30``, and C division truncating toward zero -- i.e. the
-    high 32 bits of ``2*a*b`` rounded to nearest, ties away from zero.  The only
-    overflow, ``INT32_MIN * INT32_MIN``, saturates to ``INT32_MAX``.
+    ``a*b >= 0`` else ``1 - 2^30``, and C division truncating toward zero.  That equals
+    ``floor((a*b + 2^30) / 2^31)``: ``a*b / 2^31`` rounded to nearest with ties toward
+    +infinity (ARM ``VQRDMULH``) -- so -33.5 becomes -33, not -34.  A constant nudge of
+    ``2^30`` with truncating division would be wrong for *every* negative product with
+    a fractional part, not only ties.  The only overflow, ``INT32_MIN * INT32_MIN``,
+    saturates to ``INT32_MAX``.
 
     Args:
         a, b: int32 values (broadcast together).
