@@ -103,7 +103,7 @@ def quantize_multiplier(real_multiplier: Any) -> tuple[Any, Any]:
     scalar = _is_scalar(real_multiplier)
     r = validate.float_array("real_multiplier", real_multiplier)
     if r.size and r.min() < 0:
-        raise ValueError(f"real_multiplier: {r.min()!r} is negative; "
+        raise ValueError(f"real_multiplier: {float(r.min())!r} is negative; "
                          "requantization multipliers must be >= 0")
     q, exp = np.frexp(r)
     q_fixed = round_half_away(q * float(1 << 31)).astype(np.int64)
@@ -112,7 +112,7 @@ def quantize_multiplier(real_multiplier: Any) -> tuple[Any, Any]:
     q_fixed = np.where(carry, q_fixed // 2, q_fixed)
     exp = np.where(carry, exp + 1, exp)
     if exp.size and exp.max() > SHIFT_MAX:
-        bad = r.flat[int(np.argmax(exp))]
+        bad = float(r.flat[int(np.argmax(exp))])
         raise ValueError(f"real_multiplier: {bad!r} needs a left shift above {SHIFT_MAX}; "
                          f"multipliers must be below 2^{SHIFT_MAX}")
     flush = (exp < SHIFT_MIN) | (q_fixed == 0)

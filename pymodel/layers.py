@@ -112,7 +112,7 @@ def quantize_bias(bias: Any, in_scale: float, w_scale: Any) -> np.ndarray:
     q = round_half_away(b / (float(in_scale) * np.asarray(w_scale, np.float64)))
     if q.size and (q.min() < INT32_MIN or q.max() > INT32_MAX):
         bad = int(np.argmax(np.abs(q)))
-        raise ValueError(f"bias: channel {bad} value {b.flat[bad]!r} needs {q.flat[bad]:.0f} "
+        raise ValueError(f"bias: channel {bad} value {float(b.flat[bad])!r} needs {q.flat[bad]:.0f} "
                          f"at scale s_in*s_w, outside int32")
     return q.astype(np.int32)
 

@@ -104,8 +104,8 @@ def compute_qparams(rmin: Any, rmax: Any, bits: int = 8, symmetric: bool = False
                          f"{lo.shape}")
     if np.any(lo > hi):
         i = np.flatnonzero(np.atleast_1d(lo > hi))[0]
-        raise ValueError(f"rmin, rmax: rmin {np.atleast_1d(lo)[i]!r} exceeds rmax "
-                         f"{np.atleast_1d(hi)[i]!r}")
+        raise ValueError(f"rmin, rmax: rmin {float(np.atleast_1d(lo)[i])!r} exceeds rmax "
+                         f"{float(np.atleast_1d(hi)[i])!r}")
     qmin, qmax = qrange(b, symmetric)
     lo = np.minimum(lo, 0.0)
     hi = np.maximum(hi, 0.0)

@@ -66,7 +66,7 @@ def float_array(name: str, value: Any, allow_empty: bool = True) -> np.ndarray:
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array; got shape {arr.shape}")
     if arr.size and not np.all(np.isfinite(arr)):
-        bad = arr[~np.isfinite(arr)].flat[0]
+        bad = float(arr[~np.isfinite(arr)].flat[0])
         raise ValueError(f"{name}: contains {bad!r}; only finite values are allowed")
     return arr
 
