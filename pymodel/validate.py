@@ -63,8 +63,8 @@ def float_array(name: str, value: Any, allow_empty: bool = True) -> np.ndarray:
                                      or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{name}: expected real numbers; got {_describe(value)}")
     arr = arr.astype(np.float64, copy=False)
-    if not allow_empty and arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty array; got shape {arr.shape}")
+    if not allow_empty:
+        nonempty(name, arr)
     if arr.size and not np.all(np.isfinite(arr)):
         bad = float(arr[~np.isfinite(arr)].flat[0])
         raise ValueError(f"{name}: contains {bad!r}; only finite values are allowed")
