@@ -240,8 +240,9 @@ def fully_connected(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requan
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x, w: x has {x.shape[1]} features but w expects {w.shape[1]} "
                          f"(w is [out, in] = {w.shape})")
+    zp = _zp(in_zero_point)
     _requant_for(rq, w.shape[0])
-    return _requantize_gemm(layer, x, w, _zp(in_zero_point), rq)
+    return _requantize_gemm(layer, x, w, zp, rq)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
@@ -265,8 +266,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
     if x.shape[3] != w.shape[3]:
         raise ValueError(f"x, w: x has {x.shape[3]} channels but w expects {w.shape[3]} "
                          f"(w is [out_ch, kh, kw, in_ch] = {w.shape})")
-    _requant_for(rq, w.shape[0])
     zp = _zp(in_zero_point)
+    _requant_for(rq, w.shape[0])
     cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=zp)
     y = _requantize_gemm(layer, cols, w.reshape(w.shape[0], -1), zp, rq)
     return y.reshape(x.shape[0], oh, ow, w.shape[0])
@@ -295,8 +296,8 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requa
         raise ValueError(f"w: depthwise weights must be [1, kh, kw, C * multiplier] with "
                          f"C = {c}; got {w.shape}")
     mult = w.shape[3] // c
-    _requant_for(rq, w.shape[3])
     zp = _zp(in_zero_point)
+    _requant_for(rq, w.shape[3])
     kh, kw = w.shape[1:3]
     cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=zp)
     taps = cols.reshape(-1, kh * kw, c).astype(np.int64)          # [M, T, C]
