@@ -133,7 +133,7 @@ def add_bias(acc: Any, bias: Any) -> Any:
         bias: int32 per-channel bias, broadcast against ``acc`` (channel = last axis).
     """
     scalar = _is_scalar(acc, bias)
-    return _result(wrap_int32(_int32("acc", acc) + _int32("bias", bias)), scalar)
+    return _result(_add_bias(_int32("acc", acc), _int32("bias", bias)), scalar)
 
 
 def left_shift(x: Any, shift: Any) -> Any:
@@ -147,13 +147,7 @@ def left_shift(x: Any, shift: Any) -> Any:
         shift: int32 shift in [-31, 30]; only its positive part is applied here.
     """
     scalar = _is_scalar(x, shift)
-    s = np.maximum(_shift("shift", shift), 0)
-    return _result(wrap_int32(_int32("x", x) << s), scalar)
-
-
-def _trunc_div_pow2_31(n: np.ndarray) -> np.ndarray:
-    """C-style division (truncation toward zero) of int64 ``n`` by 2^31."""
-    return np.where(n < 0, -((-n) >> 31), n >> 31)
+    return _result(_left_shift(_int32("x", x), _shift("shift", shift)), scalar)
 
 
 def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> Any:
@@ -163,9 +157,8 @@ def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> Any:
     ``a*b >= 0`` else ``1 - 2^30``, and C division truncating toward zero.  That equals
     ``floor((a*b + 2^30) / 2^31)``: ``a*b / 2^31`` rounded to nearest with ties toward
     +infinity (ARM ``VQRDMULH``) -- so -33.5 becomes -33, not -34.  A constant nudge of
-    ``2^30`` with truncating division would be wrong for *every* negative product with
-    a fractional part, not only ties.  The only overflow, ``INT32_MIN * INT32_MIN``,
-    saturates to ``INT32_MAX``.
+    ``2^30`` with truncating division would be wrong for negative products (not only
+    ties).  The only overflow, ``INT32_MIN * INT32_MIN``, saturates to ``INT32_MAX``.
 
     Args:
         a, b: int32 values (broadcast together).
@@ -174,12 +167,7 @@ def saturating_rounding_doubling_high_mul(a: Any, b: Any) -> Any:
         int32 values.
     """
     scalar = _is_scalar(a, b)
-    a64, b64 = _int32("a", a), _int32("b", b)
-    ab = a64 * b64
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = _trunc_div_pow2_31(ab + nudge)
-    overflow = (a64 == INT32_MIN) & (b64 == INT32_MIN)
-    return _result(np.where(overflow, INT32_MAX, high), scalar)
+    return _result(_srdhm(_int32("a", a), _int32("b", b)), scalar)
 
 
 def rounding_divide_by_pot(x: Any, exponent: Any) -> Any:
@@ -200,12 +188,8 @@ def rounding_divide_by_pot(x: Any, exponent: Any) -> Any:
         exponent: int in [0, 31] (broadcast against ``x``).
     """
     scalar = _is_scalar(x, exponent)
-    x64 = _int32("x", x)
-    e = _shift("exponent", exponent, 0, 31)
-    mask = (np.int64(1) << e) - 1
-    remainder = x64 & mask
-    threshold = (mask >> 1) + (x64 < 0)
-    return _result((x64 >> e) + (remainder > threshold), scalar)
+    return _result(_rounding_divide_by_pot(_int32("x", x), _shift("exponent", exponent, 0, 31)),
+                   scalar)
 
 
 def add_zero_point(x: Any, zero_point: Any) -> Any:
@@ -216,8 +200,7 @@ def add_zero_point(x: Any, zero_point: Any) -> Any:
         zero_point: output zero point, int in [-2^15, 2^15) (int8 outputs use [-128, 127]).
     """
     scalar = _is_scalar(x, zero_point)
-    zp = validate.int_array("zero_point", zero_point, -(1 << 15), (1 << 15) - 1)
-    return _result(wrap_int32(_int32("x", x) + zp), scalar)
+    return _result(_add_zero_point(_int32("x", x), _zero_point(zero_point)), scalar)
 
 
 def clamp(x: Any, act_min: Any, act_max: Any) -> Any:
@@ -228,11 +211,55 @@ def clamp(x: Any, act_min: Any, act_max: Any) -> Any:
         act_min, act_max: ints with ``act_min <= act_max`` (broadcast against ``x``).
     """
     scalar = _is_scalar(x, act_min, act_max)
+    lo, hi = _bounds(act_min, act_max)
+    return _result(_clamp(_int32("x", x), lo, hi), scalar)
+
+
+# The stages on validated int64 arrays holding int32 values (no checks: the public
+# functions above and `requantize` validate once, then run these).
+
+def _add_bias(acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    return wrap_int32(acc + bias)
+
+
+def _left_shift(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    return wrap_int32(x << np.maximum(shift, 0))
+
+
+def _srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ab = a * b                                            # |ab| <= 2^62: exact in int64
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    n = ab + nudge
+    high = np.where(n < 0, -((-n) >> 31), n >> 31)        # C division: truncate toward 0
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    return np.where(overflow, INT32_MAX, high)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def _add_zero_point(x: np.ndarray, zero_point: np.ndarray) -> np.ndarray:
+    return wrap_int32(x + zero_point)
+
+
+def _clamp(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+def _zero_point(value: Any) -> np.ndarray:
+    return validate.int_array("zero_point", value, -(1 << 15), (1 << 15) - 1).astype(np.int64)
+
+
+def _bounds(act_min: Any, act_max: Any) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = _int32("act_min", act_min), _int32("act_max", act_max)
     if np.any(lo > hi):
         raise ValueError(f"act_min/act_max: act_min {int(np.max(lo))} exceeds act_max "
                          f"{int(np.min(hi))}; need act_min <= act_max")
-    return _result(np.minimum(np.maximum(_int32("x", x), lo), hi), scalar)
+    return lo, hi
 
 
 # ----------------------------------------------------------------------------------------
@@ -252,10 +279,15 @@ def multiply_by_quantized_multiplier(x: Any, m0: Any, shift: Any) -> Any:
     """
     scalar = _is_scalar(x, m0, shift)
     s = _shift("shift", shift)
-    y = left_shift(np.asarray(x), s)
-    y = saturating_rounding_doubling_high_mul(y, np.asarray(m0))
-    y = rounding_divide_by_pot(y, np.maximum(-s, 0))
-    return _result(y, scalar)
+    return _result(_multiply_by_quantized_multiplier(_int32("x", x), _int32("m0", m0), s),
+                   scalar)
+
+
+def _multiply_by_quantized_multiplier(x: np.ndarray, m0: np.ndarray,
+                                      shift: np.ndarray) -> np.ndarray:
+    y = _left_shift(x, shift)
+    y = _srdhm(y, m0)
+    return _rounding_divide_by_pot(y, np.maximum(-shift, 0))
 
 
 def requantize(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: Any,
@@ -277,8 +309,18 @@ def requantize(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: Any,
         Python int for scalar inputs.
     """
     scalar = _is_scalar(acc, bias, m0, shift, out_zero_point, act_min, act_max)
-    x = add_bias(np.asarray(acc), np.asarray(bias))
-    x = multiply_by_quantized_multiplier(x, np.asarray(m0), np.asarray(shift))
-    x = add_zero_point(x, np.asarray(out_zero_point))
-    x = clamp(x, np.asarray(act_min), np.asarray(act_max))
-    return _result(x, scalar)
+    acc64, bias64, m064 = _int32("acc", acc), _int32("bias", bias), _int32("m0", m0)
+    s = _shift("shift", shift)
+    zp = _zero_point(out_zero_point)
+    lo, hi = _bounds(act_min, act_max)
+    try:
+        np.broadcast_shapes(acc64.shape, bias64.shape, m064.shape, s.shape, zp.shape,
+                            lo.shape, hi.shape)
+    except ValueError:
+        raise ValueError(f"acc, bias, m0, shift, out_zero_point, act_min, act_max: shapes "
+                         f"{acc64.shape}, {bias64.shape}, {m064.shape}, {s.shape}, "
+                         f"{zp.shape}, {lo.shape}, {hi.shape} do not broadcast") from None
+    x = _add_bias(acc64, bias64)
+    x = _multiply_by_quantized_multiplier(x, m064, s)
+    x = _add_zero_point(x, zp)
+    return _result(_clamp(x, lo, hi), scalar)

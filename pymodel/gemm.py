@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import validate
-from .fixedpoint import wrap_int32
+from .fixedpoint import INT32_MAX, wrap_int32
 
 Padding = Any  # "valid" | "same" | int | ((top, bottom), (left, right))
 
@@ -49,16 +49,18 @@ def matmul_int32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k = a.shape[1]
     if a.size == 0 or b.size == 0:
         return np.zeros((a.shape[0], b.shape[1]), np.int32)
-    amax = int(np.abs(a.astype(np.int64)).max())
-    bmax = int(np.abs(b.astype(np.int64)).max())
+    amax = max(-int(a.min()), int(a.max()))
+    bmax = max(-int(b.min()), int(b.max()))
     bound = k * amax * bmax
     if bound <= _FLOAT32_EXACT:
-        c = (a.astype(np.float32) @ b.astype(np.float32)).astype(np.int64)
+        c = a.astype(np.float32) @ b.astype(np.float32)
     elif bound <= _FLOAT64_EXACT:
-        c = (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+        c = a.astype(np.float64) @ b.astype(np.float64)
     else:
         c = a.astype(np.int64) @ b.astype(np.int64)
-    return wrap_int32(c).astype(np.int32)
+    if bound <= INT32_MAX:          # no partial or final sum can leave int32
+        return c.astype(np.int32)
+    return wrap_int32(c.astype(np.int64)).astype(np.int32)
 
 
 def resolve_padding(padding: Padding, in_hw: tuple[int, int], kernel: tuple[int, int],
