@@ -1,26 +1,32 @@
 // requant_lane: one lane of the requantize pipeline (pure datapath, no control state).
 //
-// Implements pymodel.fixedpoint.requantize for one int32 accumulator per cycle, one
-// register stage per pymodel function, in the same order (docs/arithmetic.md 5.2, 5.4):
+// Implements pymodel.fixedpoint.requantize for one int32 accumulator per cycle: every
+// register stage belongs to one pymodel.fixedpoint function, in the same order
+// (docs/arithmetic.md 5.2 and the stage table 5.4):
 //
-//   stage 1  add_bias_q                      = wrap32(acc + bias)
-//   stage 2  left_shift_q                    = wrap32(add_bias_q << max(shift, 0))
-//   stage 3a srdhm_prod_q                    = left_shift_q * m0        (64-bit product)
-//   stage 3b srdhm_q                         = (srdhm_prod_q + nudge) / 2^31, saturated
-//   stage 4  rounding_divide_by_pot_q        = RoundingDivideByPOT(srdhm_q, max(-shift, 0))
-//   stage 5  add_zero_point_q                = wrap32(rounding_divide_by_pot_q + zp)
-//   stage 6  clamp_o (registered by the caller, requant_pipeline's output FIFO)
-//            = min(max(add_zero_point_q, act_min), act_max)
+//   reg stage  register                    pymodel.fixedpoint function
+//   0          (requant_pipeline: acc_q,   -- parameter read (inputs of this module)
+//               parameter memory read)
+//   1          add_bias_q                  add_bias
+//   2          left_shift_q                left_shift
+//   3          srdhm_prod_q                saturating_rounding_doubling_high_mul: a * b
+//   4          srdhm_sum_q, srdhm_rem_q    saturating_rounding_doubling_high_mul: + nudge
+//   5          srdhm_q                     saturating_rounding_doubling_high_mul: / 2^31, sat
+//   6          rounding_divide_by_pot_q    rounding_divide_by_pot
+//   7          add_zero_point_q            add_zero_point
+//   8          clamp_o (combinational;     clamp
+//               registered by the caller's output FIFO)
 //
-// saturating_rounding_doubling_high_mul takes two register stages (3a, 3b): the 32x32
-// multiply gets a stage of its own (it maps onto a DSP block with its output register),
-// and the nudge / truncating divide / saturation get the next one.
+// saturating_rounding_doubling_high_mul takes three register stages for timing: the
+// 32 x 32 multiply (a DSP block with its output register), the 64-bit nudge addition,
+// and the truncating divide (an increment) with the saturation.
 //
-// The inputs are the pipeline's stage 0 (param_rd) registers: the accumulator and the
-// channel parameters of the same beat, all valid in the same cycle. Every parameter a
-// later stage needs travels down the pipeline beside the data, so each result uses the
-// parameters its beat was accepted with. The lane has no valid bits (requant_pipeline
-// keeps them); its registers load every cycle and are not reset (datapath only).
+// The inputs are register stage 0: the accumulator and the channel parameters of the
+// same beat, all valid in the same cycle. Every parameter a later stage needs travels
+// down the pipeline beside the data (a register x_N_q holds x in register stage N), so
+// each result uses the parameters its beat was accepted with. The lane has no valid
+// bits (requant_pipeline keeps them); its registers load every cycle and are not reset
+// (datapath only).
 `default_nettype none
 
 module requant_lane (
@@ -32,14 +38,14 @@ module requant_lane (
     input  wire signed [7:0]  zp_i,         // stage 0: int8 output zero point
     input  wire signed [7:0]  act_min_i,    // stage 0: int8 lower clamp bound
     input  wire signed [7:0]  act_max_i,    // stage 0: int8 upper clamp bound (>= act_min)
-    output wire signed [7:0]  clamp_o       // stage 6 value (combinational from stage 5)
+    output wire signed [7:0]  clamp_o       // stage 8 value (combinational from stage 7)
 );
     localparam signed [31:0] INT32_MIN = 32'sh8000_0000;
     localparam signed [31:0] INT32_MAX = 32'sh7fff_ffff;
     localparam signed [63:0] NUDGE_POS = 64'sd1073741824;       // 2^30
     localparam signed [63:0] NUDGE_NEG = 64'sd1 - 64'sd1073741824; // 1 - 2^30
 
-    // ---------------------------------------------------------------- stage 1: add_bias
+    // ------------------------------------------------------- register stage 1: add_bias
     reg signed [31:0] add_bias_q;
     reg signed [31:0] m0_1_q;
     reg signed [5:0]  shift_1_q;
@@ -53,9 +59,9 @@ module requant_lane (
         act_max_1_q <= act_max_i;
     end
 
-    // -------------------------------------------------------------- stage 2: left_shift
+    // ----------------------------------------------------- register stage 2: left_shift
     // Left shift by max(shift, 0) (0..30); bits shifted out of 32 bits are lost (wraps).
-    // The right-shift exponent max(-shift, 0) (0..31) of stage 4 is formed here too.
+    // The right-shift exponent max(-shift, 0) (0..31) of stage 6 is formed here too.
     wire [4:0] left_amount_d  = shift_1_q[5] ? 5'd0 : shift_1_q[4:0];
     wire [5:0] neg_shift_d    = 6'd0 - $unsigned(shift_1_q);       // -shift, two's complement
     wire [4:0] right_amount_d = shift_1_q[5] ? neg_shift_d[4:0] : 5'd0;
@@ -74,7 +80,7 @@ module requant_lane (
         act_max_2_q  <= act_max_1_q;
     end
 
-    // ------------------------- stage 3a: saturating_rounding_doubling_high_mul (multiply)
+    // ------------- register stage 3: saturating_rounding_doubling_high_mul (multiply)
     // 32 x 32 -> 64-bit signed product; the one overflow case (INT32_MIN * INT32_MIN) is
     // flagged from the operands.
     wire signed [63:0] srdhm_prod_d = left_shift_q * m0_2_q;
@@ -91,66 +97,101 @@ module requant_lane (
         act_max_3_q  <= act_max_2_q;
     end
 
-    // ------------------ stage 3b: saturating_rounding_doubling_high_mul (nudge, divide)
-    // nudge = p >= 0 ? 2^30 : 1 - 2^30 (sign-dependent, gemmlowp); |p| <= 2^62 so the sum
-    // fits 64 bits. C division by 2^31 truncates toward zero: floor (arithmetic shift)
-    // plus one for a negative sum with a non-zero remainder.
+    // ------------ register stage 4: saturating_rounding_doubling_high_mul (add nudge)
+    // nudge = p >= 0 ? 2^30 : 1 - 2^30 (sign-dependent, gemmlowp); |p| <= 2^62, so the
+    // sum fits 64 bits. Only the quotient bits sum[63:31] and "sum[30:0] != 0" (needed by
+    // the truncating divide of stage 5) are kept.
     wire signed [63:0] srdhm_nudge_d = srdhm_prod_q[63] ? NUDGE_NEG : NUDGE_POS;
     wire signed [63:0] srdhm_sum_d   = srdhm_prod_q + srdhm_nudge_d;
-    wire               srdhm_trunc_d = srdhm_sum_d[63] && (srdhm_sum_d[30:0] != 31'd0);
-    wire signed [31:0] srdhm_floor_d = $signed(srdhm_sum_d[62:31]); // low 32 bits of >>> 31
-    wire signed [31:0] srdhm_div_d   = srdhm_floor_d + $signed({31'd0, srdhm_trunc_d});
-    reg  signed [31:0] srdhm_q;
+    // Stage 6's mask depends on the shift parameter only; it is formed here (and its
+    // thresholds in stage 5) so that stage 6 is one compare and one add.
+    wire [31:0]        rdbp_mask_d   = (32'd1 << exponent_3_q) - 32'd1;   // 2^e - 1
+    reg  signed [32:0] srdhm_sum_q;          // (p + nudge) >>> 31, 33 bits
+    reg                srdhm_rem_q;          // (p + nudge) mod 2^31 != 0
+    reg                srdhm_sat_4_q;
     reg        [4:0]   exponent_4_q;
+    reg        [31:0]  rdbp_mask_4_q;
     reg signed [7:0]   zp_4_q, act_min_4_q, act_max_4_q;
     always @(posedge clk_i) begin
-        srdhm_q      <= srdhm_sat_q ? INT32_MAX : srdhm_div_d;
-        exponent_4_q <= exponent_3_q;
-        zp_4_q       <= zp_3_q;
-        act_min_4_q  <= act_min_3_q;
-        act_max_4_q  <= act_max_3_q;
+        srdhm_sum_q   <= srdhm_sum_d[63:31];
+        srdhm_rem_q   <= srdhm_sum_d[30:0] != 31'd0;
+        srdhm_sat_4_q <= srdhm_sat_q;
+        exponent_4_q  <= exponent_3_q;
+        rdbp_mask_4_q <= rdbp_mask_d;
+        zp_4_q        <= zp_3_q;
+        act_min_4_q   <= act_min_3_q;
+        act_max_4_q   <= act_max_3_q;
     end
-    // The quotient fits int32 except in the saturation case, which overrides it, so the
-    // quotient's bit 32 (srdhm_sum_d[63]) is needed only as the sign.
 
-    // ---------------------------------------------------- stage 4: rounding_divide_by_pot
+    // ----- register stage 5: saturating_rounding_doubling_high_mul (divide, saturate)
+    // C division by 2^31 truncates toward zero: floor (the arithmetic shift of stage 4)
+    // plus one for a negative sum with a non-zero remainder. The quotient fits int32
+    // except in the saturation case (INT32_MIN * INT32_MIN), which overrides it; its bit
+    // 32 is needed only as the sign.
+    wire               srdhm_trunc_d = srdhm_sum_q[32] && srdhm_rem_q;
+    wire signed [31:0] srdhm_div_d   = $signed(srdhm_sum_q[31:0]) + $signed({31'd0, srdhm_trunc_d});
+    // threshold = (mask >> 1) + (x < 0), both candidates (x's sign is known in stage 6)
+    wire [31:0]        rdbp_thr_pos_d = rdbp_mask_4_q >> 1;
+    wire [31:0]        rdbp_thr_neg_d = (rdbp_mask_4_q >> 1) + 32'd1;
+    reg  signed [31:0] srdhm_q;
+    reg        [4:0]   exponent_5_q;
+    reg        [31:0]  rdbp_mask_5_q, rdbp_thr_pos_5_q, rdbp_thr_neg_5_q;
+    reg signed [7:0]   zp_5_q, act_min_5_q, act_max_5_q;
+    always @(posedge clk_i) begin
+        srdhm_q          <= srdhm_sat_4_q ? INT32_MAX : srdhm_div_d;
+        exponent_5_q     <= exponent_4_q;
+        rdbp_mask_5_q    <= rdbp_mask_4_q;
+        rdbp_thr_pos_5_q <= rdbp_thr_pos_d;
+        rdbp_thr_neg_5_q <= rdbp_thr_neg_d;
+        zp_5_q           <= zp_4_q;
+        act_min_5_q      <= act_min_4_q;
+        act_max_5_q      <= act_max_4_q;
+    end
+
+    // ------------------------------------------ register stage 6: rounding_divide_by_pot
     // mask = 2^e - 1; remainder = x & mask; threshold = (mask >> 1) + (x < 0);
     // result = (x >>> e) + (remainder > threshold): nearest, ties away from zero.
-    wire [31:0]        rdbp_mask_d      = (32'd1 << exponent_4_q) - 32'd1;
-    wire [31:0]        rdbp_remainder_d = $unsigned(srdhm_q) & rdbp_mask_d;
-    wire [31:0]        rdbp_threshold_d = (rdbp_mask_d >> 1) + {31'd0, srdhm_q[31]};
-    wire signed [31:0] rdbp_shifted_d   = srdhm_q >>> exponent_4_q;
+    // (mask and the two possible thresholds come precomputed from stages 4 and 5.)
+    wire [31:0]        rdbp_remainder_d = $unsigned(srdhm_q) & rdbp_mask_5_q;
+    wire [31:0]        rdbp_threshold_d = srdhm_q[31] ? rdbp_thr_neg_5_q : rdbp_thr_pos_5_q;
+    wire signed [31:0] rdbp_shifted_d   = srdhm_q >>> exponent_5_q;
     wire               rdbp_round_d     = rdbp_remainder_d > rdbp_threshold_d;
+    // (x >>> e) + round, as a select between x >>> e and (x >>> e) + 1 so that the
+    // increment runs beside the comparison instead of after it
+    wire signed [31:0] rdbp_shifted_inc_d = rdbp_shifted_d + 32'sd1;
     reg  signed [31:0] rounding_divide_by_pot_q;
-    reg  signed [7:0]  zp_5_q, act_min_5_q, act_max_5_q;
+    reg  signed [7:0]  zp_6_q, act_min_6_q, act_max_6_q;
     always @(posedge clk_i) begin
-        rounding_divide_by_pot_q <= rdbp_shifted_d + $signed({31'd0, rdbp_round_d});
-        zp_5_q                   <= zp_4_q;
-        act_min_5_q              <= act_min_4_q;
-        act_max_5_q              <= act_max_4_q;
+        rounding_divide_by_pot_q <= rdbp_round_d ? rdbp_shifted_inc_d : rdbp_shifted_d;
+        zp_6_q                   <= zp_5_q;
+        act_min_6_q              <= act_min_5_q;
+        act_max_6_q              <= act_max_5_q;
     end
 
-    // ----------------------------------------------------------- stage 5: add_zero_point
+    // ------------------------------------------------- register stage 7: add_zero_point
     reg signed [31:0] add_zero_point_q;
-    reg signed [7:0]  act_min_6_q, act_max_6_q;
+    reg signed [7:0]  act_min_7_q, act_max_7_q;
     always @(posedge clk_i) begin
         // zp sign-extended to 32 bits; the 32-bit adder wraps mod 2^32
-        add_zero_point_q <= rounding_divide_by_pot_q + $signed({{24{zp_5_q[7]}}, zp_5_q});
-        act_min_6_q      <= act_min_5_q;
-        act_max_6_q      <= act_max_5_q;
+        add_zero_point_q <= rounding_divide_by_pot_q + $signed({{24{zp_6_q[7]}}, zp_6_q});
+        act_min_7_q      <= act_min_6_q;
+        act_max_7_q      <= act_max_6_q;
     end
 
-    // -------------------------------------------------------------------- stage 6: clamp
-    // min(max(x, act_min), act_max) in 32 bits, as pymodel; with act_min <= act_max the
-    // result lies in [act_min, act_max] and its low 8 bits are the int8 output.
-    wire signed [31:0] clamp_lo_d  = {{24{act_min_6_q[7]}}, act_min_6_q};
-    wire signed [31:0] clamp_hi_d  = {{24{act_max_6_q[7]}}, act_max_6_q};
-    wire signed [31:0] clamp_max_d = (add_zero_point_q < clamp_lo_d) ? clamp_lo_d
-                                                                     : add_zero_point_q;
-    wire signed [31:0] clamp_d     = (clamp_max_d > clamp_hi_d) ? clamp_hi_d : clamp_max_d;
-    assign clamp_o = clamp_d[7:0];
-    // The upper 24 bits are the sign extension of clamp_o (act_min/act_max are int8).
-    wire unused_clamp = &{1'b0, clamp_d[31:8]};
+    // ---------------------------------------------------------- register stage 8: clamp
+    // pymodel: min(max(x, act_min), act_max). The two 32-bit comparisons run in parallel:
+    // max(x, act_min) > act_max  <=>  x > act_max || act_min > act_max, so
+    //   clamp = (x > act_max || act_min > act_max) ? act_max : (x < act_min ? act_min : x)
+    // equals min(max(x, act_min), act_max) for every input (act_max when the bounds are
+    // crossed, as in pymodel's formula). The result lies in [act_min, act_max] or equals
+    // act_max, so it fits int8: clamp_o is its low 8 bits.
+    wire signed [31:0] clamp_lo_d = {{24{act_min_7_q[7]}}, act_min_7_q};
+    wire signed [31:0] clamp_hi_d = {{24{act_max_7_q[7]}}, act_max_7_q};
+    wire               clamp_to_hi_d = (add_zero_point_q > clamp_hi_d) || (act_min_7_q > act_max_7_q);
+    wire               clamp_to_lo_d = add_zero_point_q < clamp_lo_d;
+    assign clamp_o = clamp_to_hi_d ? act_max_7_q
+                   : clamp_to_lo_d ? act_min_7_q
+                   : $signed(add_zero_point_q[7:0]);
 
 endmodule
 

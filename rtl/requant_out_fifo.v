@@ -3,7 +3,7 @@
 // A synchronous FIFO with a push port that has no ready (the caller guarantees room:
 // requant_pipeline admits a beat only while the beats in flight plus the beats stored
 // here stay below DEPTH) and a valid/ready pop side. The entry written by a push is the
-// clamp stage's register (stage 6). Data is read from the storage through a multiplexer
+// clamp stage's register (stage 8). Data is read from the storage through a multiplexer
 // (no extra register), so a push at rising edge t is visible on the output after edge t.
 `default_nettype none
 

@@ -2,7 +2,7 @@
 //
 // A simple dual-port RAM: one synchronous write port, one synchronous read port
 // (registered read data, read-first: a read and a write of the same address on the same
-// rising edge return the old contents). The read data register is stage 0 (param_rd) of
+// rising edge return the old contents). The read data register is stage 0 (parameter read) of
 // the requantize pipeline. Maps onto a block RAM; no reset (contents are undefined until
 // written).
 `default_nettype none

@@ -14,8 +14,8 @@
 //
 // Output stream: LANES int8 results (lane l in out_data_o[8*l +: 8]) in input order.
 //
-// Latency: LATENCY = 8 register stages. A beat accepted at rising edge t is presented on
-// out_* after edge t + 7 and can transfer at edge t + 8 at the earliest.
+// Latency: LATENCY = 9 register stages. A beat accepted at rising edge t is presented on
+// out_* after edge t + 8 and can transfer at edge t + 9 at the earliest.
 //
 // Back-pressure: the arithmetic pipeline never stalls. Its results go into a
 // LATENCY + 1 entry output FIFO, and a beat is admitted only while the beats in flight
@@ -76,7 +76,7 @@ module requant_pipeline #(
         end
     endgenerate
 
-    localparam integer LATENCY    = 8;            // register stages, input accept -> output
+    localparam integer LATENCY    = 9;            // register stages, input accept -> output
     localparam integer FIFO_DEPTH = LATENCY + 1;  // enough for one beat per cycle
     localparam integer OCC_W      = $clog2(FIFO_DEPTH + 1);
     localparam integer PARAM_W    = 32 + 32 + 6 + 8 + 8 + 8;  // bias m0 shift zp min max
@@ -87,7 +87,7 @@ module requant_pipeline #(
     // occ_q counts beats accepted and not yet delivered (in the pipeline or the FIFO).
     reg  [OCC_W-1:0]     occ_q;
     reg                  in_ready_q;
-    reg  [LATENCY-2:0]   valid_q;          // valid of stages 0..6 (param_rd .. add_zero_point)
+    reg  [LATENCY-2:0]   valid_q;          // valid of register stages 0..7 (param read .. add_zero_point)
     wire                 accept  = in_valid_i && in_ready_q;
     wire                 deliver = out_valid_o && out_ready_i;
     wire [OCC_W-1:0]     occ_d   = occ_q + {{(OCC_W-1){1'b0}}, accept}
@@ -106,12 +106,11 @@ module requant_pipeline #(
     end
     assign in_ready_o = in_ready_q;
 
-    // user sideband: stage 0 .. 6 registers (datapath, not reset)
-    reg [USER_W-1:0] user_q [0:LATENCY-2];
-    integer s;
+    // user sideband: stage 0 .. 7 registers (datapath, not reset); stage s in
+    // user_q[USER_W*s +: USER_W]
+    reg [USER_W*(LATENCY-1)-1:0] user_q;
     always @(posedge clk_i) begin
-        user_q[0] <= in_user_i;
-        for (s = 1; s <= LATENCY - 2; s = s + 1) user_q[s] <= user_q[s-1];
+        user_q <= {user_q[USER_W*(LATENCY-2)-1:0], in_user_i};
     end
 
     // ------------------------------------------------------------ parameter write decode
@@ -128,7 +127,7 @@ module requant_pipeline #(
     genvar l;
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_lane
-            // stage 0 (param_rd): the bank's registered read data and the accumulator
+            // stage 0 (parameter read): the bank's registered read data and the accumulator
             wire [PARAM_W-1:0]  prm_rdata;
             reg  signed [31:0]  acc_q;
             always @(posedge clk_i) acc_q <= in_data_i[32*l +: 32];
@@ -160,7 +159,7 @@ module requant_pipeline #(
         end
     endgenerate
 
-    // ------------------------------------------------------------ stage 6: clamp -> FIFO
+    // ------------------------------------------------------------ stage 8: clamp -> FIFO
     wire [8*LANES+USER_W-1:0] fifo_rdata;
     requant_out_fifo #(
         .WIDTH(8 * LANES + USER_W),
@@ -169,7 +168,7 @@ module requant_pipeline #(
         .clk_i  (clk_i),
         .rst_i  (rst_i),
         .push_i (valid_q[LATENCY-2]),
-        .wdata_i({user_q[LATENCY-2], clamp_all}),
+        .wdata_i({user_q[USER_W*(LATENCY-2) +: USER_W], clamp_all}),
         .valid_o(out_valid_o),
         .ready_i(out_ready_i),
         .rdata_o(fifo_rdata)
