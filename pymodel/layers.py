@@ -207,12 +207,34 @@ def _zp(in_zero_point: Any) -> int:
     return validate.int_scalar("in_zero_point", in_zero_point, INT8_MIN, INT8_MAX)
 
 
-def _requantize_gemm(layer: str, cols: np.ndarray, w2d: np.ndarray, in_zp: int,
-                     rq: RequantParams) -> np.ndarray:
-    """``requantize(cols @ w2d.T, fold(bias))`` -> int8 ``[M, C]`` (the engine's path)."""
-    check_accumulator_bound(layer, w2d, rq.bias, in_zp)
+def quantized_gemm(cols: np.ndarray, w2d: np.ndarray, in_zero_point: int, rq: RequantParams,
+                   layer: str = "gemm") -> np.ndarray:
+    """What the layer engine computes: ``requantize(cols @ w2d.T, fold(bias))`` -> int8.
+
+    The MAC array forms ``sum_k cols[m, k] * w2d[c, k]`` (plain int8 x int8, int32
+    wrapping); the requantize pipeline adds the bias with the input zero point folded in
+    (:func:`fold_input_zero_point`) and rescales.  Conv and fully-connected layers are
+    this function applied to their ``im2col`` rows.
+
+    Args:
+        cols: int8 ``[M, K]`` GEMM rows (``im2col`` output padded with ``in_zero_point``).
+        w2d: int8 ``[C, K]`` weights.
+        in_zero_point: input zero point.
+        rq: requantization parameters with ``C`` channels.
+        layer: name used in error messages.
+
+    Returns:
+        int8 ``[M, C]``.
+    """
+    cols = _int8("cols", cols, 2, "[M, K]")
+    w2d = _int8("w2d", w2d, 2, "[C, K]")
+    if cols.shape[1] != w2d.shape[1]:
+        raise ValueError(f"cols, w2d: cols has K={cols.shape[1]} but w2d has K={w2d.shape[1]}")
+    zp = _zp(in_zero_point)
+    _requant_for(rq, w2d.shape[0])
+    check_accumulator_bound(layer, w2d, rq.bias, zp)
     acc = matmul_int32(cols, w2d.T)
-    bias = fold_input_zero_point(rq.bias, w2d, in_zp)
+    bias = fold_input_zero_point(rq.bias, w2d, zp)
     y = requantize(acc, bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min, rq.act_max)
     return y.astype(np.int8)
 
@@ -240,9 +262,9 @@ def fully_connected(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requan
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x, w: x has {x.shape[1]} features but w expects {w.shape[1]} "
                          f"(w is [out, in] = {w.shape})")
-    zp = _zp(in_zero_point)
+    _zp(in_zero_point)
     _requant_for(rq, w.shape[0])
-    return _requantize_gemm(layer, x, w, zp, rq)
+    return quantized_gemm(x, w, in_zero_point, rq, layer)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
@@ -269,7 +291,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
     zp = _zp(in_zero_point)
     _requant_for(rq, w.shape[0])
     cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=zp)
-    y = _requantize_gemm(layer, cols, w.reshape(w.shape[0], -1), zp, rq)
+    y = quantized_gemm(cols, w.reshape(w.shape[0], -1), zp, rq, layer)
     return y.reshape(x.shape[0], oh, ow, w.shape[0])
 
 
