@@ -1,0 +1,110 @@
+"""Integer inference of a quantized-network artifact in the golden model.
+
+The integer path -- :func:`run_layer`, :func:`run_network` -- takes int8 tensors and
+calls the :mod:`pymodel.layers` kernels with the artifact's integer arrays and fields
+(weights, bias, m0, shift, zero points, act_min / act_max, stride, padding); it never
+reads a scale and never converts to float.  Floats appear only at the boundary:
+:func:`quantize_input` (float images -> int8 with the input's scale and zero point) and
+:func:`dequantize` (int8 -> real, for SQNR and reports).
+
+The RTL network runner compares its output with :func:`run_layer` layer by layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import layers as L
+from .artifact import QLayer, QuantizedNetwork, TensorQuant
+from .qparams import dequantize as _dequantize
+from .qparams import quantize as _quantize
+
+
+def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
+    """Run one quantized layer.
+
+    Args:
+        layer: the layer (from :func:`pymodel.artifact.load_artifact`).
+        x: int8 ``[N, *layer.input_shape]``.
+
+    Returns:
+        int8 ``[N, *layer.output_shape]``.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.int8:
+        raise ValueError(f"x: layer {layer.name!r} takes int8 input; got dtype {x.dtype}")
+    if tuple(x.shape[1:]) != tuple(layer.input_shape):
+        raise ValueError(f"x: layer {layer.name!r} expects [N, "
+                         f"{', '.join(map(str, layer.input_shape))}]; got {list(x.shape)}")
+    zp = layer.input.zero_point
+    if layer.op == "conv2d":
+        return L.conv2d(x, layer.weight, zp, layer.requant(), layer.stride, layer.padding,
+                        layer=layer.name)
+    if layer.op == "depthwise_conv2d":
+        return L.depthwise_conv2d(x, layer.weight, zp, layer.requant(), layer.stride,
+                                  layer.padding, layer=layer.name)
+    if layer.op == "fully_connected":
+        return L.fully_connected(x, layer.weight, zp, layer.requant(), layer=layer.name)
+    if layer.op == "max_pool2d":
+        return L.max_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.act_min,
+                            layer.act_max)
+    if layer.op == "avg_pool2d":
+        return L.avg_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.act_min,
+                            layer.act_max)
+    if layer.op == "flatten":
+        return x.reshape(x.shape[0], -1)        # NHWC order, C fastest
+    raise ValueError(f"layer {layer.name!r}: unknown op {layer.op!r}")
+
+
+def run_network(qnet: QuantizedNetwork, x: np.ndarray) -> list[np.ndarray]:
+    """Integer inference, returning every layer's int8 output in layer order.
+
+    Args:
+        qnet: the artifact.
+        x: int8 ``[N, *qnet.input_shape]`` (see :func:`quantize_input`).
+    """
+    outs = []
+    for layer in qnet.layers:
+        x = run_layer(layer, x)
+        outs.append(x)
+    return outs
+
+
+def quantize_input(qnet: QuantizedNetwork, x: Any) -> np.ndarray:
+    """Float images ``[N, *input_shape]`` -> int8 with the artifact's input parameters."""
+    arr = np.asarray(x)
+    if tuple(arr.shape[1:]) != tuple(qnet.input_shape) or arr.ndim != len(qnet.input_shape) + 1:
+        raise ValueError(f"x: expected [N, {', '.join(map(str, qnet.input_shape))}]; got "
+                         f"{list(arr.shape)}")
+    return _quantize(arr, qnet.input.qparams()).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, tq: TensorQuant) -> np.ndarray:
+    """int8 -> float64 real values with a tensor's scale and zero point."""
+    return _dequantize(q.astype(np.int64), tq.qparams())
+
+
+def logits(qnet: QuantizedNetwork, x: Any) -> np.ndarray:
+    """int8 output of the last layer for float images ``x``."""
+    return run_network(qnet, quantize_input(qnet, x))[-1]
+
+
+def predict(qnet: QuantizedNetwork, x: Any, batch_size: int = 256,
+            progress: bool = False) -> np.ndarray:
+    """Class predictions: argmax of the int8 output (first index on ties), int64 ``[N]``."""
+    arr = np.asarray(x)
+    out = []
+    for xb in _batches(arr, batch_size, progress, "int8 eval"):
+        out.append(logits(qnet, xb).argmax(axis=1))
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _batches(x: np.ndarray, batch_size: int, progress: bool, desc: str) -> Iterator[np.ndarray]:
+    starts = range(0, x.shape[0], batch_size)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
+    for s in starts:
+        yield x[s:s + batch_size]

@@ -1,0 +1,554 @@
+"""Float network descriptions: a YAML file (layers, shapes, quantization scheme) plus an
+``.npz`` of float weights.
+
+Schema (``docs/calibration.md`` has the full reference)::
+
+    name: digits_cnn
+    weights: digits_cnn.npz          # relative to the YAML file
+    dataset: digits                  # optional: built-in dataset (pymodel.datasets)
+    input:
+      shape: [8, 8, 1]               # [H, W, C] (NHWC, batch omitted) or [features]
+      quant: {calibrator: minmax}    # optional: the input tensor's activation scheme
+    quant:                           # optional defaults for every layer
+      weights:     {bits: 8, granularity: per_channel, symmetric: true}
+      activations: {bits: 8, symmetric: false, calibrator: entropy}
+    layers:
+      - {name: conv1, op: conv2d, filters: 8, kernel: 3, stride: 1, padding: same,
+         activation: relu, quant: {weights: {bits: 4}}}
+      - {name: pool1, op: max_pool2d, pool: 2}
+      - {name: flat, op: flatten}
+      - {name: fc1, op: fully_connected, units: 10}
+
+Tensors in the ``.npz``: ``<layer>.weight`` (TFLite layouts: conv ``[out, kh, kw, in]``,
+depthwise ``[1, kh, kw, in * multiplier]``, fully connected ``[out, in]``) and
+``<layer>.bias`` ``[out]``, float.  Flatten is NHWC order (``C`` fastest), as TFLite's
+reshape.  Every error names the file and the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .calibration import CalibratorSpec
+from .gemm import output_hw, resolve_padding
+from .layers import (ACTIVATIONS, avg_pool2d_float, conv2d_float, depthwise_conv2d_float,
+                     fully_connected_float, max_pool2d_float)
+from .schema import Checker, load_yaml
+
+WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+POOL_OPS = ("max_pool2d", "avg_pool2d")
+OPS = WEIGHT_OPS + POOL_OPS + ("flatten",)
+GRANULARITIES = ("per_tensor", "per_channel")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_BITS = 8  # weights and activations are held in int8 storage
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class WeightScheme:
+    """Quantization of a layer's weights.
+
+    Attributes:
+        bits: 2..8 (INT4 = 4: values in [-7, 7], held in int8).
+        granularity: ``per_channel`` (one scale per output channel) or ``per_tensor``.
+        symmetric: always true: the qmac datapath has weight zero point 0.
+    """
+
+    bits: int = 8
+    granularity: str = "per_channel"
+    symmetric: bool = True
+
+    @property
+    def per_channel(self) -> bool:
+        return self.granularity == "per_channel"
+
+
+@dataclass(frozen=True)
+class ActivationScheme:
+    """Quantization of an activation tensor (per tensor).
+
+    Attributes:
+        bits: 2..8 (held in int8).
+        symmetric: narrow symmetric range, zero point 0 (else asymmetric, full range).
+        calibrator: how the range is chosen.
+    """
+
+    bits: int = 8
+    symmetric: bool = False
+    calibrator: CalibratorSpec = field(default_factory=lambda: CalibratorSpec("minmax"))
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a float network, with its shapes resolved.
+
+    Attributes:
+        name: identifier, unique in the network.
+        op: one of :data:`OPS`.
+        input_shape, output_shape: per-image shapes, ``(H, W, C)`` or ``(features,)``.
+        activation: fused activation (``none`` / ``relu`` / ``relu6``); ``none`` for
+            pools and flatten.
+        kernel: ``(kh, kw)`` of a conv / the pool window, else ``None``.
+        stride: ``(sh, sw)`` of a conv or pool, else ``None``.
+        padding: explicit ``((top, bottom), (left, right))`` of a conv or pool.
+        padding_config: the padding as written in the YAML (``"same"``, ...).
+        out_channels: output channels / units of a weight layer.
+        depth_multiplier: depthwise only.
+        weights: weight scheme of a weight layer, else ``None``.
+        activations: scheme of the layer's output tensor (weight layers), else ``None``
+            (pools and flatten keep their input's quantization).
+    """
+
+    name: str
+    op: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    activation: str = "none"
+    kernel: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    padding: Pads | None = None
+    padding_config: Any = None
+    out_channels: int | None = None
+    depth_multiplier: int | None = None
+    weights: WeightScheme | None = None
+    activations: ActivationScheme | None = None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.op in WEIGHT_OPS
+
+    @property
+    def weight_shape(self) -> tuple[int, ...] | None:
+        """Expected float weight shape (TFLite layout), ``None`` for weightless ops."""
+        if self.op == "conv2d":
+            assert self.kernel and self.out_channels
+            return (self.out_channels, *self.kernel, self.input_shape[2])
+        if self.op == "depthwise_conv2d":
+            assert self.kernel and self.out_channels
+            return (1, *self.kernel, self.out_channels)
+        if self.op == "fully_connected":
+            assert self.out_channels
+            return (self.out_channels, self.input_shape[0])
+        return None
+
+    @property
+    def channel_axis(self) -> int:
+        """Output-channel axis of the weight tensor (per-channel quantization)."""
+        return 3 if self.op == "depthwise_conv2d" else 0
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates per image (0 for weightless ops)."""
+        shape = self.weight_shape
+        if shape is None:
+            return 0
+        taps = int(np.prod(shape)) // self.out_channels  # type: ignore[operator]
+        pixels = int(np.prod(self.output_shape[:-1])) if len(self.output_shape) == 3 else 1
+        return pixels * self.out_channels * taps  # type: ignore[operator]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A float network: description plus float64 parameters.
+
+    Attributes:
+        name: network name.
+        input_shape: per-image input shape.
+        input_scheme: quantization of the network input tensor.
+        layers: the layers in order.
+        params: float64 arrays ``<layer>.weight`` / ``<layer>.bias``.
+        dataset: name of a built-in dataset, or ``None``.
+        source: the YAML path (or ``"<dict>"``), for messages and artifacts.
+        weights_path: the ``.npz`` path, if loaded from a file.
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    input_scheme: ActivationScheme
+    layers: tuple[LayerSpec, ...]
+    params: Mapping[str, np.ndarray]
+    dataset: str | None = None
+    source: str = "<dict>"
+    weights_path: str | None = None
+
+    def layer(self, name: str) -> LayerSpec:
+        for spec in self.layers:
+            if spec.name == name:
+                return spec
+        raise ValueError(f"layer: {name!r} is not a layer of {self.name!r}; layers: "
+                         f"{', '.join(s.name for s in self.layers)}")
+
+    @property
+    def weight_layers(self) -> tuple[LayerSpec, ...]:
+        return tuple(s for s in self.layers if s.has_weights)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Float inference: ``x`` float ``[N, *input_shape]`` -> float64 output."""
+        for spec in self.layers:
+            x = float_layer(spec, self.params, x)
+        return x
+
+    def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Float inference returning every layer's output (float64), in layer order."""
+        outs = []
+        for spec in self.layers:
+            x = float_layer(spec, self.params, x)
+            outs.append(x)
+        return outs
+
+    def check_input(self, x: Any, name: str = "x") -> np.ndarray:
+        """``x`` as float64 ``[N, *input_shape]`` (ValueError naming the shapes)."""
+        arr = np.asarray(x)
+        if arr.ndim != len(self.input_shape) + 1 or tuple(arr.shape[1:]) != self.input_shape:
+            raise ValueError(f"{name}: expected a batch of shape [N, "
+                             f"{', '.join(map(str, self.input_shape))}] for network "
+                             f"{self.name!r}; got {arr.shape}")
+        return arr
+
+    def with_overrides(self, calibrator: CalibratorSpec | None = None,
+                       weight_bits: int | None = None, granularity: str | None = None,
+                       layer_weight_bits: Mapping[str, int] | None = None,
+                       input_calibrator: CalibratorSpec | None = None) -> "Network":
+        """A copy with schemes replaced in every weight layer (``calibrator`` applies to
+        every layer output, ``input_calibrator`` to the input tensor), then per layer
+        ``layer_weight_bits``."""
+        if granularity is not None and granularity not in GRANULARITIES:
+            raise ValueError(f"granularity: {granularity!r} is not one of "
+                             f"{', '.join(GRANULARITIES)}")
+        for bits in [weight_bits, *(layer_weight_bits or {}).values()]:
+            if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)
+                                     or not 2 <= bits <= MAX_BITS):
+                raise ValueError(f"weight bits: {bits!r} is outside the allowed range "
+                                 f"[2, {MAX_BITS}]")
+        names = {s.name for s in self.weight_layers}
+        for lname in (layer_weight_bits or {}):
+            if lname not in names:
+                raise ValueError(f"layer_weight_bits: {lname!r} is not a weight layer of "
+                                 f"{self.name!r}; weight layers: {', '.join(sorted(names))}")
+        layers = []
+        for spec in self.layers:
+            if spec.has_weights:
+                ws, acts = spec.weights, spec.activations
+                assert ws is not None and acts is not None
+                if weight_bits is not None:
+                    ws = dataclasses.replace(ws, bits=weight_bits)
+                if granularity is not None:
+                    ws = dataclasses.replace(ws, granularity=granularity)
+                if layer_weight_bits and spec.name in layer_weight_bits:
+                    ws = dataclasses.replace(ws, bits=layer_weight_bits[spec.name])
+                if calibrator is not None:
+                    acts = dataclasses.replace(acts, calibrator=calibrator)
+                spec = dataclasses.replace(spec, weights=ws, activations=acts)
+            layers.append(spec)
+        inp = self.input_scheme
+        if input_calibrator is not None:
+            inp = dataclasses.replace(inp, calibrator=input_calibrator)
+        return dataclasses.replace(self, layers=tuple(layers), input_scheme=inp)
+
+    def weight_bits_average(self) -> float:
+        """Parameter-weighted average bits per weight (biases excluded)."""
+        total = bits = 0
+        for spec in self.weight_layers:
+            n = int(np.prod(spec.weight_shape))  # type: ignore[arg-type]
+            total += n
+            bits += n * spec.weights.bits  # type: ignore[union-attr]
+        return bits / total if total else 0.0
+
+
+def float_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """One layer of float inference with the ``pymodel.layers`` float references.
+
+    Args:
+        spec: the layer.
+        params: float weights ``<name>.weight`` / ``<name>.bias``.
+        x: float ``[N, *spec.input_shape]``.
+
+    Returns:
+        float64 ``[N, *spec.output_shape]``.
+    """
+    if spec.op == "conv2d":
+        return conv2d_float(x, params[f"{spec.name}.weight"], params[f"{spec.name}.bias"],
+                            spec.stride, spec.padding, spec.activation)
+    if spec.op == "depthwise_conv2d":
+        return depthwise_conv2d_float(x, params[f"{spec.name}.weight"],
+                                      params[f"{spec.name}.bias"], spec.stride, spec.padding,
+                                      spec.activation)
+    if spec.op == "fully_connected":
+        return fully_connected_float(x, params[f"{spec.name}.weight"],
+                                     params[f"{spec.name}.bias"], spec.activation)
+    if spec.op == "max_pool2d":
+        return max_pool2d_float(x, spec.kernel, spec.stride, spec.padding)
+    if spec.op == "avg_pool2d":
+        return avg_pool2d_float(x, spec.kernel, spec.stride, spec.padding)
+    if spec.op == "flatten":
+        return np.asarray(x, np.float64).reshape(x.shape[0], -1)
+    raise ValueError(f"op: {spec.op!r} is not one of {', '.join(OPS)}")
+
+
+# ----------------------------------------------------------------------------------------
+# Parsing and validation
+# ----------------------------------------------------------------------------------------
+
+TOP_KEYS = ("name", "description", "weights", "dataset", "input", "quant", "layers")
+COMMON_LAYER_KEYS = ("name", "op", "output_shape")
+OP_KEYS = {
+    "conv2d": ("filters", "kernel", "stride", "padding", "activation", "quant"),
+    "depthwise_conv2d": ("depth_multiplier", "kernel", "stride", "padding", "activation",
+                         "quant"),
+    "fully_connected": ("units", "activation", "quant"),
+    "max_pool2d": ("pool", "stride", "padding"),
+    "avg_pool2d": ("pool", "stride", "padding"),
+    "flatten": (),
+}
+OP_REQUIRED = {"conv2d": ("filters", "kernel"), "depthwise_conv2d": ("kernel",),
+               "fully_connected": ("units",), "max_pool2d": ("pool",),
+               "avg_pool2d": ("pool",), "flatten": ()}
+
+
+def _weight_scheme(ck: Checker, value: Any, path: str, base: WeightScheme) -> WeightScheme:
+    m = ck.mapping(value, path, ("bits", "granularity", "symmetric"))
+    bits = ck.integer(m["bits"], f"{path}.bits", 2, MAX_BITS) if "bits" in m else base.bits
+    gran = (ck.string(m["granularity"], f"{path}.granularity", GRANULARITIES)
+            if "granularity" in m else base.granularity)
+    sym = ck.boolean(m["symmetric"], f"{path}.symmetric") if "symmetric" in m else base.symmetric
+    if not sym:
+        raise ck.error(f"{path}.symmetric", "false is not supported: the qmac datapath has "
+                                            "weight zero point 0 (docs/arithmetic.md); use true")
+    return WeightScheme(bits, gran, sym)
+
+
+def _activation_scheme(ck: Checker, value: Any, path: str,
+                       base: ActivationScheme) -> ActivationScheme:
+    m = ck.mapping(value, path, ("bits", "symmetric", "calibrator", "granularity"))
+    if "granularity" in m and m["granularity"] != "per_tensor":
+        raise ck.error(f"{path}.granularity", f"{m['granularity']!r} is not supported: "
+                                              "activations are quantized per_tensor")
+    bits = ck.integer(m["bits"], f"{path}.bits", 2, MAX_BITS) if "bits" in m else base.bits
+    sym = ck.boolean(m["symmetric"], f"{path}.symmetric") if "symmetric" in m else base.symmetric
+    cal = base.calibrator
+    if "calibrator" in m:
+        try:
+            cal = CalibratorSpec.parse(m["calibrator"], f"{path}.calibrator")
+        except ValueError as exc:
+            raise ValueError(f"{ck.source}: {exc}") from None
+    return ActivationScheme(bits, sym, cal)
+
+
+def _quant_block(ck: Checker, value: Any, path: str, wbase: WeightScheme,
+                 abase: ActivationScheme) -> tuple[WeightScheme, ActivationScheme]:
+    m = ck.mapping(value, path, ("weights", "activations"))
+    ws = _weight_scheme(ck, m["weights"], f"{path}.weights", wbase) if "weights" in m else wbase
+    acts = (_activation_scheme(ck, m["activations"], f"{path}.activations", abase)
+            if "activations" in m else abase)
+    return ws, acts
+
+
+def _padding(ck: Checker, value: Any, path: str) -> Any:
+    if isinstance(value, str):
+        return ck.string(value, path, ("valid", "same"))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ck.integer(value, path, 0)
+    if isinstance(value, list) and len(value) == 2:
+        (t, b) = ck.int_list(value[0], f"{path}[0]", 2, 0)
+        (left, right) = ck.int_list(value[1], f"{path}[1]", 2, 0)
+        return ((t, b), (left, right))
+    raise ck.error(path, f"expected 'valid', 'same', an integer or [[top, bottom], "
+                         f"[left, right]]; got {value!r}")
+
+
+def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
+           wbase: WeightScheme, abase: ActivationScheme) -> LayerSpec:
+    if not isinstance(value, Mapping):
+        raise ck.error(path, f"expected a mapping describing a layer; got {value!r}")
+    if "op" not in value:
+        raise ck.error(f"{path}.op", f"missing (required); one of {', '.join(OPS)}")
+    op = ck.string(value["op"], f"{path}.op", OPS)
+    m = ck.mapping(value, path, COMMON_LAYER_KEYS + OP_KEYS[op], ("name", "op") + OP_REQUIRED[op])
+    name = ck.string(m["name"], f"{path}.name")
+    if not NAME_RE.match(name):
+        raise ck.error(f"{path}.name", f"{name!r} is not an identifier "
+                                       "([A-Za-z_][A-Za-z0-9_]*)")
+    kw: dict[str, Any] = {"name": name, "op": op, "input_shape": in_shape}
+    where = f"{path} ({op} {name!r})"
+    if op in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
+        if len(in_shape) != 3:
+            raise ck.error(where, f"needs an [H, W, C] input; the previous layer gives "
+                                  f"{list(in_shape)}")
+        kernel = ck.pair(m["kernel" if "conv" in op else "pool"],
+                         f"{path}.{'kernel' if 'conv' in op else 'pool'}")
+        stride = ck.pair(m["stride"], f"{path}.stride") if "stride" in m else (
+            kernel if op in POOL_OPS else (1, 1))
+        pad_cfg = _padding(ck, m["padding"], f"{path}.padding") if "padding" in m else "valid"
+        pads = resolve_padding(pad_cfg, in_shape[:2], kernel, stride)
+        try:
+            oh, ow = output_hw(in_shape[:2], kernel, stride, pads)
+        except ValueError as exc:
+            raise ck.error(where, str(exc)) from None
+        kw.update(kernel=kernel, stride=stride, padding=pads, padding_config=pad_cfg)
+        if op == "conv2d":
+            cout = ck.integer(m["filters"], f"{path}.filters", 1)
+        elif op == "depthwise_conv2d":
+            mult = ck.integer(m.get("depth_multiplier", 1), f"{path}.depth_multiplier", 1)
+            cout = in_shape[2] * mult
+            kw["depth_multiplier"] = mult
+        else:
+            cout = in_shape[2]
+        if op in WEIGHT_OPS:
+            kw["out_channels"] = cout
+        out_shape: tuple[int, ...] = (oh, ow, cout)
+    elif op == "fully_connected":
+        if len(in_shape) != 1:
+            raise ck.error(where, f"needs a flat [features] input; the previous layer gives "
+                                  f"{list(in_shape)} (insert a flatten layer)")
+        cout = ck.integer(m["units"], f"{path}.units", 1)
+        kw["out_channels"] = cout
+        out_shape = (cout,)
+    else:  # flatten
+        out_shape = (int(np.prod(in_shape)),)
+    if "activation" in m:
+        kw["activation"] = ck.string(m["activation"], f"{path}.activation", ACTIVATIONS)
+    if op in WEIGHT_OPS:
+        ws, acts = (_quant_block(ck, m["quant"], f"{path}.quant", wbase, abase)
+                    if "quant" in m else (wbase, abase))
+        kw.update(weights=ws, activations=acts)
+    if "output_shape" in m:
+        declared = ck.int_list(m["output_shape"], f"{path}.output_shape", (1, 3), 1)
+        if declared != out_shape:
+            raise ck.error(f"{path}.output_shape", f"declared {list(declared)} but the "
+                                                   f"layer computes {list(out_shape)} from "
+                                                   f"input {list(in_shape)}")
+    kw["output_shape"] = out_shape
+    return LayerSpec(**kw)
+
+
+def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "<dict>",
+                  weights_source: str = "weights") -> Network:
+    """Validate a network description and its float parameters.
+
+    Args:
+        config: the parsed YAML document.
+        params: ``<layer>.weight`` / ``<layer>.bias`` float arrays; ``None`` for a
+            description without weights yet (training from scratch): nothing checked,
+            ``Network.params`` empty.
+        source: name used in error messages (the YAML path).
+        weights_source: name of the weights file in error messages.
+
+    Returns:
+        :class:`Network`.
+
+    Raises:
+        ValueError naming the file and key path: unknown keys (with a suggestion),
+        wrong types, shape mismatches, missing or unused tensors, non-finite weights.
+    """
+    ck = Checker(source)
+    top = ck.mapping(config, "", TOP_KEYS, ("name", "input", "layers"))
+    name = ck.string(top["name"], "name")
+    if "description" in top:
+        ck.string(top["description"], "description")
+    dataset = ck.string(top["dataset"], "dataset") if "dataset" in top else None
+    if "weights" in top:
+        ck.string(top["weights"], "weights")
+    wbase, abase = WeightScheme(), ActivationScheme()
+    if "quant" in top:
+        wbase, abase = _quant_block(ck, top["quant"], "quant", wbase, abase)
+    inp = ck.mapping(top["input"], "input", ("shape", "quant"), ("shape",))
+    in_shape = ck.int_list(inp["shape"], "input.shape", (1, 3), 1)
+    in_scheme = abase
+    if "quant" in inp:
+        qm = ck.mapping(inp["quant"], "input.quant", ("bits", "symmetric", "calibrator",
+                                                      "granularity"))
+        in_scheme = _activation_scheme(ck, qm, "input.quant", abase)
+    layers: list[LayerSpec] = []
+    seen: set[str] = set()
+    shape = in_shape
+    for i, item in enumerate(ck.sequence(top["layers"], "layers")):
+        spec = _layer(ck, item, f"layers[{i}]", shape, wbase, abase)
+        if spec.name in seen:
+            raise ck.error(f"layers[{i}].name", f"{spec.name!r} is used by an earlier layer; "
+                                                "layer names must be unique")
+        seen.add(spec.name)
+        layers.append(spec)
+        shape = spec.output_shape
+    arrays = {} if params is None else _check_params(ck, layers, params, weights_source)
+    return Network(name=name, input_shape=in_shape, input_scheme=in_scheme,
+                   layers=tuple(layers), params=arrays, dataset=dataset, source=source)
+
+
+def _check_params(ck: Checker, layers: list[LayerSpec], params: Mapping[str, Any],
+                  weights_source: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for i, spec in enumerate(layers):
+        if not spec.has_weights:
+            continue
+        expect = {"weight": spec.weight_shape, "bias": (spec.out_channels,)}
+        for kind, shape in expect.items():
+            key = f"{spec.name}.{kind}"
+            where = f"layers[{i}] ({spec.op} {spec.name!r})"
+            if key not in params:
+                raise ck.error(where, f"{weights_source} has no tensor {key!r} (expected "
+                                      f"float {list(shape)}); it holds: "
+                                      f"{', '.join(sorted(params)) or 'nothing'}")
+            arr = np.asarray(params[key])
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)) \
+                    or arr.dtype == np.bool_:
+                raise ck.error(where, f"tensor {key!r} in {weights_source} has dtype "
+                                      f"{arr.dtype}; expected real numbers")
+            if tuple(arr.shape) != tuple(shape):
+                raise ck.error(where, f"tensor {key!r} in {weights_source} has shape "
+                                      f"{list(arr.shape)}; the layer needs {list(shape)}")
+            arr = arr.astype(np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise ck.error(where, f"tensor {key!r} in {weights_source} holds NaN or Inf")
+            out[key] = arr
+    unused = sorted(set(params) - set(out))
+    if unused:
+        raise ck.error("layers", f"{weights_source} holds tensors no layer uses: "
+                                 f"{', '.join(unused)} (misspelled layer name?)")
+    return out
+
+
+def load_network(path: str | Path, weights: str | Path | None = None,
+                 with_weights: bool = True) -> Network:
+    """Load and validate a network YAML and its weights ``.npz``.
+
+    Args:
+        path: the YAML file.
+        weights: the ``.npz`` (default: the YAML's ``weights`` key, relative to the YAML).
+        with_weights: ``False`` to load the description only (``params`` empty), e.g.
+            before training.
+    """
+    p = Path(path)
+    config = load_yaml(p)
+    ck = Checker(str(p))
+    if not with_weights:
+        return parse_network(config, None, source=str(p))
+    if weights is None:
+        top = ck.mapping(config, "", TOP_KEYS, ("name", "input", "layers"))
+        if "weights" not in top:
+            raise ck.error("weights", "missing: name the weights .npz (relative to the "
+                                      "YAML) or pass it explicitly")
+        wpath = p.parent / ck.string(top["weights"], "weights")
+    else:
+        wpath = Path(weights)
+    params = load_npz(wpath)
+    net = parse_network(config, params, source=str(p), weights_source=str(wpath))
+    return dataclasses.replace(net, weights_path=str(wpath))
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles); ValueError naming the file otherwise."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ValueError(f"{p}: weights file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{p}: not a readable .npz ({exc})") from None

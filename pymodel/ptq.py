@@ -1,0 +1,247 @@
+"""Post-training quantization: calibrate a float network, convert it to an artifact.
+
+1. :func:`collect_stats` runs the float network over calibration batches and folds the
+   input and every weight layer's output into a :class:`~pymodel.calibration.TensorStats`
+   (bounded memory; one pass serves every calibrator).
+2. :func:`quantize_network` turns the statistics and the float weights into a
+   :class:`~pymodel.artifact.QuantizedNetwork`: weights quantized symmetric per tensor or
+   per output channel (min / max), activation ranges from each tensor's calibrator,
+   ``m0`` / ``shift`` / int32 bias / clamp from :func:`pymodel.layers.make_requant_params`.
+3. :func:`pymodel.artifact.save_artifact` writes it; :mod:`pymodel.inference` runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from . import __version__, atomicio
+from .artifact import QLayer, QuantizedNetwork, TensorQuant
+from .calibration import (CalibratedRange, TensorStats, calibrated_range, weight_range,
+                          HISTOGRAM_METHODS)
+from .histogram import DEFAULT_BINS
+from .layers import check_accumulator_bound, fold_input_zero_point, make_requant_params
+from .network import ActivationScheme, LayerSpec, Network, WeightScheme, float_layer
+from .qparams import QuantParams, compute_qparams, quantize
+
+INPUT = "input"  # name of the network input tensor in the statistics
+
+
+def tensor_names(network: Network) -> list[str]:
+    """Tensors that get their own quantization: the input and every weight layer output."""
+    return [INPUT] + [s.name for s in network.weight_layers]
+
+
+def _schemes(network: Network) -> list[ActivationScheme]:
+    return [network.input_scheme] + [s.activations for s in network.weight_layers]  # type: ignore
+
+
+def new_stats(network: Network, bins: int = DEFAULT_BINS,
+              histogram: bool | None = None,
+              ema_constants: Iterable[float] = ()) -> dict[str, TensorStats]:
+    """Empty statistics for every quantized tensor of ``network``.
+
+    Args:
+        bins: histogram bins.
+        histogram: keep histograms (default: if any tensor's calibrator needs one).
+        ema_constants: extra EMA constants to track besides the network's own.
+    """
+    schemes = _schemes(network)
+    if histogram is None:
+        histogram = any(s.calibrator.method in HISTOGRAM_METHODS for s in schemes)
+    consts = sorted({s.calibrator.ema_constant for s in schemes} | set(ema_constants))
+    return {name: TensorStats(name, histogram=histogram, bins=bins, ema_constants=tuple(consts))
+            for name in tensor_names(network)}
+
+
+def collect_stats(network: Network, batches: Iterable[np.ndarray],
+                  stats: dict[str, TensorStats] | None = None, progress: bool = False,
+                  total: int | None = None) -> dict[str, TensorStats]:
+    """Run the float network over calibration batches and observe every quantized tensor.
+
+    Args:
+        network: the float network.
+        batches: float ``[n, *input_shape]`` batches (finite).
+        stats: statistics to update (default: :func:`new_stats` with histograms).
+        progress: tqdm bar; ``total`` its length in batches.
+
+    Returns:
+        ``{tensor name: TensorStats}``.
+
+    Raises:
+        ValueError on a batch of the wrong shape, NaN / Inf (naming the tensor), or an
+        empty calibration set.
+    """
+    st = new_stats(network, histogram=True) if stats is None else stats
+    it: Any = batches
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(batches, desc="calibrate", unit="batch", total=total, leave=False)
+    for xb in it:
+        xb = network.check_input(xb, "calibration batch")
+        st[INPUT].update(xb)
+        if xb.shape[0] == 0:
+            continue
+        x = np.asarray(xb, np.float64)
+        for spec in network.layers:
+            x = float_layer(spec, network.params, x)
+            if spec.name in st and spec.has_weights:
+                st[spec.name].update(x)
+    if st[INPUT].count == 0:
+        raise ValueError("calibration set: no images (empty calibration set); give at "
+                         "least one non-empty batch")
+    return st
+
+
+def quantize_weights(w: np.ndarray, scheme: WeightScheme, axis: int
+                     ) -> tuple[np.ndarray, QuantParams]:
+    """Symmetric min / max weight quantization.
+
+    Args:
+        w: float weights.
+        scheme: bits and granularity.
+        axis: output-channel axis (per-channel).
+
+    Returns:
+        ``(wq, qp)``: int8 weights (values in ``[-(2^(b-1)-1), 2^(b-1)-1]``) and their
+        parameters (scale ``[C]`` per channel, scalar per tensor).
+    """
+    rmin, rmax = weight_range(w, scheme.per_channel, axis)
+    qp = compute_qparams(rmin, rmax, scheme.bits, symmetric=True,
+                         axis=axis if scheme.per_channel else None)
+    return quantize(w, qp).astype(np.int8), qp
+
+
+def _tensor_quant(r: CalibratedRange, scheme: ActivationScheme) -> TensorQuant:
+    qp = compute_qparams(r.rmin, r.rmax, scheme.bits, scheme.symmetric)
+    return TensorQuant(scale=float(qp.scale), zero_point=int(qp.zero_point), bits=scheme.bits,
+                       symmetric=scheme.symmetric, rmin=float(r.rmin), rmax=float(r.rmax),
+                       calibrator=r.calibrator.label, threshold=r.threshold)
+
+
+def _w2d(spec: LayerSpec, wq: np.ndarray) -> np.ndarray:
+    if spec.op == "depthwise_conv2d":
+        return wq.reshape(-1, wq.shape[3]).T
+    return wq.reshape(wq.shape[0], -1)
+
+
+def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: TensorQuant,
+                   out_range: CalibratedRange | None) -> QLayer:
+    """One layer of the artifact.
+
+    Args:
+        spec: the float layer.
+        params: float weights.
+        in_q: quantization of the layer's input tensor.
+        out_range: calibrated range of the output (weight layers), else ``None``.
+    """
+    common: dict[str, Any] = dict(name=spec.name, op=spec.op, input_shape=spec.input_shape,
+                                  output_shape=spec.output_shape, input=in_q,
+                                  kernel=spec.kernel, stride=spec.stride,
+                                  padding=spec.padding, activation=spec.activation)
+    if not spec.has_weights:
+        return QLayer(**common, output=in_q, act_min=in_q.qmin, act_max=in_q.qmax)
+    assert spec.weights is not None and spec.activations is not None and out_range is not None
+    w, b = params[f"{spec.name}.weight"], params[f"{spec.name}.bias"]
+    wq, wqp = quantize_weights(w, spec.weights, spec.channel_axis)
+    out_q = _tensor_quant(out_range, spec.activations)
+    c = int(spec.out_channels)  # type: ignore[arg-type]
+    rq = make_requant_params(in_q.qparams(), wqp, out_q.qparams(), b, c, spec.activation)
+    w2d = _w2d(spec, wq)
+    check_accumulator_bound(spec.name, w2d, rq.bias, in_q.zero_point, in_q.bits)
+    return QLayer(**common, output=out_q, act_min=rq.act_min, act_max=rq.act_max,
+                  weight=wq, weight_bits=spec.weights.bits,
+                  weight_granularity=spec.weights.granularity,
+                  weight_scale=np.broadcast_to(wqp.scale, (c,)).astype(np.float64),
+                  bias=rq.bias, bias_folded=fold_input_zero_point(rq.bias, w2d, in_q.zero_point),
+                  m0=rq.m0, shift=rq.shift, depth_multiplier=spec.depth_multiplier,
+                  macs=spec.macs)
+
+
+def quantize_network(network: Network, stats: Mapping[str, TensorStats],
+                     meta: Mapping[str, Any] | None = None) -> QuantizedNetwork:
+    """Convert a calibrated float network into a quantized-network artifact.
+
+    Args:
+        network: the float network with its schemes.
+        stats: ``{tensor: TensorStats}`` from :func:`collect_stats`.
+        meta: provenance recorded in the artifact (merged over the defaults).
+    """
+    if not network.params:
+        raise ValueError(f"network {network.name!r}: has no weights loaded")
+    for name in tensor_names(network):
+        if name not in stats:
+            raise ValueError(f"stats: no statistics for tensor {name!r} (have "
+                             f"{', '.join(sorted(stats))})")
+    s_in = network.input_scheme
+    in_q = _tensor_quant(calibrated_range(stats[INPUT], s_in.calibrator, s_in.bits,
+                                          s_in.symmetric), s_in)
+    first_in = in_q
+    qlayers = []
+    for spec in network.layers:
+        r = None
+        if spec.has_weights:
+            a = spec.activations
+            assert a is not None
+            r = calibrated_range(stats[spec.name], a.calibrator, a.bits, a.symmetric)
+        q = quantize_layer(spec, network.params, in_q, r)
+        qlayers.append(q)
+        in_q = q.output
+    info: dict[str, Any] = {
+        "tool": f"pymodel {__version__}",
+        "network": Path(network.source).name,
+        "float_weights_sha256": atomicio.arrays_digest(network.params),
+        "images_calibrated": int(stats[INPUT].count // max(1, int(np.prod(network.input_shape)))),
+        "weight_bits_average": round(sum(q.weight.size * q.weight_bits for q in qlayers
+                                         if q.weight is not None)
+                                     / max(1, sum(q.weight.size for q in qlayers
+                                                  if q.weight is not None)), 4),
+    }
+    info.update(meta or {})
+    return QuantizedNetwork(name=network.name, input_shape=network.input_shape, input=first_in,
+                            layers=tuple(qlayers), meta=info)
+
+
+def calibrate(network: Network, x: np.ndarray, batch_size: int = 32, progress: bool = False,
+              meta: Mapping[str, Any] | None = None) -> QuantizedNetwork:
+    """:func:`collect_stats` over ``x`` in batches, then :func:`quantize_network`."""
+    from .datasets import batches
+    n = int(np.asarray(x).shape[0]) if np.ndim(x) else 0
+    stats = collect_stats(network, batches(np.asarray(x), batch_size),
+                          stats=new_stats(network), progress=progress,
+                          total=-(-n // batch_size))
+    return quantize_network(network, stats, {"batch_size": batch_size, **(meta or {})})
+
+
+# ----------------------------------------------------------------------------------------
+# Statistics files (the `calibrate` command)
+# ----------------------------------------------------------------------------------------
+
+def save_stats(path: str | Path, stats: Mapping[str, TensorStats],
+               meta: Mapping[str, Any] | None = None) -> Path:
+    """Atomically write statistics as an ``.npz`` (``<tensor>/<field>`` arrays)."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, st in stats.items():
+        arrays.update(st.to_arrays(f"{name}/"))
+    arrays["__tensors__"] = np.asarray(sorted(stats))
+    for k, v in (meta or {}).items():
+        arrays[f"__meta__/{k}"] = np.asarray(v)
+    return atomicio.save_npz(path, arrays)
+
+
+def load_stats(path: str | Path) -> dict[str, TensorStats]:
+    """Statistics written by :func:`save_stats`."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ValueError(f"stats: {p} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"stats: {p} is not a readable .npz ({exc})") from None
+    if "__tensors__" not in arrays:
+        raise ValueError(f"stats: {p} is not a statistics file (no '__tensors__' array)")
+    return {str(n): TensorStats.from_arrays(str(n), arrays, f"{n}/")
+            for n in arrays["__tensors__"].tolist()}
