@@ -57,8 +57,8 @@ module requant_pipeline #(
     // output stream: LANES int8 results
     output wire                    out_valid_o,    // result beat valid
     input  wire                    out_ready_i,    // consumer takes the beat
-    output wire [8*LANES-1:0]      out_data_o,     // lane l int8 result in bits [8*l +: 8]
-    output wire [USER_W-1:0]       out_user_o      // the beat's in_user_i
+    output wire [8*LANES-1:0]      out_data_o,     // lane l int8 result in bits [8*l +: 8]; 0 when !out_valid_o
+    output wire [USER_W-1:0]       out_user_o      // the beat's in_user_i; 0 when !out_valid_o
 );
     // ------------------------------------------------------------ parameter checks
     generate
@@ -173,8 +173,10 @@ module requant_pipeline #(
         .ready_i(out_ready_i),
         .rdata_o(fifo_rdata)
     );
-    assign out_data_o = fifo_rdata[8*LANES-1:0];
-    assign out_user_o = fifo_rdata[8*LANES +: USER_W];
+    // Zero while out_valid_o is low (the FIFO storage is not reset), so no X leaves
+    // the block.
+    assign out_data_o = out_valid_o ? fifo_rdata[8*LANES-1:0]      : {(8*LANES){1'b0}};
+    assign out_user_o = out_valid_o ? fifo_rdata[8*LANES +: USER_W] : {USER_W{1'b0}};
 
 `ifndef SYNTHESIS
     // ------------------------------------------------------------ simulation checks
