@@ -4,8 +4,9 @@ An artifact is a pair of files with one stem: ``NAME.yaml`` (self-describing: ev
 layer's op, shapes, stride, padding, zero points, scales, clamp and calibrated range,
 and the name, dtype and shape of each of its arrays) and ``NAME.npz`` (the arrays).
 The YAML records a SHA-256 of the arrays' content; :func:`load_artifact` refuses a
-pair that does not match.  :func:`save_artifact` writes the ``.npz`` first and the
-YAML last, each atomically, so an interrupted save never leaves a loadable mix.
+pair that does not match.  :func:`save_artifact` writes both files to temporary names
+and moves them into place together (Ctrl-C held back), so an error or an interrupt
+leaves the previous artifact untouched.
 
 Per weight layer (``conv2d``, ``depthwise_conv2d``, ``fully_connected``) the arrays are
 
@@ -152,6 +153,17 @@ class QLayer:
                              out_zero_point=self.output.zero_point, act_min=self.act_min,
                              act_max=self.act_max)
 
+    @property
+    def w2d(self) -> np.ndarray:
+        """The weights as the GEMM's ``[C, K]`` matrix (conv: ``K = kh*kw*in`` in
+        ``im2col`` column order; fully connected: the weight itself; depthwise:
+        ``[C*m, kh*kw]``, one row of taps per output channel)."""
+        if self.weight is None:
+            raise ValueError(f"layer {self.name!r}: {self.op} has no weights")
+        if self.op == "depthwise_conv2d":
+            return self.weight.reshape(-1, self.weight.shape[3]).T
+        return self.weight.reshape(self.weight.shape[0], -1)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """This layer's arrays under their ``.npz`` names."""
         if not self.has_weights:
@@ -266,7 +278,9 @@ HEADER = """\
 
 
 def save_artifact(qnet: QuantizedNetwork, path: str | Path) -> Path:
-    """Write ``qnet`` as ``<stem>.yaml`` + ``<stem>.npz``, each atomically, ``.npz`` first.
+    """Write ``qnet`` as ``<stem>.yaml`` + ``<stem>.npz`` as one unit
+    (:func:`pymodel.atomicio.write_group`: both written to temporary files, then moved
+    into place with Ctrl-C held back; on any error nothing changes).
 
     Args:
         qnet: the artifact.
@@ -284,8 +298,7 @@ def save_artifact(qnet: QuantizedNetwork, path: str | Path) -> Path:
     text = HEADER + yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)
     # Check the document before anything is written: it must load back.
     parse_artifact(yaml.safe_load(text), arrays, source=str(yml))
-    atomicio.save_npz(npz, arrays)
-    atomicio.write_text(yml, text)
+    atomicio.write_group({npz: atomicio.npz_bytes(arrays), yml: text.encode()})
     return yml
 
 
@@ -438,9 +451,7 @@ def _check_layer(ck: Checker, q: QLayer, path: str) -> None:
         q.requant()
     except ValueError as exc:
         raise ck.error(path, str(exc)) from None
-    w2d = (w.reshape(c, -1) if q.op != "depthwise_conv2d"
-           else w.reshape(-1, c).T)
-    folded = fold_input_zero_point(q.bias, w2d, q.input.zero_point)
+    folded = fold_input_zero_point(q.bias, q.w2d, q.input.zero_point)
     if not np.array_equal(folded, q.bias_folded):
         bad = int(np.flatnonzero(folded != q.bias_folded)[0])
         raise ck.error(f"{path}.tensors.bias_folded", f"channel {bad}: {int(q.bias_folded[bad])}"
@@ -488,6 +499,9 @@ def parse_artifact(config: Any, arrays: Mapping[str, np.ndarray],
                                             f"{q.input.zero_point}) differs from the previous "
                                             f"tensor's (scale {prev_q.scale}, zero_point "
                                             f"{prev_q.zero_point})")
+        q = dataclasses.replace(q, input=prev_q)       # the full record of that tensor
+        if q.op in POOL_OPS + ("flatten",):
+            q = dataclasses.replace(q, output=prev_q)
         layers.append(q)
         prev_shape, prev_q = q.output_shape, q.output
     names = [q.name for q in layers]

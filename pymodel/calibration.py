@@ -102,14 +102,18 @@ class CalibratorSpec:
     def parse(cls, value: Any, path: str = "calibrator") -> "CalibratorSpec":
         """From a YAML value or CLI string.
 
-        Accepted forms: ``"entropy"``; ``"percentile:99.9"`` / ``"ema:0.05"``;
-        ``{"method": "percentile", "percentile": 99.9}``.
+        Accepted forms: ``"entropy"``; ``"percentile:99.9"`` / ``"ema:0.05"``; the
+        :attr:`label` form ``"percentile(99.9)"``; ``{"method": "percentile",
+        "percentile": 99.9}``.
 
         Raises:
             ValueError naming ``path``, the value and what is allowed.
         """
         if isinstance(value, str):
-            method, _, arg = value.partition(":")
+            text = value
+            if text.endswith(")") and "(" in text:           # label form
+                text = text[:-1].replace("(", ":", 1)
+            method, _, arg = text.partition(":")
             if method not in METHODS:
                 raise ValueError(f"{path}: {value!r} is not a calibrator; allowed: "
                                  f"{', '.join(METHODS)} (percentile:P, ema:C take a "

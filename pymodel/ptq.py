@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -121,12 +122,6 @@ def _tensor_quant(r: CalibratedRange, scheme: ActivationScheme) -> TensorQuant:
                        calibrator=r.calibrator.label, threshold=r.threshold)
 
 
-def _w2d(spec: LayerSpec, wq: np.ndarray) -> np.ndarray:
-    if spec.op == "depthwise_conv2d":
-        return wq.reshape(-1, wq.shape[3]).T
-    return wq.reshape(wq.shape[0], -1)
-
-
 def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: TensorQuant,
                    out_range: CalibratedRange | None) -> QLayer:
     """One layer of the artifact.
@@ -149,15 +144,15 @@ def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: Tens
     out_q = _tensor_quant(out_range, spec.activations)
     c = int(spec.out_channels)  # type: ignore[arg-type]
     rq = make_requant_params(in_q.qparams(), wqp, out_q.qparams(), b, c, spec.activation)
-    w2d = _w2d(spec, wq)
-    check_accumulator_bound(spec.name, w2d, rq.bias, in_q.zero_point, in_q.bits)
-    return QLayer(**common, output=out_q, act_min=rq.act_min, act_max=rq.act_max,
-                  weight=wq, weight_bits=spec.weights.bits,
-                  weight_granularity=spec.weights.granularity,
-                  weight_scale=np.broadcast_to(wqp.scale, (c,)).astype(np.float64),
-                  bias=rq.bias, bias_folded=fold_input_zero_point(rq.bias, w2d, in_q.zero_point),
-                  m0=rq.m0, shift=rq.shift, depth_multiplier=spec.depth_multiplier,
-                  macs=spec.macs)
+    q = QLayer(**common, output=out_q, act_min=rq.act_min, act_max=rq.act_max,
+               weight=wq, weight_bits=spec.weights.bits,
+               weight_granularity=spec.weights.granularity,
+               weight_scale=np.broadcast_to(wqp.scale, (c,)).astype(np.float64),
+               bias=rq.bias, m0=rq.m0, shift=rq.shift, depth_multiplier=spec.depth_multiplier,
+               macs=spec.macs)
+    check_accumulator_bound(spec.name, q.w2d, rq.bias, in_q.zero_point, in_q.bits)
+    return dataclasses.replace(q, bias_folded=fold_input_zero_point(rq.bias, q.w2d,
+                                                                    in_q.zero_point))
 
 
 def quantize_network(network: Network, stats: Mapping[str, TensorStats],

@@ -1,0 +1,319 @@
+"""Command line: ``python -m pymodel <command>`` (also installed as ``qmac``).
+
+Commands: ``calibrate`` (collect activation statistics), ``quantize`` (write a
+quantized-network artifact), ``eval`` (accuracy of an artifact or a float network),
+``report`` (the accuracy study: ``docs/accuracy.md``), ``demo`` (run a few digits
+through the golden model; ``make sim`` runs it until the RTL engine takes over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EPILOG = """\
+examples:
+  python -m pymodel demo --images 8
+  python -m pymodel calibrate models/digits/digits_cnn.yaml --out /tmp/stats.npz
+  python -m pymodel quantize models/digits/digits_cnn.yaml --stats /tmp/stats.npz \\
+      --calibrator percentile:99.99 --out /tmp/digits_int8
+  python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 \\
+      --granularity per_channel --out /tmp/digits_w4a8
+  python -m pymodel quantize models/digits/digits_cnn.yaml --layer-bits fc1=4 \\
+      --out /tmp/digits_mixed
+  python -m pymodel eval /tmp/digits_int8.yaml
+  python -m pymodel eval models/digits/digits_cnn.yaml --split test
+  python -m pymodel report --out docs
+
+calibrators: minmax, ema[:C] (default C=0.01), percentile[:P] (default 99.99),
+entropy (TensorRT KL), mse.  Data: a built-in dataset (digits: splits train / calib /
+test) or an .npz with x [N, ...] float and optional y [N] int.
+"""
+
+
+def _add_data(p: argparse.ArgumentParser, split: str) -> None:
+    p.add_argument("--data", metavar="D", help="dataset name or .npz (default: the "
+                                               "network's `dataset:`)")
+    p.add_argument("--split", default=split, choices=("train", "calib", "test"),
+                   help=f"split of a built-in dataset (default: {split})")
+    p.add_argument("--images", type=int, metavar="N", help="use only the first N images")
+    p.add_argument("--batch-size", type=int, default=32, metavar="B",
+                   help="images per batch (default: 32)")
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pymodel", description=__doc__, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="command", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("calibrate", help="collect activation statistics (histograms, "
+                                         "min/max, EMA) over a calibration set",
+                       epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("network", type=Path, help="network YAML")
+    p.add_argument("--weights", type=Path, help="weights .npz (default: the YAML's)")
+    _add_data(p, "calib")
+    p.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
+    p.add_argument("--out", type=Path, required=True, help="statistics .npz to write")
+    _add_progress(p)
+
+    p = sub.add_parser("quantize", help="calibrate (or load statistics) and write a "
+                                        "quantized-network artifact (YAML + .npz)",
+                       epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("network", type=Path, help="network YAML")
+    p.add_argument("--weights", type=Path, help="weights .npz (default: the YAML's)")
+    p.add_argument("--stats", type=Path, help="statistics from `calibrate` (default: "
+                                              "calibrate now)")
+    _add_data(p, "calib")
+    p.add_argument("--calibrator", metavar="C", help="override every layer output's "
+                                                     "calibrator")
+    p.add_argument("--granularity", choices=("per_tensor", "per_channel"),
+                   help="override every layer's weight granularity")
+    p.add_argument("--weight-bits", type=int, metavar="B", help="override every layer's "
+                                                                "weight bits (2..8)")
+    p.add_argument("--layer-bits", metavar="L=B[,L=B]", help="weight bits per layer, "
+                                                             "e.g. fc1=4,conv2=4")
+    p.add_argument("--out", type=Path, required=True,
+                   help="artifact stem or .yaml path (the .npz goes beside it)")
+    _add_progress(p)
+
+    p = sub.add_parser("eval", help="test accuracy of an artifact (integer inference) or "
+                                    "of a float network", epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("model", type=Path, help="artifact YAML or network YAML")
+    p.add_argument("--float", dest="float_net", type=Path,
+                   help="float network YAML to compare with (default for an artifact: "
+                        "the shipped digits network when the artifact is digits)")
+    _add_data(p, "test")
+    _add_progress(p)
+
+    p = sub.add_parser("report", help="the accuracy study: docs/accuracy.md + PNG plots",
+                       epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("--out", type=Path, default=Path("docs"), help="docs directory "
+                                                                  "(default: docs)")
+    p.add_argument("--artifacts", type=Path, metavar="DIR",
+                   help="also write the selected INT8 and mixed-bit artifacts to DIR")
+    _add_progress(p)
+
+    p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
+                                    "model, layer table and predictions",
+                       epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("--images", type=int, default=8, metavar="N",
+                   help="test images to run (default: 8)")
+    p.add_argument("--artifact", type=Path,
+                   help="artifact YAML (default: models/digits/digits_cnn_int8.yaml)")
+    p.add_argument("--requantize", action="store_true",
+                   help="calibrate the float network now instead of loading the artifact")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (errors: message on stderr, status 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except ValueError as exc:
+        print(f"qmac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"qmac {args.command}: interrupted; nothing half-written", file=sys.stderr)
+        return 130
+
+
+# ----------------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------------
+
+def _network(args: argparse.Namespace) -> Any:
+    from .network import load_network
+    return load_network(args.network, weights=args.weights)
+
+
+def _data(args: argparse.Namespace, default: str | None, what: str) -> Any:
+    from . import datasets
+    name = args.data or default
+    if name is None:
+        raise ValueError(f"--data: {what} names no dataset; give --data NAME or FILE.npz")
+    split = datasets.load(name, args.split).head(args.images)
+    if len(split) == 0:
+        raise ValueError(f"--data: {name} ({args.split}) gives no images (empty "
+                         "calibration / evaluation set)")
+    return name, split
+
+
+def _calibration_meta(name: str, split: str, n: int, batch_size: int) -> dict[str, Any]:
+    return {"calibration": {"dataset": name, "split": split, "images": n,
+                            "batch_size": batch_size}}
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from . import datasets, ptq
+    net = _network(args)
+    name, split = _data(args, net.dataset, f"network {net.name!r}")
+    stats = ptq.new_stats(net, bins=args.bins, histogram=True)
+    ptq.collect_stats(net, datasets.batches(split.x, args.batch_size), stats,
+                      progress=not args.no_progress, total=-(-len(split) // args.batch_size))
+    ptq.save_stats(args.out, stats, {"network": net.name, "dataset": name,
+                                     "split": args.split, "images": len(split)})
+    print(f"wrote {args.out}: statistics of {len(stats)} tensors over {len(split)} images "
+          f"({name}, {args.split})")
+    return 0
+
+
+def _parse_layer_bits(text: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, bits = item.partition("=")
+        if not sep or not bits.strip().lstrip("-").isdigit():
+            raise ValueError(f"--layer-bits: {item!r} is not LAYER=BITS (e.g. fc1=4)")
+        out[name.strip()] = int(bits)
+    return out
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from . import datasets, ptq
+    from .artifact import save_artifact
+    from .calibration import CalibratorSpec
+    net = _network(args)
+    net = net.with_overrides(
+        calibrator=CalibratorSpec.parse(args.calibrator, "--calibrator") if args.calibrator
+        else None,
+        granularity=args.granularity, weight_bits=args.weight_bits,
+        layer_weight_bits=_parse_layer_bits(args.layer_bits))
+    if args.stats:
+        stats = ptq.load_stats(args.stats)
+        meta = {"calibration": {"stats_file": args.stats.name}}
+    else:
+        name, split = _data(args, net.dataset, f"network {net.name!r}")
+        stats = ptq.collect_stats(net, datasets.batches(split.x, args.batch_size),
+                                  progress=not args.no_progress,
+                                  total=-(-len(split) // args.batch_size))
+        meta = _calibration_meta(name, args.split, len(split), args.batch_size)
+    qnet = ptq.quantize_network(net, stats, meta)
+    path = save_artifact(qnet, args.out)
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {len(qnet.layers)} layers, "
+          f"{qnet.weight_bits_average():.2f} bits/weight")
+    for q in qnet.layers:
+        if q.has_weights:
+            print(f"  {q.name:10s} W{q.weight_bits} {q.weight_granularity:11s} "
+                  f"out [{q.output.rmin:.4g}, {q.output.rmax:.4g}] by {q.output.calibrator}")
+    return 0
+
+
+def _is_artifact(path: Path) -> bool:
+    from .schema import load_yaml
+    doc = load_yaml(path)
+    return isinstance(doc, dict) and "format" in doc
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import digits, inference
+    from .network import load_network
+    if _is_artifact(args.model):
+        from .artifact import load_artifact
+        qnet = load_artifact(args.model)
+        cal = qnet.meta.get("calibration", {}) if isinstance(qnet.meta, dict) else {}
+        default = cal.get("dataset") if isinstance(cal, dict) else None
+        fnet_path = args.float_net or (digits.NETWORK_YAML if qnet.name == "digits_cnn"
+                                       else None)
+        fnet = load_network(fnet_path) if fnet_path else None
+        name, split = _data(args, default or (fnet.dataset if fnet else None),
+                            f"artifact {qnet.name!r}")
+        t0 = time.perf_counter()
+        pred = inference.predict(qnet, split.x, args.batch_size, progress=not args.no_progress)
+        dt = time.perf_counter() - t0
+        print(f"{qnet.name} (artifact {args.model}, {qnet.weight_bits_average():.2f} "
+              f"bits/weight): integer inference on {len(split)} images ({name}, "
+              f"{args.split}) in {dt:.2f} s")
+        if split.y is not None:
+            print(f"  int accuracy   {100 * np.mean(pred == split.y):.2f} %")
+        if fnet is not None:
+            fpred = fnet.forward(split.x).argmax(axis=1)
+            if split.y is not None:
+                print(f"  float accuracy {100 * np.mean(fpred == split.y):.2f} %")
+            print(f"  agreement with float predictions {100 * np.mean(pred == fpred):.2f} %")
+        return 0
+    fnet = load_network(args.model)
+    name, split = _data(args, fnet.dataset, f"network {fnet.name!r}")
+    fpred = fnet.forward(split.x).argmax(axis=1)
+    print(f"{fnet.name} (float): {len(split)} images ({name}, {args.split})")
+    if split.y is not None:
+        print(f"  float accuracy {100 * np.mean(fpred == split.y):.2f} %")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .accuracy import write_report
+    st = write_report(args.out, progress=not args.no_progress, artifacts=args.artifacts)
+    sel = st.selected_eval
+    assert sel is not None
+    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'}")
+    print(f"  FP32 {100 * st.fp32_accuracy:.2f} %; INT8 per-channel ({st.selected}) "
+          f"{100 * sel.accuracy:.2f} %; mixed {st.mixed['average']:.2f} bits/weight "
+          f"{100 * st.mixed['eval'].accuracy:.2f} %")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import datasets, digits, inference, ptq
+    from .artifact import load_artifact
+    if isinstance(args.images, bool) or args.images < 1:
+        raise ValueError(f"--images: {args.images} must be >= 1")
+    t0 = time.perf_counter()
+    net = digits.load()
+    test = datasets.digits("test")
+    if args.images > len(test):
+        raise ValueError(f"--images: {args.images} exceeds the {len(test)} test images")
+    if args.requantize:
+        cal = datasets.digits("calib")
+        qnet = ptq.calibrate(net, cal.x, 32, meta=_calibration_meta("digits", "calib",
+                                                                    len(cal), 32))
+        source = f"calibrated now on {len(cal)} calibration images"
+    else:
+        path = args.artifact or digits.INT8_ARTIFACT
+        qnet = load_artifact(path)
+        source = f"artifact {path}"
+    x, y = test.x[:args.images], test.y[:args.images]
+    xq = inference.quantize_input(qnet, x)
+    outs = inference.run_network(qnet, xq)
+    pred = outs[-1].argmax(axis=1)
+    fpred = net.forward(x).argmax(axis=1)
+    print(f"qmac demo: {qnet.name}, {source}")
+    print("golden model (pymodel) integer inference; the RTL network runner replaces it "
+          "in `make sim` once the layer engine runs whole networks\n")
+    print(f"{'layer':8s} {'op':16s} {'input':>9s} {'output':>9s} {'MACs/img':>9s}  "
+          f"{'weights':18s} {'out zp':>6s} {'clamp':>11s}")
+    total = 0
+    for q in qnet.layers:
+        w = (f"INT{q.weight_bits} {q.weight_granularity}" if q.has_weights else "-")
+        print(f"{q.name:8s} {q.op:16s} {'x'.join(map(str, q.input_shape)):>9s} "
+              f"{'x'.join(map(str, q.output_shape)):>9s} {q.macs:9d}  {w:18s} "
+              f"{q.output.zero_point:6d} {f'[{q.act_min}, {q.act_max}]':>11s}")
+        total += q.macs
+    print(f"total MACs per image: {total}; {qnet.weight_bits_average():.2f} bits/weight\n")
+    print(f"{'image':>5s} {'label':>5s} {'int8':>5s} {'float':>5s}  int8 logits")
+    for i in range(len(y)):
+        flag = "" if pred[i] == y[i] else "  <- wrong"
+        print(f"{i:5d} {int(y[i]):5d} {int(pred[i]):5d} {int(fpred[i]):5d}  "
+              f"{' '.join(f'{v:4d}' for v in outs[-1][i])}{flag}")
+    n = len(y)
+    print(f"\nint8 correct {int(np.sum(pred == y))}/{n}; float correct "
+          f"{int(np.sum(fpred == y))}/{n}; int8 == float prediction "
+          f"{int(np.sum(pred == fpred))}/{n}  ({time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "eval": cmd_eval,
+            "report": cmd_report, "demo": cmd_demo}
