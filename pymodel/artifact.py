@@ -39,7 +39,7 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from . import __version__, atomicio
+from . import atomicio
 from .layers import ACTIVATIONS, RequantParams, fold_input_zero_point
 from .network import NAME_RE, OPS, POOL_OPS, WEIGHT_OPS
 from .qparams import QuantParams, qrange

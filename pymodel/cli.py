@@ -9,6 +9,7 @@ through the golden model; ``make sim`` runs it until the RTL engine takes over).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"qmac {args.command}: interrupted; nothing half-written", file=sys.stderr)
         return 130
+    except BrokenPipeError:                       # output piped into `head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -282,9 +286,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                                                     len(cal), 32))
         source = f"calibrated now on {len(cal)} calibration images"
     else:
-        path = args.artifact or digits.INT8_ARTIFACT
+        path = Path(args.artifact or digits.INT8_ARTIFACT)
         qnet = load_artifact(path)
-        source = f"artifact {path}"
+        try:
+            shown = path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            shown = path
+        source = f"artifact {shown}"
     x, y = test.x[:args.images], test.y[:args.images]
     xq = inference.quantize_input(qnet, x)
     outs = inference.run_network(qnet, xq)

@@ -45,6 +45,17 @@ def test_uniform_percentile_100_and_99(rng):
     assert abs(p99.compute_range().rmax - 0.99) < 5e-4 + 8e-4
 
 
+def test_percentile_interpolates_inside_the_bin():
+    counts = np.array([10, 10, 10, 10])              # bins of width 0.5 over [0, 2]
+    # 45th percentile: 18 of 40 values; the first 10 fill bin 0, 8 of bin 1's 10 follow
+    # -> 1 + 8/10 bins.  Real arithmetic with a few roundings: rel 1e-12.
+    assert percentile_threshold(counts, 0.5, 45.0) == pytest.approx(0.5 * 1.8, rel=1e-12)
+    assert percentile_threshold(counts, 0.5, 50.0) == pytest.approx(1.0, rel=1e-12)
+    assert percentile_threshold(counts, 0.5, 100.0) == pytest.approx(2.0, rel=1e-12)
+    skewed = np.array([0, 4, 0, 1])                   # 2.5 of 5 values: 2.5/4 into bin 1
+    assert percentile_threshold(skewed, 1.0, 50.0) == pytest.approx(1.625, rel=1e-12)
+
+
 def test_uniform_mse_threshold_known_optimum(rng):
     # |x| ~ U(0, 1), symmetric 8-bit grid (127 steps): clipping error (1 - T)^3 / 3 plus
     # rounding error T * (T / 127)^2 / 12 is minimal where (1 - T)^2 = T^2 / (4 * 127^2),
