@@ -1,0 +1,52 @@
+`default_nettype none
+// mac_pe -- one processing element of the output-stationary MAC array (mac_grid).
+//
+// Holds one output element C[i][j].  Every cycle it forwards its registered operands to
+// the right (a) and downwards (b) neighbours.  When en_i is high the operands now in
+// a_q / b_q belong to a valid beat and the PE accumulates their product:
+//     acc := (clr_i ? 0 : acc) + a_q * b_q            (signed int8 x int8, int32 wrap)
+// and when cap_i is also high the new sum is copied into the result (shadow) register
+// res_q, from where the wrapper drains it while acc starts on the next tile.
+// Only datapath registers live here, so there is no reset (CONTRIBUTING.md).
+module mac_pe (
+    input  wire               clk_i,  // clock, all registers on its rising edge
+    input  wire signed [7:0]  a_i,    // A operand from the left neighbour (or the row skew)
+    input  wire signed [7:0]  b_i,    // B operand from the neighbour above (or the column skew)
+    input  wire               en_i,   // the operands in a_q / b_q are a valid beat: accumulate
+    input  wire               clr_i,  // with en_i: the beat starts a new sum (acc := product)
+    input  wire               cap_i,  // with en_i: the beat ends a tile (res := new sum)
+    output wire signed [7:0]  a_o,    // registered A operand, to the right neighbour
+    output wire signed [7:0]  b_o,    // registered B operand, to the neighbour below
+    output wire signed [31:0] res_o   // result (shadow) register: the last captured sum
+);
+    reg  signed [7:0]  a_q;
+    reg  signed [7:0]  b_q;
+    reg  signed [31:0] acc_q;
+    reg  signed [31:0] res_q;
+
+    // Sign-extend both operands to 16 bits; the product of two int8 values lies in
+    // [-16256, 16384] and so is exact in 16 signed bits.
+    wire signed [15:0] a_ext    = {{8{a_q[7]}}, a_q};
+    wire signed [15:0] b_ext    = {{8{b_q[7]}}, b_q};
+    wire signed [15:0] prod     = a_ext * b_ext;
+    wire signed [31:0] prod_ext = {{16{prod[15]}}, prod};
+    wire signed [31:0] acc_base = clr_i ? 32'sd0 : acc_q;
+    // 32-bit adder: two's-complement wraparound, as docs/arithmetic.md specifies.
+    wire signed [31:0] acc_d    = acc_base + prod_ext;
+
+    always @(posedge clk_i) begin
+        a_q <= a_i;
+        b_q <= b_i;
+        if (en_i) begin
+            acc_q <= acc_d;
+        end
+        if (en_i && cap_i) begin
+            res_q <= acc_d;
+        end
+    end
+
+    assign a_o   = a_q;
+    assign b_o   = b_q;
+    assign res_o = res_q;
+endmodule
+`default_nettype wire

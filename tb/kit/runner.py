@@ -1,0 +1,126 @@
+"""Build and run one cocotb testbench on Icarus Verilog (``cocotb_tools.runner``).
+
+:func:`run_testbench` is what every ``tb/test_<dut>.py::run()`` calls:
+
+* build directory ``sim/build/<dut>-<parameter tag>/`` -- one per parameter set, so
+  pytest-xdist workers never share one;
+* Icarus with ``-g2012``, ``timescale 1ns/1ps``, always rebuilt (cheap, and a build
+  without waves is never reused for a run with waves);
+* ``waves=True`` reaches both ``build()`` and ``test()``: an FST file
+  ``<build dir>/<toplevel>.fst``;
+* the simulation seed (``COCOTB_RANDOM_SEED``) is ``seed`` if given, else derived from
+  the session seed ``QMAC_SEED`` and the build tag; it is printed with the command that
+  reproduces the run;
+* a failing cocotb test raises :class:`TestbenchFailed` (also outside pytest).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .seed import derive_seed, session_seed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RTL_DIR = REPO_ROOT / "rtl"
+SIM_DIR = REPO_ROOT / "sim"
+
+__all__ = ["REPO_ROOT", "RTL_DIR", "SIM_DIR", "TestbenchFailed", "param_tag",
+           "default_build_dir", "rtl_sources", "run_testbench"]
+
+
+class TestbenchFailed(AssertionError):
+    """One or more cocotb tests failed (or the simulator did)."""
+
+    __test__ = False  # not a pytest test class
+
+
+def param_tag(parameters: Mapping[str, object] | None) -> str:
+    """``ROWS4_COLS4`` for ``{"ROWS": 4, "COLS": 4}`` (insertion order); ``default`` if none."""
+    if not parameters:
+        return "default"
+    return "_".join(f"{k}{v}" for k, v in parameters.items())
+
+
+def default_build_dir(dut: str, parameters: Mapping[str, object] | None) -> Path:
+    """``sim/build/<dut>-<parameter tag>``."""
+    return SIM_DIR / "build" / f"{dut}-{param_tag(parameters)}"
+
+
+def rtl_sources(*patterns: str) -> list[Path]:
+    """Sorted ``rtl/`` files matching the glob patterns (e.g. ``"mac_*.v"``)."""
+    files = sorted({p for pat in patterns for p in RTL_DIR.glob(pat)})
+    if not files:
+        raise FileNotFoundError(f"rtl_sources: nothing in {RTL_DIR} matches {patterns}")
+    return files
+
+
+def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
+                  parameters: Mapping[str, object] | None = None, waves: bool = False,
+                  seed: int | None = None, build_dir: Path | str | None = None,
+                  testcase: str | Sequence[str] | None = None,
+                  extra_env: Mapping[str, str] | None = None,
+                  dut_name: str | None = None) -> Path:
+    """Build ``toplevel`` from ``sources`` and run the cocotb tests of ``test_module``.
+
+    Args:
+        toplevel: HDL top module.
+        sources: Verilog files.
+        test_module: dotted module with the ``@cocotb.test`` coroutines
+            (e.g. ``"tb.test_mac_array"``).
+        parameters: top-level parameter overrides, e.g. ``{"ROWS": 4, "COLS": 4}``.
+        waves: dump an FST (``<build dir>/<toplevel>.fst``).
+        seed: simulation seed; default derived from ``QMAC_SEED``, ``dut_name`` and
+            the parameter tag.
+        build_dir: default ``sim/build/<dut_name>-<parameter tag>``.
+        testcase: run only these test(s) of ``test_module``.
+        extra_env: extra environment for the simulator (names not already set).
+        dut_name: name used for the build directory and seed (default ``toplevel``).
+
+    Returns:
+        The results XML file.
+
+    Raises:
+        TestbenchFailed: a cocotb test failed or the simulator exited with an error.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    dut = dut_name or toplevel
+    params = dict(parameters or {})
+    tag = param_tag(params)
+    bdir = Path(build_dir) if build_dir is not None else default_build_dir(dut, params)
+    if seed is None:
+        seed = derive_seed(dut, tag)
+    # The simulator's Python gets the host's sys.path; make sure the repo root (home of
+    # the tb package) is on it whatever the current directory is.
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    how = (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
+           else f"{test_module}.run(parameters={params or None}, seed={seed})")
+    print(f"[qmac] {dut} {tag}: seed {seed} (QMAC_SEED={session_seed()}; reproduce: {how}); "
+          f"build {bdir.relative_to(REPO_ROOT) if bdir.is_relative_to(REPO_ROOT) else bdir}",
+          flush=True)
+
+    runner = get_runner("icarus")
+    runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
+                 build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"))
+    env = {"QMAC_TB_PARAMS": ",".join(f"{k}={v}" for k, v in params.items())}
+    env.update(extra_env or {})
+    results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir,
+                          test_dir=bdir, seed=seed, waves=waves, testcase=testcase,
+                          parameters=params, extra_env=env, timescale=("1ns", "1ps"))
+    try:
+        total, failed = get_results(Path(results))
+    except RuntimeError as exc:
+        raise TestbenchFailed(f"{dut} {tag}: no usable results ({exc}); seed {seed}") from exc
+    if failed:
+        raise TestbenchFailed(f"{dut} {tag}: {failed} of {total} cocotb tests failed; "
+                              f"seed {seed}; log above, results in {results}")
+    if total == 0:
+        raise TestbenchFailed(f"{dut} {tag}: no cocotb test ran (testcase={testcase!r})")
+    if waves:
+        print(f"[qmac] waves: {bdir / (toplevel + '.fst')}", flush=True)
+    return Path(results)
