@@ -52,7 +52,7 @@ test: setup ## run the whole regression (SEED=n reproduces a run)
 	$(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
 
 sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name)
-	$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
+	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
 
 bench: setup ## benchmarks, each beside a baseline measured in the same run
 	$(PY) -m bench

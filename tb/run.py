@@ -1,8 +1,10 @@
 """Simulation entry point behind ``make sim``.
 
-``python -m tb.run``                 the main job (until the layer engine exists: a
-                                     golden-model demo of the quantized network flow)
-``python -m tb.run --test mac_array`` one testbench with its default parameters, waves on
+``python -m tb.run``                   the main job: the digits CNN end to end on the RTL
+                                       layer engine, every layer checked against the
+                                       golden model (``--images N``, ``--waves``,
+                                       ``--artifact PATH``)
+``python -m tb.run --test mac_array``  one testbench with its default parameters
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waves", action="store_true",
                         default=os.environ.get("QMAC_WAVES", "0") == "1",
                         help="dump FST waveforms under sim/ (default: $QMAC_WAVES)")
-    parser.add_argument("--images", type=int, default=None,
-                        help="number of test images for the network run")
+    parser.add_argument("--images", type=int, default=16,
+                        help="number of digits test images for the network run (default 16)")
+    parser.add_argument("--artifact", default=None,
+                        help="quantized-network artifact YAML (default: the shipped INT8 "
+                             "digits CNN, models/digits/digits_cnn_int8.yaml)")
     args = parser.parse_args(argv)
     if args.test:
         if args.test not in testbenches():
@@ -40,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"tb.test_{args.test}")
         module.run(waves=args.waves)
         return 0
-    from pymodel.cli import main as pymodel_main
-    return pymodel_main(["demo"] + ([f"--images={args.images}"] if args.images else []))
+    from tb import test_network
+    return test_network.main(images=args.images, waves=args.waves,
+                             artifact=args.artifact or test_network.DEFAULT_ARTIFACT)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,305 @@
+"""Driver of ``rtl/qlayer_engine.v`` inside a cocotb test.
+
+:class:`EngineEnv` loads a GEMM layer into the engine (configuration registers, weight
+buffer, requantize parameters), streams its ``im2col`` rows, and checks every output
+beat exactly against ``pymodel.layers.quantized_gemm`` -- the golden model of the engine
+-- through the kit's scoreboard.  The layer-engine testbench and the network runner both
+use it.
+
+Host-side duties (the engine has no hardware for them): padding rows to whole blocks of
+ROWS and channels to whole tiles of COLS, folding the input zero point into the bias,
+sign-extending INT4 weights (they arrive as int8 values already) and reassembling the
+output rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from cocotb.triggers import RisingEdge
+
+from pymodel.layers import RequantParams, fold_input_zero_point, quantized_gemm
+from tb import kit
+
+CFG_K, CFG_N_TILES, CFG_K_TILE = 0, 1, 2  # configuration register addresses
+
+
+@dataclass
+class GemmJob:
+    """One layer as the engine runs it.
+
+    Attributes:
+        name: layer name for messages.
+        cols: int8 ``[M, K]`` GEMM rows (``im2col`` output, padded with the input zero point).
+        w2d: int8 ``[N, K]`` weights (INT4 weights as int8 values in [-7, 7]).
+        in_zero_point: input zero point (folded into the bias by the host).
+        rq: requantize parameters, ``N`` channels.
+        k_tile: taps per chunk (default: the engine's ``A_DEPTH``).
+        check_bound: apply the golden model's accumulator bound check (off only for
+            tests of the wraparound edges).
+        describe_row: names the output element of GEMM row ``m`` in mismatch reports
+            (e.g. ``"image 3, y 2, x 5"``).
+    """
+
+    name: str
+    cols: np.ndarray
+    w2d: np.ndarray
+    in_zero_point: int
+    rq: RequantParams
+    k_tile: int | None = None
+    check_bound: bool = True
+    describe_row: Callable[[int], str] | None = None
+
+    @property
+    def m(self) -> int:
+        return int(self.cols.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.cols.shape[1])
+
+    @property
+    def n(self) -> int:
+        return int(self.w2d.shape[0])
+
+    @property
+    def macs(self) -> int:
+        """Useful multiply-accumulates: M * N * K."""
+        return self.m * self.n * self.k
+
+
+@dataclass
+class LayerStats:
+    """What one layer run measured.
+
+    Attributes:
+        cycles: clock cycles from the first activation beat to the last output beat.
+        load_cycles: cycles spent writing configuration, weights and parameters.
+        array_beats: cycles in which the MAC array accepted an operand beat.
+        macs: useful MACs (M * N * K).
+        slots: ROWS * COLS (MACs the array can do per cycle).
+        mismatches: output elements that differed from the golden model (0 or the run
+            stopped at the first one).
+    """
+
+    cycles: int
+    load_cycles: int
+    array_beats: int
+    macs: int
+    slots: int
+    mismatches: int = 0
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs / (ROWS * COLS * cycles)."""
+        return self.macs / (self.slots * self.cycles) if self.cycles else 0.0
+
+    @property
+    def array_occupancy(self) -> float:
+        """Fraction of the cycles in which the MAC array took an operand beat."""
+        return self.array_beats / self.cycles if self.cycles else 0.0
+
+
+def _param(dut: Any, name: str) -> int:
+    return int(getattr(dut, name).value)
+
+
+class EngineEnv:
+    """Clock, streams, scoreboard and loaders around one ``qlayer_engine``.
+
+    Args:
+        dut: cocotb handle of ``qlayer_engine``.
+        rng: the test's numpy Generator (stalls and idle garbage come from it).
+        in_stall: probability of an idle cycle before each activation beat.
+        out_stall: probability that ``out_ready_i`` is low in a cycle.
+    """
+
+    def __init__(self, dut: Any, rng: np.random.Generator, *, in_stall: float = 0.0,
+                 out_stall: float = 0.0) -> None:
+        self.dut = dut
+        self.rows = _param(dut, "ROWS")
+        self.cols = _param(dut, "COLS")
+        self.a_depth = _param(dut, "A_DEPTH")
+        self.w_depth = _param(dut, "W_DEPTH")
+        self.n_tiles_max = _param(dut, "N_TILES_MAX")
+        self.clock = kit.ClockReset(dut.clk_i, dut.rst_i)
+        self.sb = kit.Scoreboard("out", width=8, log=dut._log)
+        self.src = kit.StreamSource.from_dut(dut, self.clock, "act", ["data"],
+                                             stall_prob=in_stall, rng=rng)
+        self.sink = kit.StreamSink.from_dut(dut, self.clock, "out", ["data", "last"],
+                                            stall_prob=out_stall, rng=rng, on_beat=self._on_beat)
+        self.sink.keep_beats = False
+        self.xz = kit.NoXZChecker(self.clock, kit.dut_outputs(dut))
+        self.array_beats = 0
+        self._outputs: np.ndarray | None = None
+        self._expected: np.ndarray | None = None
+        self._job: GemmJob | None = None
+        self._slots: list[tuple[int, int]] = []  # (row, first channel) of each expected beat
+        self._next_slot = 0
+
+    # -- set-up ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Clock, idle inputs, reset; then the sink, the X/Z checker, the beat counter."""
+        d = self.dut
+        for sig in (d.cfg_we_i, d.w_we_i, d.prm_we_i, d.out_ready_i):
+            sig.value = 0
+        self.clock.start()
+        self.src.start()
+        await self.clock.reset(3)
+        self.sink.start()
+        self.xz.start()
+        import cocotb
+        cocotb.start_soon(self._count_array_beats())
+
+    async def _count_array_beats(self) -> None:
+        arr = self.dut.u_array
+        while True:
+            await RisingEdge(self.dut.clk_i)
+            if arr.op_valid_i.value == 1 and arr.op_ready_o.value == 1:
+                self.array_beats += 1
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Synchronous reset in the middle of traffic: everything in flight is dropped."""
+        self.src.stop()
+        self.src.clear()
+        self.sink.stop()
+        await self.clock.reset(cycles)
+        self.sb.clear()
+        self._slots, self._next_slot = [], 0
+        self.src.start()
+        self.sink.start()
+
+    # -- loading --------------------------------------------------------------------
+    def plan(self, job: GemmJob) -> tuple[int, int]:
+        """``(n_tiles, k_tile)`` of a job; ValueError if it does not fit this engine."""
+        n_tiles = -(-job.n // self.cols)
+        k_tile = job.k_tile or min(self.a_depth, job.k)
+        problems = []
+        if not 1 <= job.k <= 0xFFFF:
+            problems.append(f"K={job.k} is outside 1..65535")
+        if n_tiles > self.n_tiles_max:
+            problems.append(f"N={job.n} channels need {n_tiles} tiles of {self.cols}; "
+                            f"N_TILES_MAX={self.n_tiles_max}")
+        if n_tiles * job.k > self.w_depth:
+            problems.append(f"N_TILES*K = {n_tiles}*{job.k} = {n_tiles * job.k} weight words "
+                            f"exceed W_DEPTH={self.w_depth}")
+        if not 1 <= k_tile <= self.a_depth:
+            problems.append(f"k_tile={k_tile} is outside 1..A_DEPTH={self.a_depth}")
+        if problems:
+            raise ValueError(f"layer {job.name!r} does not fit the engine: " + "; ".join(problems)
+                             + " (split the layer over output channels or build a larger engine)")
+        return n_tiles, k_tile
+
+    async def _write(self, we: Any, fields: dict[Any, int]) -> None:
+        for sig, value in fields.items():
+            sig.value = value
+        we.value = 1
+        await RisingEdge(self.dut.clk_i)
+        we.value = 0
+
+    async def load(self, job: GemmJob) -> int:
+        """Write configuration, weights and requantize parameters; returns the cycles used."""
+        d = self.dut
+        n_tiles, k_tile = self.plan(job)
+        start = self.clock.cycle()
+        for addr, value in ((CFG_K, job.k), (CFG_N_TILES, n_tiles), (CFG_K_TILE, k_tile)):
+            await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+        w = np.zeros((n_tiles * self.cols, job.k), np.int8)
+        w[: job.n] = job.w2d
+        for t in range(n_tiles):
+            tile = w[t * self.cols:(t + 1) * self.cols]            # [COLS, K]
+            for k in range(job.k):
+                await self._write(d.w_we_i, {d.w_addr_i: t * job.k + k,
+                                             d.w_data_i: kit.pack(tile[:, k], 8)})
+        bias = fold_input_zero_point(job.rq.bias, job.w2d, job.in_zero_point)
+        for c in range(n_tiles * self.cols):
+            real = c < job.n
+            await self._write(d.prm_we_i, {
+                d.prm_chan_i: c,
+                d.prm_bias_i: int(bias[c]) & 0xFFFFFFFF if real else 0,
+                d.prm_m0_i: int(job.rq.m0[c]) if real else 0,
+                d.prm_shift_i: int(job.rq.shift[c]) & 0x3F if real else 0,
+                d.prm_zp_i: job.rq.out_zero_point & 0xFF,
+                d.prm_act_min_i: job.rq.act_min & 0xFF,
+                d.prm_act_max_i: job.rq.act_max & 0xFF,
+            })
+        return self.clock.cycle() - start
+
+    # -- running --------------------------------------------------------------------
+    def _on_beat(self, beat: kit.Beat) -> None:
+        lanes = kit.unpack(beat["data"], self.cols, 8)
+        slot = self._slots[self._next_slot] if self._next_slot < len(self._slots) else None
+        try:
+            self.sb.compare(lanes, cycle=beat.cycle, last=beat["last"])
+        except kit.Mismatch as exc:
+            if slot is None or self._job is None or self._expected is None:
+                raise
+            row, c0 = slot
+            bad = np.flatnonzero(lanes != self._expected[row, c0:c0 + self.cols])
+            col = c0 + int(bad[0]) if bad.size else c0
+            where = self._job.describe_row(row) if self._job.describe_row else f"row {row}"
+            raise kit.Mismatch(f"{exc}\n  output element: layer {self._job.name!r}, {where}, "
+                               f"channel {col} (GEMM row {row}, column {col})") from None
+        if self._outputs is not None and slot is not None:
+            row, c0 = slot
+            self._outputs[row, c0:c0 + self.cols] = lanes
+        self._next_slot += 1
+
+    def queue(self, job: GemmJob) -> np.ndarray:
+        """Queue the activation beats and the expected output beats of a loaded job.
+
+        Returns:
+            The expected outputs, int8 ``[M, N]`` (``pymodel.layers.quantized_gemm``).
+        """
+        n_tiles, _ = self.plan(job)
+        r, c = self.rows, self.cols
+        blocks = -(-job.m // r)
+        a = np.full((blocks * r, job.k), job.in_zero_point, np.int8)
+        a[: job.m] = job.cols
+        w = np.zeros((n_tiles * c, job.k), np.int8)
+        w[: job.n] = job.w2d
+        pad = n_tiles * c - job.n
+        rq = RequantParams(
+            bias=np.concatenate([job.rq.bias, np.zeros(pad, np.int32)]),
+            m0=np.concatenate([job.rq.m0, np.zeros(pad, np.int32)]),
+            shift=np.concatenate([job.rq.shift, np.zeros(pad, np.int32)]),
+            out_zero_point=job.rq.out_zero_point, act_min=job.rq.act_min,
+            act_max=job.rq.act_max)
+        expected = quantized_gemm(a, w, job.in_zero_point, rq, layer=job.name,
+                                  check_bound=job.check_bound)  # [M', N']
+        self._expected, self._job = expected, job
+        self._outputs = np.zeros((blocks * r, n_tiles * c), np.int64)
+        self._slots, self._next_slot = [], 0
+        for b in range(blocks):
+            for k in range(job.k):
+                self.src.send({"data": kit.pack(a[b * r:(b + 1) * r, k], 8)})
+            for t in range(n_tiles):
+                tile = expected[b * r:(b + 1) * r, t * c:(t + 1) * c]
+                self.sb.expect(tile, f"layer {job.name!r} block {b} (rows {b * r}..{b * r + r - 1})"
+                                     f" tile {t} (channels {t * c}..{t * c + c - 1})")
+                self._slots += [(b * r + i, t * c) for i in range(r)]
+        return expected[: job.m, : job.n]
+
+    async def run(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
+        """Load, stream and check one job; returns the engine's outputs and the figures.
+
+        Returns:
+            ``(outputs, stats)``: the engine's int8 ``[M, N]`` outputs as received (equal
+            to the golden model, or the scoreboard has raised) and :class:`LayerStats`.
+        """
+        load_cycles = await self.load(job)
+        self.queue(job)
+        beats0 = self.array_beats
+        out0 = self.sink.count
+        total = len(self._slots)
+        first = self.clock.cycle()
+        await self.src.wait_idle()
+        await self.sink.wait_for(out0 + total)
+        self.sb.check_done()
+        stats = LayerStats(cycles=self.clock.cycle() - first, load_cycles=load_cycles,
+                           array_beats=self.array_beats - beats0, macs=job.macs,
+                           slots=self.rows * self.cols)
+        assert self._outputs is not None
+        return self._outputs[: job.m, : job.n].astype(np.int8), stats

@@ -1,0 +1,202 @@
+"""Run a quantized-network artifact on the RTL layer engine, layer by layer.
+
+Conv and fully-connected layers run on ``qlayer_engine`` (the host does ``im2col`` with
+the golden model's own function, padding with the input zero point); pooling, flatten
+and depthwise layers run on the host with the golden model's functions, because the
+engine has no hardware for them.  Every layer's output is compared exactly with
+``pymodel.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
+layer, so an error cannot hide behind a correct reference.
+
+:func:`run_network` is a coroutine used inside a cocotb test (``tb/test_network.py``);
+:func:`format_report` turns its :class:`NetworkReport` into the tables ``make sim`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from pymodel.artifact import QLayer, QuantizedNetwork
+from pymodel.gemm import im2col
+from pymodel.inference import run_layer
+from tb.engine import EngineEnv, GemmJob
+
+ENGINE_OPS = ("conv2d", "fully_connected")
+
+
+@dataclass
+class LayerReport:
+    """One layer of a network run.
+
+    Attributes:
+        name, op: layer name and op.
+        where: ``"rtl"`` (the engine) or ``"host"`` (golden-model function on the host).
+        out_shape: output shape of the batch.
+        gemm: ``(M, K, N)`` of the engine's GEMM (rtl layers only).
+        macs: useful MACs of the batch.
+        cycles: engine cycles from the first activation beat to the last output beat.
+        load_cycles: cycles spent loading configuration, weights and parameters.
+        array_beats: cycles in which the MAC array took an operand beat.
+        slots: ROWS * COLS.
+        mismatches: output elements that differ from the golden model.
+    """
+
+    name: str
+    op: str
+    where: str
+    out_shape: tuple[int, ...]
+    gemm: tuple[int, int, int] | None = None
+    macs: int = 0
+    cycles: int = 0
+    load_cycles: int = 0
+    array_beats: int = 0
+    slots: int = 1
+    mismatches: int = 0
+
+    @property
+    def utilization(self) -> float:
+        return self.macs / (self.slots * self.cycles) if self.cycles else 0.0
+
+
+@dataclass
+class NetworkReport:
+    """A whole network run: per-layer reports and per-image predictions."""
+
+    network: str
+    images: int
+    engine: dict[str, int]
+    layers: list[LayerReport] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    rtl_pred: list[int] = field(default_factory=list)
+    golden_pred: list[int] = field(default_factory=list)
+    float_pred: list[int] = field(default_factory=list)
+    sim_seconds: float = 0.0
+
+    @property
+    def total_cycles(self) -> int:
+        return sum(l.cycles + l.load_cycles for l in self.layers)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "NetworkReport":
+        d = json.loads(text)
+        layers = [LayerReport(**{**l, "out_shape": tuple(l["out_shape"]),
+                                 "gemm": tuple(l["gemm"]) if l["gemm"] else None})
+                  for l in d.pop("layers")]
+        return cls(layers=layers, **d)
+
+
+def gemm_job(layer: QLayer, x: np.ndarray) -> GemmJob:
+    """The engine job of a conv / fully-connected layer on the int8 batch ``x``."""
+    zp = layer.input.zero_point
+    if layer.op == "conv2d":
+        cols, _ = im2col(x, layer.kernel, layer.stride, layer.padding, pad_value=zp)
+    else:
+        cols = x.reshape(x.shape[0], -1)
+    return GemmJob(name=layer.name, cols=np.ascontiguousarray(cols, np.int8), w2d=layer.w2d,
+                   in_zero_point=zp, rq=layer.requant())
+
+
+def describe_row(layer: QLayer, batch: int) -> Callable[[int], str]:
+    """Maps a GEMM row of ``layer`` to the output element it produces."""
+    if layer.op == "conv2d":
+        oh, ow = layer.output_shape[:2]
+        return lambda m: f"image {m // (oh * ow)}, y {m % (oh * ow) // ow}, x {m % ow}"
+    return lambda m: f"image {m}"
+
+
+async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
+                      progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[LayerReport]]:
+    """Run ``qnet`` on int8 inputs ``xq`` ``[N, *input_shape]``; check every layer.
+
+    Args:
+        env: a started :class:`EngineEnv`.
+        qnet: the quantized network.
+        xq: int8 network input.
+        progress: called with the number of useful MACs of each layer once it is done.
+
+    Returns:
+        ``(final int8 output, per-layer reports)``.
+
+    Raises:
+        tb.kit.Mismatch: the first output element that differs from the golden model,
+            naming the layer, the element, the tile, the row, the column and the cycle.
+    """
+    reports = []
+    x = xq
+    for layer in qnet.layers:
+        golden = run_layer(layer, x)
+        if layer.op in ENGINE_OPS:
+            job = gemm_job(layer, x)
+            job.describe_row = describe_row(layer, x.shape[0])
+            rows, st = await env.run(job)
+            y = rows.reshape(golden.shape)
+            rep = LayerReport(layer.name, layer.op, "rtl", tuple(y.shape), (job.m, job.k, job.n),
+                              job.macs, st.cycles, st.load_cycles, st.array_beats, st.slots)
+        else:
+            y = golden                       # the golden model's function is the host's
+            rep = LayerReport(layer.name, layer.op, "host", tuple(y.shape))
+        rep.mismatches = int(np.count_nonzero(y != golden))
+        reports.append(rep)
+        if progress is not None:
+            progress(rep.macs)
+        x = y
+    return x, reports
+
+
+def format_report(rep: NetworkReport) -> str:
+    """The per-layer table and the summary ``make sim`` prints."""
+    e = rep.engine
+    lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
+             f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
+             f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, Icarus Verilog", ""]
+    head = (f"{'layer':8s} {'op':16s} {'on':4s} {'output':>12s} {'GEMM MxKxN':>14s} "
+            f"{'MACs':>9s} {'cycles':>8s} {'load':>6s} {'util':>6s} {'mismatch':>8s}")
+    lines += [head, "-" * len(head)]
+    for l in rep.layers:
+        gemm = "x".join(map(str, l.gemm)) if l.gemm else "-"
+        util = f"{100 * l.utilization:5.1f}%" if l.where == "rtl" else "-"
+        cyc = f"{l.cycles:8d}" if l.where == "rtl" else f"{'-':>8s}"
+        load = f"{l.load_cycles:6d}" if l.where == "rtl" else f"{'-':>6s}"
+        lines.append(f"{l.name:8s} {l.op:16s} {l.where:4s} {'x'.join(map(str, l.out_shape)):>12s} "
+                     f"{gemm:>14s} {l.macs:9d} {cyc} {load} {util:>6s} {l.mismatches:8d}")
+    rtl = [l for l in rep.layers if l.where == "rtl"]
+    macs = sum(l.macs for l in rtl)
+    cycles = sum(l.cycles for l in rtl)
+    lines.append("-" * len(head))
+    lines.append(f"{'total':8s} {'':16s} {'':4s} {'':>12s} {'':>14s} {macs:9d} {cycles:8d} "
+                 f"{sum(l.load_cycles for l in rtl):6d} "
+                 f"{100 * macs / (rtl[0].slots * cycles) if cycles else 0:5.1f}% "
+                 f"{sum(l.mismatches for l in rep.layers):8d}")
+    n = rep.images
+    rtl_p, gold_p, flt_p, lab = (np.array(v) for v in (rep.rtl_pred, rep.golden_pred,
+                                                       rep.float_pred, rep.labels))
+    lines += ["", f"{'image':>5s} {'label':>5s} {'RTL':>4s} {'golden':>6s} {'float':>5s}"]
+    for i in range(n):
+        note = "" if rtl_p[i] == lab[i] else "  <- misclassified"
+        lines.append(f"{i:5d} {lab[i]:5d} {rtl_p[i]:4d} {gold_p[i]:6d} {flt_p[i]:5d}{note}")
+    total = rep.total_cycles
+    lines += [
+        "",
+        f"images                         {n}",
+        f"RTL predictions == golden      {int(np.sum(rtl_p == gold_p))}/{n}",
+        f"RTL predictions == float model {int(np.sum(rtl_p == flt_p))}/{n}",
+        f"RTL predictions == label       {int(np.sum(rtl_p == lab))}/{n}",
+        f"output mismatches, all layers  {sum(l.mismatches for l in rep.layers)}",
+        f"total cycles (compute + load)  {total}  ({cycles} compute, "
+        f"{total - cycles} loading weights / parameters)",
+        f"simulated cycles per second    {total / rep.sim_seconds:,.0f}  "
+        f"({rep.sim_seconds:.1f} s in the simulator)" if rep.sim_seconds else "",
+    ]
+    return "\n".join(lines)
+
+
+def now() -> float:
+    """Wall-clock seconds (for the cycles-per-second figure)."""
+    return time.perf_counter()

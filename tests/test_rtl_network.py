@@ -1,0 +1,26 @@
+"""Whole-network runs on the RTL layer engine (tb/test_network.py): the shipped INT8
+digits CNN and the mixed INT4/INT8 one, a few images each.  Every layer's output must
+equal the golden model's, and so must the predictions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tb import test_network
+
+ARTIFACTS = ["digits_cnn_int8.yaml", "digits_cnn_mixed.yaml"]
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+@pytest.mark.parametrize("artifact", ARTIFACTS)
+def test_network_on_rtl(artifact: str, seed: int) -> None:
+    rep = test_network.run(artifact=test_network.MODEL_DIR / artifact, images=3, seed=seed)
+    print(test_network.format_report(rep))
+    assert [l.mismatches for l in rep.layers] == [0] * len(rep.layers)
+    assert rep.rtl_pred == rep.golden_pred
+    assert any(l.where == "rtl" for l in rep.layers)
+    if "mixed" in artifact:   # the mixed artifact really has INT4 layers on the engine
+        from pymodel.artifact import load_artifact
+        qnet = load_artifact(test_network.MODEL_DIR / artifact)
+        assert any(q.weight_bits == 4 for q in qnet.layers if q.has_weights)
