@@ -7,8 +7,8 @@
 `default_nettype none
 
 module fmax_requant_pipeline #(
-    parameter integer LANES    = 1,     // passed to requant_pipeline
-    parameter integer CHANNELS = 8,     // passed to requant_pipeline
+    parameter integer LANES    = 8,     // passed to requant_pipeline (its default)
+    parameter integer CHANNELS = 64,    // passed to requant_pipeline (its default)
     parameter integer USER_W   = 1      // passed to requant_pipeline
 ) (
     input  wire clk_i,      // clock

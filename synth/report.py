@@ -43,6 +43,8 @@ def multipliers(d: Path) -> list[str]:
 def fmax(d: Path) -> str:
     """nextpnr's Fmax estimate (MHz) of the clock, or '-' when it did not run."""
     log = d / "pnr.log"
+    if (d / "pnr.skipped").exists():
+        return "too big"
     if not log.exists():
         return "-"
     found = re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", log.read_text())
