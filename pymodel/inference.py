@@ -18,6 +18,7 @@ import numpy as np
 
 from . import layers as L
 from .artifact import QLayer, QuantizedNetwork, TensorQuant
+from .gemm import im2col
 from .qparams import dequantize as _dequantize
 from .qparams import quantize as _quantize
 
@@ -56,6 +57,32 @@ def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
     if layer.op == "flatten":
         return x.reshape(x.shape[0], -1)        # NHWC order, C fastest
     raise ValueError(f"layer {layer.name!r}: unknown op {layer.op!r}")
+
+
+def gemm_rows(layer: QLayer, x: np.ndarray) -> np.ndarray:
+    """The int8 GEMM rows a conv / fully-connected layer feeds the MAC array.
+
+    ``pymodel.layers.quantized_gemm(gemm_rows(layer, x), layer.w2d,
+    layer.input.zero_point, layer.requant())`` reshaped to ``[N, *output_shape]`` equals
+    :func:`run_layer` -- the split the RTL network runner uses (host: ``im2col``;
+    engine: GEMM + requantize).
+
+    Args:
+        layer: a ``conv2d`` or ``fully_connected`` layer.
+        x: int8 ``[N, *layer.input_shape]``.
+
+    Returns:
+        int8 ``[N*OH*OW, kh*kw*C]`` (conv: ``im2col`` padded with the input zero point)
+        or ``[N, in]`` (fully connected).
+    """
+    if layer.op == "fully_connected":
+        return np.asarray(x)
+    if layer.op != "conv2d":
+        raise ValueError(f"layer {layer.name!r}: {layer.op} is not a GEMM layer (conv2d or "
+                         "fully_connected)")
+    cols, _ = im2col(np.asarray(x), layer.kernel, layer.stride, layer.padding,
+                     pad_value=layer.input.zero_point)
+    return cols
 
 
 def run_network(qnet: QuantizedNetwork, x: np.ndarray) -> list[np.ndarray]:

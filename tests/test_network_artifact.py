@@ -88,6 +88,22 @@ def test_integer_inference_equals_layer_by_layer_calls(rng):
     assert all(o.dtype == np.int8 for o in outs)
 
 
+def test_gemm_split_equals_run_layer(rng):
+    """Host im2col + engine GEMM (pymodel.layers.quantized_gemm) == run_layer, for the
+    shipped digits artifacts (what the RTL network runner executes)."""
+    from pymodel import digits
+    from pymodel.inference import gemm_rows
+    for path in (digits.INT8_ARTIFACT, digits.MIXED_ARTIFACT):
+        qnet = load_artifact(path)
+        x = quantize_input(qnet, datasets.digits("test").x[:16])
+        for q in qnet.layers:
+            y = run_layer(q, x)
+            if q.op in ("conv2d", "fully_connected"):
+                g = L.quantized_gemm(gemm_rows(q, x), q.w2d, q.input.zero_point, q.requant())
+                assert np.array_equal(g.reshape(y.shape), y), (path.name, q.name)
+            x = y
+
+
 def test_integer_path_reads_no_float(rng):
     """Replace every scale, range and weight scale with NaN: the int8 outputs do not
     change, so nothing on the integer path reads them."""
