@@ -90,8 +90,8 @@ def test_missing_tensor_is_an_error_and_writes_nothing(capsys, tmp_path: Path):
     assert_nothing_written(tmp_path, {"w.npz"})
 
 
-def test_bad_calibration_data_writes_nothing(capsys, tmp_path: Path):
-    x = np.random.default_rng(0).uniform(size=(10, 8, 8, 1))
+def test_bad_calibration_data_writes_nothing(capsys, tmp_path: Path, rng):
+    x = rng.uniform(size=(10, 8, 8, 1))
     x[3, 4, 4, 0] = np.nan
     np.savez(tmp_path / "d.npz", x=x)
     for argv, message in (
