@@ -53,7 +53,7 @@ def _add_progress(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pymodel", description=__doc__, epilog=EPILOG,
+        prog="python -m pymodel", description=__doc__.replace("``", ""), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
     fmt = argparse.RawDescriptionHelpFormatter
