@@ -651,7 +651,7 @@ class Env:
         the inputs and every golden intermediate value."""
         L = self.cfg.lanes
         g = golden_stages(rec.acc, rec.params)
-        lines = [f"{rec}; output at cycle {cycle} (latency {cycle - rec.cycle})"]
+        lines = [f"{rec}; delivered at cycle {cycle} ({cycle - rec.cycle} cycles after its accept)"]
         for lane in range(L):
             if actual[lane] == rec.expected[lane]:
                 continue
@@ -831,10 +831,13 @@ async def test_directed(dut: Any) -> None:
     assert n >= acc.size
 
 
-# (source stall probability, sink stall probability, share of the beats)
-STALL_PHASES = [(0.0, 0.0, 0.25), (0.2, 0.2, 0.25), (0.5, 0.0, 0.1), (0.0, 0.5, 0.1),
-                (0.5, 0.5, 0.1), (0.0, 0.8, 0.1), (0.9, 0.0, 0.02), (0.0, 0.95, 0.02),
-                (0.3, 0.7, 0.06)]
+# (source stall probability, sink stall probability, share of the random beats, minimum
+# beats).  The heavy-stall phases always run >= 100 beats: that makes runs of 16+ idle /
+# stalled / back-pressured cycles certain (a miss has probability < 1e-9), whatever the
+# vector count.
+STALL_PHASES = [(0.0, 0.0, 0.25, 0), (0.2, 0.2, 0.25, 0), (0.5, 0.0, 0.1, 0),
+                (0.0, 0.5, 0.1, 0), (0.5, 0.5, 0.1, 0), (0.0, 0.8, 0.1, 0),
+                (0.9, 0.0, 0.02, 100), (0.0, 0.95, 0.02, 100), (0.3, 0.7, 0.06, 0)]
 
 
 @cocotb.test()
@@ -848,12 +851,15 @@ async def test_random(dut: Any) -> None:
     table = await env.load_all_channels()
     total_beats = math.ceil(cfg.random_vectors / L)
     batch = max(8, 4 * T)
-    done = 0
-    for src_p, sink_p, share in STALL_PHASES:
+    plan = [max(min_beats, math.ceil(total_beats * share))
+            for _, _, share, min_beats in STALL_PHASES]
+    # the minimums may push the sum above the total: take the excess off the first
+    # (no-stall) phase, keeping one batch
+    plan[0] = max(batch, plan[0] - max(0, sum(plan) - total_beats))
+    for (src_p, sink_p, _, _), phase_beats in zip(STALL_PHASES, plan):
         env.src.stall_prob, env.sink.stall_prob = src_p, sink_p
-        phase_beats = max(batch, int(total_beats * share))
         sent = 0
-        while sent < phase_beats and done < total_beats:
+        while sent < phase_beats:
             # rewrite a few channels (the beats of this batch use the new values)
             k = int(env.rng.integers(0, L + 1))
             chans = env.rng.choice(cfg.channels, size=k, replace=False)
@@ -861,14 +867,13 @@ async def test_random(dut: Any) -> None:
             table[:, chans] = new
             env.params.write_table(chans, new)
             await env.params.wait_idle()
-            nb = min(batch, phase_beats - sent, total_beats - done)
+            nb = min(batch, phase_beats - sent)
             tiles = env.rng.integers(0, T, nb)
             chan_of = (tiles[:, None] * L + np.arange(L)[None, :]).reshape(-1)
             acc = random_acc(env.rng, table[:, chan_of]).reshape(nb, L)
             env.send_beats(tiles, acc, table[:, chan_of])
             await env.wait_sent(nb)
             sent += nb
-            done += nb
     await env.drain()
     n = env.finish_coverage()
     env.log.info("[qmac] random: %d vectors (%d beats, %d parameter writes, %d cycles) "
