@@ -55,32 +55,11 @@ module mac_array #(
         end
     endgenerate
 
-    localparam integer DIAGS = ROWS + COLS - 1;  // anti-diagonals of the grid
-
     // ---- operand acceptance --------------------------------------------------------
     reg  busy_q;   // a tile's last beat was accepted and its results have not all left
     reg  fresh_q;  // no beat accepted since reset: the next one starts a new sum
     assign op_ready_o = !busy_q || !op_last_i;
     wire op_fire = op_valid_i && op_ready_o;
-
-    // ---- control wavefront: beat controls delayed to diagonal d = i + j ------------
-    reg [DIAGS-1:0] en_q;   // valid beat on diagonal d (reset)
-    reg [DIAGS-1:0] clr_q;  // ... starts a new sum (meaningful only with en_q)
-    reg [DIAGS-1:0] cap_q;  // ... ends a tile (meaningful only with en_q)
-    integer d;
-    always @(posedge clk_i) begin
-        en_q[0]  <= op_fire;
-        clr_q[0] <= op_first_i || fresh_q;
-        cap_q[0] <= op_last_i;
-        for (d = 1; d < DIAGS; d = d + 1) begin
-            en_q[d]  <= en_q[d-1];
-            clr_q[d] <= clr_q[d-1];
-            cap_q[d] <= cap_q[d-1];
-        end
-        if (rst_i) begin
-            en_q <= {DIAGS{1'b0}};
-        end
-    end
 
     // ---- operand skew and the PE grid -----------------------------------------------
     wire [ROWS*8-1:0]       a_skew;  // row i delayed by i cycles
@@ -99,25 +78,28 @@ module mac_array #(
         .data_o (b_skew)
     );
 
+    wire row0_done;  // the last beat of a tile reached PE(0, COLS-1)
+
     mac_grid #(.ROWS(ROWS), .COLS(COLS)) u_grid (
-        .clk_i (clk_i),
-        .a_i   (a_skew),
-        .b_i   (b_skew),
-        .en_i  (en_q),
-        .clr_i (clr_q),
-        .cap_i (cap_q),
-        .res_o (res_all)
+        .clk_i  (clk_i),
+        .rst_i  (rst_i),
+        .a_i    (a_skew),
+        .b_i    (b_skew),
+        .en_i   (op_fire),
+        .clr_i  (op_first_i || fresh_q),
+        .cap_i  (op_last_i),
+        .row0_o (row0_done),
+        .res_o  (res_all)
     );
 
     // ---- result drain (de-skew) ------------------------------------------------------
-    // Row 0 of a tile is complete one edge after the tile's last beat reaches diagonal
-    // COLS-1 (PE(0, COLS-1)); row r is complete r edges later, so presenting row r no
+    // Row 0 of a tile is complete one edge after the tile's last beat reaches
+    // PE(0, COLS-1) (row0_done); row r is complete r edges later, so presenting row r no
     // earlier than r cycles after row 0 (one row per cycle at most) never shows a row
     // before all of its columns are captured.
     reg            res_valid_q;  // a result row is presented
     reg [ROWS-1:0] row_oh_q;     // one-hot: the row presented (all zero when none)
     wire res_fire   = res_valid_q && res_ready_i;
-    wire tile_done  = en_q[COLS-1] && cap_q[COLS-1];
     integer r;
     always @(posedge clk_i) begin
         if (rst_i) begin
@@ -134,7 +116,7 @@ module mac_array #(
             end else if (res_fire && row_oh_q[ROWS-1]) begin
                 busy_q <= 1'b0;
             end
-            if (tile_done) begin
+            if (row0_done) begin
                 // Only one tile is ever pending (busy_q), so no drain is in progress here.
                 res_valid_q <= 1'b1;
                 row_oh_q    <= {ROWS{1'b0}};

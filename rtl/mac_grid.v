@@ -1,24 +1,28 @@
 `default_nettype none
-// mac_grid -- ROWS x COLS output-stationary systolic grid of mac_pe.
+// mac_grid -- ROWS x COLS output-stationary systolic grid of mac_pe, with the control
+// wavefront.
 //
 // A operands enter at the left edge (row i) and move one PE to the right per cycle;
 // B operands enter at the top edge (column j) and move one PE down per cycle.  The
-// inputs must already be skewed (mac_skew): row i / column j delayed by i / j cycles,
-// so that A[i][k] and B[k][j] meet in PE(i, j).  The control of a beat reaches PE(i, j)
-// on diagonal d = i + j: en_i[d] / clr_i[d] / cap_i[d] are the controls of the beat whose
-// operands are in the registers of the PEs on that diagonal this cycle.
-// Datapath only: no reset.
+// operand inputs must already be skewed (mac_skew): row i / column j delayed by i / j
+// cycles, so that A[i][k] and B[k][j] meet in PE(i, j), one cycle after diagonal
+// d = i + j of the grid.  The controls of a beat (valid, first, last) enter with its
+// unskewed lane 0 (row 0 / column 0) and travel down a delay line of one register per
+// anti-diagonal d = i + j, which drives the PEs of that diagonal: PE(i, j) sees them in
+// the cycle its operand registers hold that beat.
 module mac_grid #(
     parameter integer ROWS = 8,  // rows of PEs = rows of the C tile (>= 1)
     parameter integer COLS = 8   // columns of PEs = columns of the C tile (>= 1)
 ) (
-    input  wire                      clk_i,  // clock, all registers on its rising edge
-    input  wire [ROWS*8-1:0]         a_i,    // skewed A column: row i (int8) in bits [8*i +: 8]
-    input  wire [COLS*8-1:0]         b_i,    // skewed B row: column j (int8) in bits [8*j +: 8]
-    input  wire [ROWS+COLS-2:0]      en_i,   // per diagonal d = i + j: valid beat, accumulate
-    input  wire [ROWS+COLS-2:0]      clr_i,  // per diagonal: the beat starts a new sum
-    input  wire [ROWS+COLS-2:0]      cap_i,  // per diagonal: the beat ends a tile, capture sums
-    output wire [ROWS*COLS*32-1:0]   res_o   // captured sums: C[i][j] (int32) at [32*(i*COLS+j) +: 32]
+    input  wire                      clk_i,   // clock, all registers on its rising edge
+    input  wire                      rst_i,   // synchronous reset, active high: drops in-flight beats
+    input  wire [ROWS*8-1:0]         a_i,     // skewed A column: row i (int8) in bits [8*i +: 8]
+    input  wire [COLS*8-1:0]         b_i,     // skewed B row: column j (int8) in bits [8*j +: 8]
+    input  wire                      en_i,    // a beat enters (its row 0 / column 0 operands are on a_i / b_i)
+    input  wire                      clr_i,   // with en_i: the beat starts a new sum
+    input  wire                      cap_i,   // with en_i: the beat ends a tile (capture the sums)
+    output wire                      row0_o,  // a tile's last beat is in PE(0, COLS-1): row 0 of the results is complete after this edge
+    output wire [ROWS*COLS*32-1:0]   res_o    // captured sums: C[i][j] (int32) at [32*(i*COLS+j) +: 32]
 );
     generate
         if (ROWS < 1) begin : g_bad_rows
@@ -39,34 +43,68 @@ module mac_grid #(
         end
     endgenerate
 
-    // Operand links.  a_link segment (i, j) enters PE(i, j) from the left; segment
-    // (i, COLS) is what the last column forwards out of the array.  Same for b_link
-    // downwards, segment (ROWS, j) leaving the bottom row.
-    /* verilator lint_off UNUSEDSIGNAL */
-    // The operands forwarded out of the right / bottom edge have no consumer.
-    wire [ROWS*(COLS+1)*8-1:0] a_link;
-    wire [(ROWS+1)*COLS*8-1:0] b_link;
-    /* verilator lint_on UNUSEDSIGNAL */
+    // Control delay line, one scalar register set per anti-diagonal (in its own scope
+    // so that a change on one diagonal only reaches the PEs of that diagonal).  Only
+    // the valid bit is reset; first / last matter only with it.
+    localparam integer DIAGS = ROWS + COLS - 1;  // anti-diagonals of the grid
+    genvar d;
+    generate
+        for (d = 0; d < DIAGS; d = d + 1) begin : g_diag
+            reg en_q;   // a valid beat is in the operand registers of diagonal d
+            reg clr_q;  // ... and it starts a new sum
+            reg cap_q;  // ... and it ends a tile
+            if (d == 0) begin : g_head
+                always @(posedge clk_i) begin
+                    en_q  <= en_i && !rst_i;
+                    clr_q <= clr_i;
+                    cap_q <= cap_i;
+                end
+            end else begin : g_link
+                always @(posedge clk_i) begin
+                    en_q  <= g_diag[d-1].en_q && !rst_i;
+                    clr_q <= g_diag[d-1].clr_q;
+                    cap_q <= g_diag[d-1].cap_q;
+                end
+            end
+        end
+    endgenerate
 
+    assign row0_o = g_diag[COLS-1].en_q && g_diag[COLS-1].cap_q;
+
+    // Each PE's operand links live in its own generate scope (g_row[i].g_col[j]):
+    // a_in / b_in enter the PE, a_fwd / b_fwd leave it to the right / downwards.  (One
+    // wide shared link vector would make every PE output change re-evaluate every PE
+    // input in event-driven simulators such as Icarus.)
     genvar i, j;
     generate
-        for (i = 0; i < ROWS; i = i + 1) begin : g_edge_a
-            assign a_link[(i*(COLS+1))*8 +: 8] = a_i[i*8 +: 8];
-        end
-        for (j = 0; j < COLS; j = j + 1) begin : g_edge_b
-            assign b_link[j*8 +: 8] = b_i[j*8 +: 8];
-        end
         for (i = 0; i < ROWS; i = i + 1) begin : g_row
             for (j = 0; j < COLS; j = j + 1) begin : g_col
+                wire [7:0] a_in;   // A operand entering PE(i, j)
+                wire [7:0] b_in;   // B operand entering PE(i, j)
+                /* verilator lint_off UNUSEDSIGNAL */
+                // In the last column / row the forwarded operand has no consumer.
+                wire [7:0] a_fwd;  // A operand forwarded to PE(i, j+1)
+                wire [7:0] b_fwd;  // B operand forwarded to PE(i+1, j)
+                /* verilator lint_on UNUSEDSIGNAL */
+                if (j == 0) begin : g_a_edge
+                    assign a_in = a_i[i*8 +: 8];
+                end else begin : g_a_link
+                    assign a_in = g_row[i].g_col[j-1].a_fwd;
+                end
+                if (i == 0) begin : g_b_edge
+                    assign b_in = b_i[j*8 +: 8];
+                end else begin : g_b_link
+                    assign b_in = g_row[i-1].g_col[j].b_fwd;
+                end
                 mac_pe u_pe (
                     .clk_i (clk_i),
-                    .a_i   (a_link[(i*(COLS+1)+j)*8 +: 8]),
-                    .b_i   (b_link[(i*COLS+j)*8 +: 8]),
-                    .en_i  (en_i[i+j]),
-                    .clr_i (clr_i[i+j]),
-                    .cap_i (cap_i[i+j]),
-                    .a_o   (a_link[(i*(COLS+1)+j+1)*8 +: 8]),
-                    .b_o   (b_link[((i+1)*COLS+j)*8 +: 8]),
+                    .a_i   (a_in),
+                    .b_i   (b_in),
+                    .en_i  (g_diag[i+j].en_q),
+                    .clr_i (g_diag[i+j].clr_q),
+                    .cap_i (g_diag[i+j].cap_q),
+                    .a_o   (a_fwd),
+                    .b_o   (b_fwd),
                     .res_o (res_o[(i*COLS+j)*32 +: 32])
                 );
             end

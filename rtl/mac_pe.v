@@ -24,24 +24,19 @@ module mac_pe (
     reg  signed [31:0] acc_q;
     reg  signed [31:0] res_q;
 
-    // Sign-extend both operands to 16 bits; the product of two int8 values lies in
-    // [-16256, 16384] and so is exact in 16 signed bits.
-    wire signed [15:0] a_ext    = {{8{a_q[7]}}, a_q};
-    wire signed [15:0] b_ext    = {{8{b_q[7]}}, b_q};
-    wire signed [15:0] prod     = a_ext * b_ext;
-    wire signed [31:0] prod_ext = {{16{prod[15]}}, prod};
-    wire signed [31:0] acc_base = clr_i ? 32'sd0 : acc_q;
-    // 32-bit adder: two's-complement wraparound, as docs/arithmetic.md specifies.
-    wire signed [31:0] acc_d    = acc_base + prod_ext;
-
+    // acc_next = (clr ? 0 : acc) + a * b: both int8 operands sign-extended to 32 bits
+    // (the size cast keeps their signedness), the product -- in [-16256, 16384] -- is
+    // exact, and the 32-bit adder wraps (two's complement, as docs/arithmetic.md says).
+    // Written as one expression in the clocked block: event-driven simulators (Icarus)
+    // then evaluate it once per valid beat instead of on every operand change.
     always @(posedge clk_i) begin
         a_q <= a_i;
         b_q <= b_i;
         if (en_i) begin
-            acc_q <= acc_d;
+            acc_q <= (clr_i ? 32'sd0 : acc_q) + 32'(a_q) * 32'(b_q);
         end
         if (en_i && cap_i) begin
-            res_q <= acc_d;
+            res_q <= (clr_i ? 32'sd0 : acc_q) + 32'(a_q) * 32'(b_q);
         end
     end
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["XZError", "pack", "unpack", "resolved_int", "read_lanes"]
+__all__ = ["XZError", "pack", "unpack", "is01", "resolved_int", "read_lanes"]
 
 
 class XZError(AssertionError):
@@ -85,18 +85,27 @@ def unpack(value: int, lanes: int, width: int, *, signed: bool = True) -> np.nda
     return out.astype(np.int64)
 
 
+def is01(bits: str) -> bool:
+    """True if the bit string (``str(handle.value)``) holds only ``0`` and ``1``.
+
+    Much faster than ``LogicArray.is_resolvable`` on wide vectors (no per-bit objects);
+    stricter too: the weak values ``L`` / ``H`` count as unresolved.
+    """
+    return bits.count("0") + bits.count("1") == len(bits)
+
+
 def resolved_int(handle: Any, *, what: str | None = None, cycle: int | None = None) -> int:
     """The unsigned integer value of a signal handle, checking it is all 0/1.
 
     Raises:
-        XZError: the value contains X, Z, U, W or -; the message names the signal
+        XZError: the value contains X, Z, U, W, L, H or -; the message names the signal
             (``what`` or the handle's path), the cycle if given, and the bit string.
     """
-    v = handle.value
-    if not v.is_resolvable:
+    bits = str(handle.value)
+    if not is01(bits):
         at = f" at cycle {cycle}" if cycle is not None else ""
-        raise XZError(f"{what or handle._path}{at}: value {str(v)!r} is not all 0/1")
-    return int(v) if len(handle) == 1 else v.to_unsigned()
+        raise XZError(f"{what or handle._path}{at}: value {bits!r} is not all 0/1")
+    return int(bits, 2)
 
 
 def read_lanes(handle: Any, lanes: int, width: int, *, signed: bool = True,

@@ -26,7 +26,7 @@ import cocotb
 from cocotb.triggers import Event, RisingEdge
 
 from .clock import ClockReset
-from .pack import XZError
+from .pack import XZError, is01
 
 __all__ = ["Beat", "StreamSource", "StreamSink", "StreamMonitor"]
 
@@ -126,6 +126,7 @@ class StreamSource(_Task):
         self._rng = _py_rng(rng)
         self._queue: collections.deque[Mapping[str, int]] = collections.deque()
         self._offered: Mapping[str, int] | None = None
+        self._valid_q = False
         self._idle_event = Event()
         self._idle_event.set()
         self.transfers: list[Beat] = []
@@ -197,15 +198,16 @@ class StreamSource(_Task):
     async def _run(self) -> None:
         clk = self.clock.clk
         self.valid.value = 0
+        self._valid_q = False
         self._drive_fields(None if self.idle != "hold" else {f: 0 for f in self.fields})
         while True:
             await RisingEdge(clk)
             if self._offered is not None:
-                r = self.ready.value
-                if not r.is_resolvable:
-                    raise XZError(f"{self.name}: ready is {str(r)!r} at cycle "
+                r = str(self.ready.value)
+                if r not in ("0", "1"):
+                    raise XZError(f"{self.name}: ready is {r!r} at cycle "
                                   f"{self.clock.cycle()} while valid is high")
-                if r:
+                if r == "1":
                     cyc = self.clock.cycle()
                     beat = Beat(cyc, self._offered)
                     self._offered = None
@@ -224,10 +226,11 @@ class StreamSource(_Task):
                     self._offered = self._queue.popleft()
                     self._drive_fields(self._offered)
                     self.valid.value = 1
-                else:
+                elif self._valid_q or self.idle == "random":
                     self.valid.value = 0
                     if self.idle != "hold":
                         self._drive_fields(None)
+                self._valid_q = self._offered is not None
 
 
 class StreamMonitor(_Task):
@@ -274,26 +277,26 @@ class StreamMonitor(_Task):
     def _sample(self, cyc: int) -> dict[str, int]:
         out = {}
         for f, h in self.fields.items():
-            v = h.value
-            if not v.is_resolvable:
-                raise XZError(f"{self.name}: field {f!r} is {str(v)!r} at cycle {cyc} "
+            bits = str(h.value)
+            if not is01(bits):
+                raise XZError(f"{self.name}: field {f!r} is {bits!r} at cycle {cyc} "
                               "while valid is high")
-            out[f] = int(v) if len(h) == 1 else v.to_unsigned()
+            out[f] = int(bits, 2)
         return out
 
     def _ready_now(self) -> bool:
-        r = self.ready.value
-        if not r.is_resolvable:
-            raise XZError(f"{self.name}: ready is {str(r)!r} at cycle {self.clock.cycle()}")
-        return bool(r)
+        r = str(self.ready.value)
+        if r not in ("0", "1"):
+            raise XZError(f"{self.name}: ready is {r!r} at cycle {self.clock.cycle()}")
+        return r == "1"
 
     def _observe(self, ready: bool) -> None:
         """Process the values sampled at the edge just passed (ready as seen by the DUT)."""
-        v = self.valid.value
+        v = str(self.valid.value)
         cyc = self.clock.cycle()
-        if not v.is_resolvable:
-            raise XZError(f"{self.name}: valid is {str(v)!r} at cycle {cyc}")
-        if not v:
+        if v not in ("0", "1"):
+            raise XZError(f"{self.name}: valid is {v!r} at cycle {cyc}")
+        if v == "0":
             if self._held is not None and self.check_protocol:
                 raise AssertionError(f"{self.name}: valid dropped at cycle {cyc} before the "
                                      f"stalled beat {self._held} was accepted (AXI-Stream rule)")
@@ -376,5 +379,7 @@ class StreamSink(StreamMonitor):
         while True:
             await RisingEdge(clk)
             self._observe(self._ready_q)
-            self._ready_q = not (self.stall_prob and self._rng.random() < self.stall_prob)
-            self.ready.value = int(self._ready_q)
+            ready = not (self.stall_prob and self._rng.random() < self.stall_prob)
+            if ready != self._ready_q:
+                self.ready.value = int(ready)
+                self._ready_q = ready
