@@ -8,7 +8,8 @@ test fails below 100 % of the defined bins.
 
 * ``test_latency_throughput``  latency == LATENCY, one beat per cycle, reset values
 * ``test_directed``            every shift -31..30 with exact and near ties (positive and
-                               negative) at both rounding steps; acc / bias / m0
+                               negative) at both rounding steps, including ties that
+                               decide the output; acc / bias / m0
                                extremes; bias, left-shift and zero-point wraparound;
                                SRDHM saturation (m0 = INT32_MIN) at every shift;
                                act_min == act_max
@@ -91,7 +92,9 @@ def config(dut: Any) -> Config:
 # ======================================================================================
 
 SHIFTS = list(range(fx.SHIFT_MIN, fx.SHIFT_MAX + 1))
-ROUND_BINS = ["tie +", "tie -", "no tie +", "no tie -"]
+# A tie is counted only where it decides the output: rounding it the other way would
+# change y (a tie hidden by the clamp or by the later divide counts in no bin).
+ROUND_BINS = ["deciding tie +", "deciding tie -", "no tie +", "no tie -"]
 EVENT_BINS = [
     "add_bias wraps +", "add_bias wraps -", "left_shift wraps", "add_zero_point wraps",
     "SRDHM saturates (shift <= 0)", "SRDHM saturates (shift > 0)",
@@ -112,6 +115,9 @@ COV = Coverage("requant")
 COV.point("vector.shift", SHIFTS)
 COV.point("vector.srdhm_round", ROUND_BINS)     # p / 2^31 tie?  sign of p
 COV.point("vector.rdbp_round", ROUND_BINS)      # x3 / 2^e tie?  sign of x3 (e >= 1 only)
+# shifts at which results were seen strictly inside (act_min, act_max): there every
+# stage's error of +-1 reaches the output
+COV.point("vector.unclamped_shift", SHIFTS)
 COV.point("vector.events", EVENT_BINS)
 COV.cross("vector.shift_x_srdhm_round", ["vector.shift", "vector.srdhm_round"])
 # the rounding divide only exists for shift < 0
@@ -168,6 +174,17 @@ def sample_vector_coverage(acc: np.ndarray, p: np.ndarray) -> int:
     e = g["e"]
     mask = (np.int64(1) << e) - 1
     rdbp_tie = (e > 0) & ((g["x3"] & mask) == (np.int64(1) << np.maximum(e - 1, 0)))
+    y = g["y"]
+
+    def out_of(x4: np.ndarray) -> np.ndarray:
+        return np.asarray(fx.clamp(fx.add_zero_point(x4, zp), lo, hi), dtype=np.int64)
+
+    # SRDHM ties round toward +inf: the other choice is x3 - 1.  Rounding-divide ties
+    # round away from zero: the other choice is one step toward zero.
+    x3_other = np.maximum(g["x3"] - 1, INT32_MIN)
+    srdhm_decides = srdhm_tie & (out_of(np.asarray(fx.rounding_divide_by_pot(x3_other, e),
+                                                   dtype=np.int64)) != y)
+    rdbp_decides = rdbp_tie & (out_of(np.where(g["x3"] >= 0, g["x4"] - 1, g["x4"] + 1)) != y)
     sat = (g["x2"] == INT32_MIN) & (m0 == INT32_MIN)
     ev = {
         "add_bias wraps +": acc + bias > INT32_MAX,
@@ -190,17 +207,21 @@ def sample_vector_coverage(acc: np.ndarray, p: np.ndarray) -> int:
     }
     names = list(ev)
     ev_bits = np.stack([ev[n] for n in names], axis=1)
-    srdhm_bin = np.where(srdhm_tie, 0, 2) + (prod < 0)
-    rdbp_bin = np.where(e == 0, -1, np.where(rdbp_tie, 0, 2) + (g["x3"] < 0))
+    srdhm_bin = np.where(srdhm_tie, np.where(srdhm_decides, 0, -2), 2) + (prod < 0)
+    rdbp_bin = np.where(e == 0, -2, np.where(rdbp_tie, np.where(rdbp_decides, 0, -2), 2)
+                        + (g["x3"] < 0))
+    unclamped = (g["x5"] > lo) & (g["x5"] < hi)
     # Bulk sampling: count each distinct feature row once, with its multiplicity.
     table = np.concatenate([shift[:, None], srdhm_bin[:, None], rdbp_bin[:, None],
-                            ev_bits.astype(np.int64)], axis=1)
+                            unclamped[:, None], ev_bits.astype(np.int64)], axis=1)
     rows, counts = np.unique(table, axis=0, return_counts=True)
     for row, count in zip(rows.tolist(), counts.tolist()):
         COV.sample(count, **{"vector.shift": row[0],
-                             "vector.srdhm_round": ROUND_BINS[row[1]],
+                             "vector.srdhm_round": ROUND_BINS[row[1]] if row[1] >= 0 else None,
                              "vector.rdbp_round": ROUND_BINS[row[2]] if row[2] >= 0 else None})
-        for n, bit in zip(names, row[3:]):
+        if row[3]:
+            COV.hit("vector.unclamped_shift", row[0], count)
+        for n, bit in zip(names, row[4:]):
             if bit:
                 COV.hit("vector.events", n, count)
     return int(acc.size)
@@ -309,8 +330,12 @@ def rdbp_tie_x2(rng: np.random.Generator, m0: np.ndarray, shift: np.ndarray,
     """
     e = np.clip(-shift, 1, 31)
     hi = np.maximum(np.where(m0 > 0, m0, 1) - 1, 0)     # |x3| stays reachable
-    mag = np.floor(rng.random(e.size) ** 2 * (hi + 1)).astype(np.int64)
     one = np.int64(1)
+    # mostly small quotients x3 / 2^e (the result lands near the int8 range, where the
+    # tie decides the output); a quarter anywhere in the reachable range
+    k_small = np.floor(rng.random(e.size) ** 2 * 300).astype(np.int64)
+    mag = np.where(rng.random(e.size) < 0.75, k_small << e,
+                   np.floor(rng.random(e.size) ** 2 * (hi + 1)).astype(np.int64))
     x3 = ((mag >> e) << e) + (one << (e - 1))
     x3 = np.where(x3 > hi, x3 - (one << e), x3)
     ok = (shift < 0) & (m0 > 0) & (x3 >= 0)
@@ -319,12 +344,34 @@ def rdbp_tie_x2(rng: np.random.Generator, m0: np.ndarray, shift: np.ndarray,
     return x2, ok & found
 
 
+def in_range_acc(rng: np.random.Generator, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Accumulators whose result lands in or just around [act_min, act_max]: a target
+    y is pulled back through add_zero_point, the divide (a random remainder), SRDHM
+    (solve_x2) and the left shift.
+
+    Returns:
+        (acc, ok): ok is False where m0 <= 0 or the target is out of reach.
+    """
+    bias, m0, shift, zp, lo, hi = p
+    n = bias.size
+    e = np.maximum(-shift, 0)
+    s = np.maximum(shift, 0)
+    y = rng.integers(lo - 3, hi + 4)
+    x4 = y - zp
+    x3 = (x4 << e) + np.floor(rng.random(n) * (np.int64(1) << e)).astype(np.int64)
+    ok = (m0 > 0) & (np.abs(x3) < m0)
+    x2, found = solve_x2(np.where(ok, x3, 0), m0)
+    x1 = np.where(x2 >= 0, (x2 + (np.int64(1) << s >> 1)) >> s, -((-x2 + (np.int64(1) << s >> 1)) >> s))
+    return wrap32(x1 - bias), ok & found
+
+
 def random_acc(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     """Accumulators for parameters p [6, n]: uniform int32, log-uniform magnitudes,
-    exact and near ties of either rounding step (both signs), and int32 extremes."""
+    exact and near ties of either rounding step (both signs), int32 extremes, and
+    values whose result lands in or near [act_min, act_max]."""
     bias, m0, shift = p[0], p[1], p[2]
     n = bias.size
-    kind = rng.choice(5, n, p=[0.25, 0.2, 0.25, 0.25, 0.05])
+    kind = rng.choice(6, n, p=[0.15, 0.15, 0.2, 0.2, 0.05, 0.25])
     sign = np.where(rng.random(n) < 0.5, -1, 1)
     delta = rng.choice([0, 0, 0, -1, 1, -2, 2], n)
     acc = rng.integers(INT32_MIN, INT32_MAX + 1, n)                       # kind 0
@@ -335,6 +382,8 @@ def random_acc(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     acc = np.where((kind == 3) & ok2, wrap32(x2 - bias), acc)
     ext = rng.choice([INT32_MIN, INT32_MAX, 0, -1, 1, INT32_MIN + 1, INT32_MAX - 1], n)
     acc = np.where(kind == 4, ext, acc)
+    acc5, ok5 = in_range_acc(rng, p)
+    acc = np.where((kind == 5) & ok5, acc5, acc)
     return acc.astype(np.int64)
 
 
@@ -391,6 +440,40 @@ def directed_vectors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         # plain random values at this shift
         add(rng.integers(INT32_MIN, INT32_MAX + 1, 4), rnd_bias(4),
             rng.integers(1 << 30, 1 << 31, 4), s, rng.integers(-128, 128, 4))
+
+    # --- deciding ties: ties whose other rounding changes the output (the result lands
+    #     inside [-128, 127]), at every shift and both signs, for both rounding steps.
+    for s in SHIFTS:
+        e = max(-s, 0)
+        for sgn in (1, -1):
+            zp = int(rng.integers(-20, 21))
+            if s >= 0:
+                # m0 small and odd, x2 = +-2^30: p / 2^31 = +-m0 / 2 (a tie), x3 small
+                for m0 in (1, 3, 5, 101):
+                    bias = int(rnd_bias(1)[0])
+                    add(wrap32(sgn * (1 << (30 - s)) - bias), bias, m0, s, zp)
+                if s == 0:   # m0 = 2^30, x2 = 2 x3 - 1: a tie rounding up to x3
+                    for x3 in (sgn * 7, sgn * 60, 1 - sgn):
+                        add(2 * x3 - 1, 0, 1 << 30, 0, zp)
+                continue
+            for k in (0, 1, 2, 5, 40):
+                # SRDHM tie (m0 = 2^30, x2 = 2 x3 - 1) with x3 at the residue where the
+                # divide's result depends on it: 2^(e-1) for x3 > 0, 2^(e-1) + 1 for x3 < 0
+                if sgn > 0:
+                    x3 = k * (1 << e) + (1 << (e - 1))
+                else:
+                    x3 = (1 << (e - 1)) + 1 - (k + 1) * (1 << e)
+                if INT32_MIN <= 2 * x3 - 1 <= INT32_MAX:
+                    bias = int(rnd_bias(1)[0])
+                    add(wrap32(2 * x3 - 1 - bias), bias, 1 << 30, s, zp)
+                # rounding-divide tie: x3 = +-(k 2^e + 2^(e-1)) reached exactly
+                x3 = sgn * (k * (1 << e) + (1 << (e - 1)))
+                for m0 in (1 << 30, INT32_MAX):
+                    x2, ok = solve_x2(np.array([x3]), np.array([m0]))
+                    if ok[0]:
+                        bias = int(rnd_bias(1)[0])
+                        add(wrap32(x2 - bias), bias, m0, s, zp)
+                        break
 
     # --- extremes: acc x bias x m0 x shift grid
     accs_ext = [INT32_MIN, INT32_MAX, INT32_MIN + 1, INT32_MAX - 1, -1, 0, 1]
