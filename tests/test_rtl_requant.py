@@ -2,7 +2,8 @@
 
 Each parameter set builds in its own ``sim/build/requant-<params>/`` (xdist-safe).  The
 100,000-vector random run happens at LANES=8; LANES=1 runs a shorter random test over a
-small parameter memory with a 16-bit sideband.
+small parameter memory with a 16-bit sideband; LANES=3 checks a lane count that is not a
+power of two.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from tb import test_requant
 PARAMETER_SETS = [
     pytest.param({"LANES": 8}, id="LANES8"),
     pytest.param({"LANES": 1, "CHANNELS": 4, "USER_W": 16}, id="LANES1"),
+    # not a power of two: channel -> (bank, address) is a real % and / in the write path
+    pytest.param({"LANES": 3, "CHANNELS": 12}, id="LANES3"),
 ]
 
 
