@@ -928,7 +928,7 @@ async def test_random(dut: Any) -> None:
     """Random vectors (cfg.random_vectors) over random per-channel parameters, rewritten
     between batches; stall phases from none to 95 % on either side."""
     env = Env(dut, "test_random")
-    await env.start(xz_checker=False)
+    await env.start()
     cfg = env.cfg
     L, T = cfg.lanes, cfg.tiles
     table = await env.load_all_channels()
@@ -969,7 +969,7 @@ async def test_params_every_cycle(dut: Any) -> None:
     """A parameter write on every cycle while beats stream, into the channels the beats
     read: each beat must use the parameters of its accept edge (read-first)."""
     env = Env(dut, "test_params_every_cycle")
-    await env.start(xz_checker=False)
+    await env.start()
     cfg = env.cfg
     L, T = cfg.lanes, cfg.tiles
     table = await env.load_all_channels()
