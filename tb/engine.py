@@ -36,7 +36,8 @@ class GemmJob:
         w2d: int8 ``[N, K]`` weights (INT4 weights as int8 values in [-7, 7]).
         in_zero_point: input zero point (folded into the bias by the host).
         rq: requantize parameters, ``N`` channels.
-        k_tile: taps per chunk (default: the engine's ``A_DEPTH``).
+        k_tile: taps per chunk (default: K split into the fewest balanced chunks that
+            fit ``A_DEPTH``).
         check_bound: apply the golden model's accumulator bound check (off only for
             tests of the wraparound edges).
         describe_row: names the output element of GEMM row ``m`` in mismatch reports
@@ -175,7 +176,10 @@ class EngineEnv:
     def plan(self, job: GemmJob) -> tuple[int, int]:
         """``(n_tiles, k_tile)`` of a job; ValueError if it does not fit this engine."""
         n_tiles = -(-job.n // self.cols)
-        k_tile = job.k_tile or min(self.a_depth, job.k)
+        # default: the fewest chunks that fit a bank, of balanced length (K=72 with
+        # A_DEPTH=64 runs as 36 + 36, not 64 + 8: every chunk end costs a result drain)
+        chunks = -(-job.k // self.a_depth)
+        k_tile = job.k_tile or -(-job.k // chunks)
         problems = []
         if not 1 <= job.k <= 0xFFFF:
             problems.append(f"K={job.k} is outside 1..65535")

@@ -54,7 +54,7 @@ async def test_network(dut: Any) -> None:
     if os.environ.get(ENV_PROGRESS) == "1":
         from tqdm import tqdm
         bar = tqdm(total=sum(l.macs for l in qnet.layers) * images, unit="MAC", unit_scale=True,
-                   desc=f"{qnet.name} on RTL", file=sys.stderr, leave=False)
+                   desc=f"{qnet.name} on RTL", file=sys.stderr)
     t0 = now()
     out, layers = await run_network(env, qnet, xq, progress=bar.update if bar else None)
     seconds = now() - t0
