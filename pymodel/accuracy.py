@@ -14,14 +14,20 @@
   parameter-weighted average is <= 6 bits per weight (and, for contrast, the same
   budget spent on the most sensitive layers first);
 * per-layer SQNR between float outputs and dequantized integer outputs;
-* each quantized tensor's ``|x|`` histogram with the threshold of every calibrator.
+* each quantized tensor's ``|x|`` histogram with the threshold of every calibrator;
+* accuracy preservation and QAT (:func:`run_preservation`): for W8A8 / W4A8 / W3A8 /
+  W4A4 (per-channel and per-tensor weights) PTQ, PTQ + bias correction, PTQ +
+  cross-layer equalization, PTQ + both, QAT (EMA ranges) and QAT with learned (LSQ)
+  scales; the mixed-bit network after QAT; integer == fake-quant agreement of every QAT
+  network on every test image; what the textbook float-rescaling fake quant would change.
 
 :func:`write_report` renders ``docs/accuracy.md`` and ``docs/img/*.png``.  Everything is
-deterministic: no timings or dates in the output.
+deterministic (fixed split, fixed training seed, no timings or dates in the output).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomicio, datasets, digits, inference, ptq
+from . import atomicio, bias_correction, cle, datasets, digits, inference, ptq, qat
 from .artifact import QuantizedNetwork
 from .calibration import CalibratorSpec, TensorStats, calibrated_range
 from .network import Network
@@ -39,6 +45,18 @@ CALIBRATORS = ("minmax", "ema", "percentile:99.9", "percentile:99.99", "percenti
 GRANULARITIES = ("per_tensor", "per_channel")
 MIXED_BUDGET_BITS = 6.0
 ACCEPT_DROP_PP = 0.5
+#: Accuracy-preservation table: (label, weight bits, weight granularity, activation bits).
+PRESERVE_CONFIGS = (("W8A8 per-channel", 8, "per_channel", 8),
+                    ("W4A8 per-channel", 4, "per_channel", 8),
+                    ("W4A8 per-tensor", 4, "per_tensor", 8),
+                    ("W3A8 per-channel", 3, "per_channel", 8),
+                    ("W3A8 per-tensor", 3, "per_tensor", 8),
+                    ("W4A4 per-channel", 4, "per_channel", 4))
+PRESERVE_METHODS = ("PTQ", "PTQ+BC", "PTQ+CLE", "PTQ+CLE+BC", "QAT", "QAT+LSQ")
+#: The QAT recipe of the study (fixed a priori: 1/10 of the float learning rate, a few
+#: epochs, the last two with frozen ranges; the test set chooses nothing).
+QAT_RECIPE = qat.QATConfig()
+QAT_TARGET_PP = 1.0
 
 
 def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
@@ -108,6 +126,7 @@ class Study:
     weight_layers: list[tuple[str, int]] = field(default_factory=list)
     stats: dict[str, TensorStats] = field(default_factory=dict)
     artifacts: dict[str, QuantizedNetwork] = field(default_factory=dict)
+    preservation: "Preservation | None" = None
 
 
 def _config(net: Network, cal: str, gran: str, bits: int,
@@ -116,8 +135,9 @@ def _config(net: Network, cal: str, gran: str, bits: int,
                               weight_bits=bits, layer_weight_bits=layer_bits)
 
 
-def run_study(progress: bool = True) -> Study:
-    """Run the whole study on the shipped digits CNN (a few seconds)."""
+def run_study(progress: bool = True, qat_runs: bool = True) -> Study:
+    """Run the whole study on the shipped digits CNN (PTQ part: a few seconds; with
+    ``qat_runs`` also :func:`run_preservation`, about two minutes on one core)."""
     from tqdm import tqdm
 
     net = digits.load()
@@ -175,7 +195,139 @@ def run_study(progress: bool = True) -> Study:
                "mixed": st.artifacts["mixed"]}
     for label, q in configs.items():
         st.layer_sqnr[label] = layer_sqnr(net, q, te.x)
+    if qat_runs:
+        st.preservation = run_preservation(net, tr, cal, te, f_test, st.selected,
+                                           st.mixed["bits"], progress)
+        st.artifacts.update(st.preservation.artifacts)
     return st
+
+
+# ----------------------------------------------------------------------------------------
+# Accuracy preservation after PTQ, and QAT
+# ----------------------------------------------------------------------------------------
+
+@dataclass
+class Preservation:
+    """Results of :func:`run_preservation`.
+
+    Attributes:
+        evals: ``{(config label, method): Eval}`` on the test set.
+        agreement: ``{(config label, method): qat.Agreement}`` for the QAT methods:
+            fake-quant vs converted integer network, every test image.
+        cle: ``pymodel.cle.Result.summary()``; cle_max_change: largest ``|float output
+            change|`` on the test set after equalization; cle_output_max: largest
+            ``|float output|`` (for scale).
+        cle_ranges: ``{layer: (min/max ratio of per-channel weight ranges before,
+            after)}``.
+        bc_error: ``{layer: (before, after)}``: mean over channels of ``|mean output
+            error|`` (dequantized integer vs float, test set), W4A8 per-channel.
+        float_mode: textbook float-rescaling fake quant vs the integer network for the
+            W4A8 per-tensor QAT network: differing predictions / logits.
+        mixed: the mixed-bit network after QAT (bits, average, evals).
+        recipe: the QAT recipe.
+        artifacts: QAT artifacts (``w4a8_qat``, ``mixed_qat``).
+    """
+
+    evals: dict[tuple[str, str], Eval] = field(default_factory=dict)
+    agreement: dict[tuple[str, str], qat.Agreement] = field(default_factory=dict)
+    cle: dict[str, Any] = field(default_factory=dict)
+    cle_max_change: float = 0.0
+    cle_output_max: float = 0.0
+    cle_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    bc_error: dict[str, tuple[float, float]] = field(default_factory=dict)
+    float_mode: dict[str, int] = field(default_factory=dict)
+    mixed: dict[str, Any] = field(default_factory=dict)
+    recipe: qat.QATConfig = QAT_RECIPE
+    artifacts: dict[str, QuantizedNetwork] = field(default_factory=dict)
+
+
+def channel_mean_error(net: Network, qnet: QuantizedNetwork, x: np.ndarray) -> dict[str, float]:
+    """Per weight layer: the mean over output channels of ``|mean error|``, the error
+    being dequantized integer output minus float output, averaged over images and
+    pixels (the per-channel output shift bias correction targets)."""
+    f_outs = net.forward_all(x)
+    q_outs = inference.run_network(qnet, inference.quantize_input(qnet, x))
+    out = {}
+    for spec, f, q, ql in zip(net.layers, f_outs, q_outs, qnet.layers):
+        if spec.has_weights:
+            d = inference.dequantize(q, ql.output) - f
+            out[spec.name] = float(np.mean(np.abs(d.reshape(-1, d.shape[-1]).mean(axis=0))))
+    return out
+
+
+def _spread(r: np.ndarray) -> float:
+    """max / min of the non-zero per-channel ranges (1 = balanced)."""
+    nz = r[r > 0]
+    return float(nz.max() / nz.min()) if nz.size else 1.0
+
+
+def run_preservation(net: Network, tr: datasets.Split, cal: datasets.Split,
+                     te: datasets.Split, f_test: np.ndarray, calibrator: str,
+                     mixed_bits: dict[str, int], progress: bool = True) -> Preservation:
+    """Every row of :data:`PRESERVE_CONFIGS` with every method of
+    :data:`PRESERVE_METHODS` (about a minute and a half: two QAT runs per row)."""
+    from tqdm import tqdm
+
+    pr = Preservation()
+    cal_spec = CalibratorSpec.parse(calibrator)
+    base = net.with_overrides(calibrator=cal_spec)
+    eq_net, eq_info = ptq.prepare(base.with_overrides(equalization=True))
+    pr.cle = eq_info
+    f_eq = eq_net.forward(te.x)
+    pr.cle_max_change = float(np.max(np.abs(f_eq - f_test)))
+    pr.cle_output_max = float(np.max(np.abs(f_test)))
+    r0, r1 = cle.ranges(base), cle.ranges(eq_net)
+    pr.cle_ranges = {k: (_spread(r0[k]), _spread(r1[k])) for k in r0}
+    floats = {"": base, "CLE": eq_net}
+    stats = {k: ptq.collect_stats(n, datasets.batches(cal.x, 32)) for k, n in floats.items()}
+    means = {k: bias_correction.collect_input_means(
+        n, datasets.batches(cal.x, 32), [s.name for s in n.weight_layers])
+        for k, n in floats.items()}
+    meta = {"calibration": {"dataset": "digits", "split": "calib", "images": len(cal),
+                            "batch_size": 32}}
+    jobs = [(c, m) for c in PRESERVE_CONFIGS for m in PRESERVE_METHODS]
+    bar = tqdm(jobs, desc="preserve/QAT", unit="run", disable=not progress, leave=False)
+    for (label, wb, gran, ab), method in bar:
+        cfg = base.with_overrides(weight_bits=wb, granularity=gran, activation_bits=ab)
+        if method.startswith("PTQ"):
+            key = "CLE" if "CLE" in method else ""
+            n = floats[key].with_overrides(weight_bits=wb, granularity=gran,
+                                           activation_bits=ab,
+                                           bias_correction="BC" in method)
+            q = ptq.quantize_network(n, stats[key], meta, means[key])
+            pr.evals[(label, method)] = evaluate(q, te.x, te.y, f_test)
+            if method in ("PTQ", "PTQ+BC") and label == "W4A8 per-channel":
+                pr.bc_error[method] = channel_mean_error(n, q, te.x)  # type: ignore[assignment]
+            continue
+        recipe = dataclasses.replace(QAT_RECIPE, lsq=method == "QAT+LSQ")
+        qn, _ = qat.finetune(cfg, tr.x, tr.y, cal.x, recipe)
+        art = qat.convert(qn, {**meta, "qat": recipe.to_meta()})
+        pr.evals[(label, method)] = evaluate(art, te.x, te.y, f_test)
+        pr.agreement[(label, method)] = qat.compare(qn, art, te.x)
+        if label == "W4A8 per-tensor" and method == "QAT":
+            pr.artifacts["w4a8_qat"] = art
+            qn.mode = "float"                    # the textbook fake quant, same weights
+            ag = qat.compare(qn, art, te.x)
+            pr.float_mode = {"images": ag.images,
+                             "differing_predictions": ag.images - ag.same_prediction,
+                             "differing_logits": ag.images - ag.same_logits}
+            qn.mode = "integer"
+    before, after = pr.bc_error.pop("PTQ"), pr.bc_error.pop("PTQ+BC")  # type: ignore[misc]
+    pr.bc_error = {k: (before[k], after[k]) for k in before}  # type: ignore[index]
+
+    # The mixed-bit network of the sensitivity study, fine-tuned.
+    mcfg = base.with_overrides(granularity="per_channel", weight_bits=8,
+                               layer_weight_bits={k: v for k, v in mixed_bits.items()
+                                                  if v != 8})
+    q_ptq = ptq.quantize_network(mcfg, stats[""], meta)
+    qn, _ = qat.finetune(mcfg, tr.x, tr.y, cal.x, QAT_RECIPE)
+    art = qat.convert(qn, {**meta, "qat": QAT_RECIPE.to_meta()})
+    pr.artifacts["mixed_qat"] = art
+    pr.mixed = {"bits": dict(mixed_bits), "average": mcfg.weight_bits_average(),
+                "ptq": evaluate(q_ptq, te.x, te.y, f_test),
+                "qat": evaluate(art, te.x, te.y, f_test),
+                "agreement": qat.compare(qn, art, te.x)}
+    return pr
 
 
 def choose_mixed_bits(ranked: list[tuple[str, int]], budget: float = MIXED_BUDGET_BITS,
@@ -282,6 +434,30 @@ def _plots(st: Study, img: Path) -> list[str]:
     plt.close(fig)
     written.append("layer_sqnr.png")
 
+    # 2b. accuracy preservation and QAT
+    pr = st.preservation
+    if pr is not None:
+        fig, ax = plt.subplots(figsize=(9.5, 3.8))
+        labels = [c[0] for c in PRESERVE_CONFIGS]
+        xs = np.arange(len(labels))
+        w = 0.8 / len(PRESERVE_METHODS)
+        for j, m in enumerate(PRESERVE_METHODS):
+            vals = [100 * pr.evals[(lab, m)].accuracy for lab in labels]
+            ax.bar(xs + (j - (len(PRESERVE_METHODS) - 1) / 2) * w, vals, w, label=m)
+        ax.axhline(100 * st.fp32_accuracy, color="k", lw=1, ls="--", label="FP32")
+        ax.axhline(100 * st.fp32_accuracy - QAT_TARGET_PP, color="k", lw=0.8, ls=":",
+                   label=f"FP32 - {QAT_TARGET_PP:g} pt")
+        ax.set_xticks(xs, [lab.replace(" ", "\n") for lab in labels], fontsize=8)
+        lo = min(100 * e.accuracy for e in pr.evals.values())
+        ax.set_ylim(max(0.0, min(lo, 100 * st.fp32_accuracy - 3) - 1.0), 100)
+        ax.set_ylabel(f"test accuracy (%), {st.n_test} images")
+        ax.set_title("digits CNN: PTQ, bias correction (BC), cross-layer equalization (CLE), QAT")
+        ax.legend(fontsize=7, ncol=4, loc="lower left")
+        fig.tight_layout()
+        fig.savefig(img / "accuracy_qat.png", dpi=110)
+        plt.close(fig)
+        written.append("accuracy_qat.png")
+
     # 3. histograms with thresholds
     for name, s in st.stats.items():
         h = s.hist
@@ -305,6 +481,130 @@ def _plots(st: Study, img: Path) -> list[str]:
         plt.close(fig)
         written.append(f"hist_{name}.png")
     return written
+
+
+def _cell(e: Eval, fp: float) -> str:
+    return f"{_pct(e.accuracy)} ({100 * (e.accuracy - fp):+.2f})"
+
+
+def render_preservation(st: Study) -> list[str]:
+    """Markdown of the accuracy-preservation / QAT section."""
+    pr = st.preservation
+    assert pr is not None
+    fp = st.fp32_accuracy
+    r = pr.recipe
+    L: list[str] = []
+    add = L.append
+    add("## Accuracy preservation after PTQ, and quantization-aware training")
+    add("")
+    add(f"Methods (`docs/qat.md`): **BC** bias correction (per output channel, the mean "
+        f"output shift weight quantization causes, measured on the calibration set, "
+        f"subtracted from the bias); **CLE** cross-layer equalization of "
+        f"{', '.join(pr.cle.get('pairs', []))} before calibration; **QAT** fine-tuning "
+        f"of the float network with fake quantization, converted to the same artifact "
+        f"as PTQ; **QAT+LSQ** the same with learned scales. Every activation uses "
+        f"calibrator `{st.selected}` (clipping by the calibrators: the tables above); QAT "
+        f"starts from those calibrated ranges and tracks them by EMA. Weights: symmetric, "
+        f"min/max (per tensor or per output channel). Cells: test accuracy % "
+        f"(change vs FP32 {_pct(fp)} %, in percentage points).")
+    add("")
+    add(f"QAT recipe (fixed before looking at any test result; the test set chooses "
+        f"nothing): Adam, learning rate {r.lr:g} (1/10 of the float recipe's), weight "
+        f"decay {r.weight_decay:g}, batch {r.batch_size}, {r.epochs} epochs over the "
+        f"{st.n_train} training images, activation ranges by EMA (constant "
+        f"{r.ema_constant:g}) frozen for the last {r.freeze_epochs} epochs, shuffling "
+        f"seed {r.seed}, integer-exact fake-quant forward. Per-channel or per-tensor "
+        f"weights, per-tensor activations, as the row says.")
+    add("")
+    add("| configuration | " + " | ".join(PRESERVE_METHODS) + " |")
+    add("|---|" + "---:|" * len(PRESERVE_METHODS))
+    for label, *_ in PRESERVE_CONFIGS:
+        add(f"| {label} | " + " | ".join(_cell(pr.evals[(label, m)], fp)
+                                         for m in PRESERVE_METHODS) + " |")
+    add("")
+    add("![accuracy preservation and QAT](img/accuracy_qat.png)")
+    add("")
+    # The QAT-vs-PTQ gap, stated from the numbers.
+    add(f"**QAT vs PTQ** (target: QAT within {QAT_TARGET_PP:g} point of FP32 where PTQ "
+        f"falls further; one test image = {100 / st.n_test:.2f} pt):")
+    add("")
+    for label, *_ in PRESERVE_CONFIGS:
+        p = 100 * (pr.evals[(label, "PTQ")].accuracy - fp)
+        best_ptq = max((m for m in PRESERVE_METHODS if m.startswith("PTQ")),
+                       key=lambda m: (pr.evals[(label, m)].accuracy,
+                                      -PRESERVE_METHODS.index(m)))
+        bp = 100 * (pr.evals[(label, best_ptq)].accuracy - fp)
+        q = 100 * (pr.evals[(label, "QAT")].accuracy - fp)
+        ql = 100 * (pr.evals[(label, "QAT+LSQ")].accuracy - fp)
+        if p >= -QAT_TARGET_PP:
+            verdict = (f"PTQ is already within {QAT_TARGET_PP:g} pt ({p:+.2f}); QAT "
+                       f"{q:+.2f}, QAT+LSQ {ql:+.2f} -- on this network and test set the "
+                       f"difference is {abs(q - p) / (100 / st.n_test):.0f} image(s)")
+        elif q >= -QAT_TARGET_PP:
+            verdict = (f"PTQ falls {-p:.2f} pt below FP32; QAT is within target at "
+                       f"{q:+.2f} (QAT+LSQ {ql:+.2f}); the best PTQ variant ({best_ptq}) "
+                       f"reaches {bp:+.2f}")
+        else:
+            verdict = (f"PTQ {p:+.2f}, QAT {q:+.2f}, QAT+LSQ {ql:+.2f}: QAT does **not** "
+                       f"reach the {QAT_TARGET_PP:g}-pt target here; best PTQ variant "
+                       f"({best_ptq}) {bp:+.2f}")
+        add(f"- {label}: {verdict}.")
+    add("")
+    # Integer == fake quant.
+    n_runs = len(pr.agreement) + 1
+    all_ok = all(a.same_prediction == a.images and a.same_logits == a.images
+                 for a in [*pr.agreement.values(), pr.mixed["agreement"]])
+    imgs = next(iter(pr.agreement.values())).images
+    add(f"**Integer network == fake-quant network.** For each of the {n_runs} QAT networks "
+        f"above (and the mixed one below), the converted artifact run by the integer "
+        f"golden model and the fake-quant forward were compared image by image on the "
+        f"{imgs} test images: "
+        + ("identical predictions and identical int8 logits on every image of every "
+           "network." if all_ok else "**MISMATCHES**: " + "; ".join(
+               f"{k[0]} {k[1]}: {a.images - a.same_prediction} predictions, "
+               f"{a.images - a.same_logits} logit vectors differ"
+               for k, a in pr.agreement.items()
+               if a.same_prediction != a.images or a.same_logits != a.images))
+        + " The fake-quant forward builds each layer's artifact record "
+        "(`ptq.build_qlayer`) and runs the integer kernel, so this holds by construction "
+        "(`docs/qat.md`).")
+    fm = pr.float_mode
+    add("")
+    add(f"For contrast, the textbook fake quant -- output `dequantize(quantize(z))` "
+        f"rescaled in float instead of the `m0`/`shift` integer requantization -- run on "
+        f"the same W4A8 per-tensor QAT weights and ranges differs from the integer "
+        f"network in {fm['differing_logits']} of {fm['images']} int8 logit vectors and "
+        f"{fm['differing_predictions']} predictions.")
+    add("")
+    # CLE.
+    add(f"**Cross-layer equalization**: pairs {', '.join(pr.cle.get('pairs', []))}"
+        + (f" (skipped: {'; '.join(pr.cle['skipped'])})" if pr.cle.get("skipped") else "")
+        + f"; {pr.cle.get('sweeps')} sweeps to a largest scale change below 1e-6. The "
+        f"equalized float network's test logits differ from the original's by at most "
+        f"{pr.cle_max_change:.1e} (largest |logit| {pr.cle_output_max:.1f}): float "
+        f"rounding only. Spread of the per-output-channel weight ranges (max/min over "
+        f"non-zero channels), before -> after: "
+        + ", ".join(f"{k} {a:.1f} -> {b:.1f}" for k, (a, b) in pr.cle_ranges.items())
+        + ". With per-channel weights CLE only balances the *input* channels of the second "
+        "layer of each pair; its gain shows with per-tensor weights, and it can cost "
+        "activation resolution (the per-tensor activation range now holds rescaled "
+        "channels).")
+    add("")
+    add("**Bias correction**, W4A8 per-channel, test set (held out from the calibration "
+        "that measured the correction): mean over output channels of |mean output error| "
+        "(dequantized integer vs float), without -> with correction: "
+        + ", ".join(f"{k} {a:.4f} -> {b:.4f}" for k, (a, b) in pr.bc_error.items()) + ".")
+    add("")
+    mx = pr.mixed
+    add(f"**Mixed-bit network after QAT** ({', '.join(f'{k} INT{v}' for k, v in mx['bits'].items())}; "
+        f"{mx['average']:.2f} bits/weight, per-channel; the sensitivity study's choice): PTQ "
+        f"{_cell(mx['ptq'], fp)} -> QAT {_cell(mx['qat'], fp)}; output SQNR "
+        f"{_db(mx['ptq'].sqnr_db)} -> {_db(mx['qat'].sqnr_db)} dB (vs the FP32 logits). "
+        f"Integer == fake quant: {mx['agreement'].same_prediction}/{mx['agreement'].images} "
+        f"predictions, {mx['agreement'].same_logits}/{mx['agreement'].images} int8 logit "
+        f"vectors.")
+    add("")
+    return L
 
 
 def render(st: Study, images: list[str]) -> str:
@@ -406,6 +706,8 @@ def render(st: Study, images: list[str]) -> str:
     add("")
     add("The chosen mixed network is shipped as `models/digits/digits_cnn_mixed.yaml`.")
     add("")
+    if st.preservation is not None:
+        L.extend(render_preservation(st))
     add("## Per-layer SQNR")
     add("")
     add("Float network vs dequantized integer network, both run end to end on the test set "
@@ -446,6 +748,13 @@ def render(st: Study, images: list[str]) -> str:
     bits4 = ",".join(f"{k}=4" for k, v in st.mixed["bits"].items() if v == 4)
     add(f"python -m pymodel quantize models/digits/digits_cnn.yaml --calibrator {st.selected} "
         f"--layer-bits {bits4} --out models/digits/digits_cnn_mixed")
+    if st.preservation is not None:
+        add(f"python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 "
+            f"--granularity per_tensor --bias-correction --equalize --out /tmp/w4a8_cle_bc")
+        add(f"python -m pymodel qat models/digits/digits_cnn.yaml --weight-bits 4 "
+            f"--granularity per_tensor --out models/digits/digits_cnn_w4a8_qat")
+        add(f"python -m pymodel qat models/digits/digits_cnn.yaml --layer-bits {bits4} "
+            f"--out models/digits/digits_cnn_mixed_qat")
     add("```")
     add("")
     return "\n".join(L)
@@ -470,6 +779,9 @@ def write_report(out: str | Path, progress: bool = True,
     images = _plots(st, img)
     atomicio.write_text(out / "accuracy.md", render(st, images))
     if artifacts is not None:
-        for key, stem in (("int8", "digits_cnn_int8"), ("mixed", "digits_cnn_mixed")):
-            save_artifact(st.artifacts[key], Path(artifacts) / stem)
+        for key, stem in (("int8", "digits_cnn_int8"), ("mixed", "digits_cnn_mixed"),
+                          ("w4a8_qat", "digits_cnn_w4a8_qat"),
+                          ("mixed_qat", "digits_cnn_mixed_qat")):
+            if key in st.artifacts:
+                save_artifact(st.artifacts[key], Path(artifacts) / stem)
     return st

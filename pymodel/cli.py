@@ -1,9 +1,11 @@
 """Command line: ``python -m pymodel <command>`` (also installed as ``qmac``).
 
 Commands: ``calibrate`` (collect activation statistics), ``quantize`` (write a
-quantized-network artifact), ``eval`` (accuracy of an artifact or a float network),
-``report`` (the accuracy study: ``docs/accuracy.md``), ``demo`` (run a few digits
-through the golden model; ``make sim`` runs it until the RTL engine takes over).
+quantized-network artifact; optional bias correction and cross-layer equalization),
+``qat`` (quantization-aware fine-tuning, written as the same artifact), ``eval``
+(accuracy of an artifact or a float network), ``report`` (the accuracy study:
+``docs/accuracy.md``), ``demo`` (run a few digits through the golden model; ``make sim``
+runs it until the RTL engine takes over).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ examples:
       --granularity per_channel --out /tmp/digits_w4a8
   python -m pymodel quantize models/digits/digits_cnn.yaml --layer-bits fc1=4 \\
       --out /tmp/digits_mixed
+  python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 \\
+      --granularity per_tensor --equalize --bias-correction --out /tmp/digits_w4_cle_bc
+  python -m pymodel qat models/digits/digits_cnn.yaml --weight-bits 4 \\
+      --granularity per_tensor --out /tmp/digits_w4a8_qat
   python -m pymodel eval /tmp/digits_int8.yaml
   python -m pymodel eval models/digits/digits_cnn.yaml --split test
   python -m pymodel report --out docs
@@ -49,6 +55,20 @@ def _add_data(p: argparse.ArgumentParser, split: str) -> None:
 
 def _add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_ptq_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=None,
+                   help="correct every weight layer's bias for the mean output shift of "
+                        "its weight quantization (default: the YAML's ptq.bias_correction)")
+    p.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="cross-layer equalization before calibration (default: the YAML's "
+                        "ptq.cross_layer_equalization)")
+
+
+def qat_defaults() -> Any:
+    from .qat import QATConfig
+    return QATConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +104,68 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "weight bits (2..8)")
     p.add_argument("--layer-bits", metavar="L=B[,L=B]", help="weight bits per layer, "
                                                              "e.g. fc1=4,conv2=4")
+    p.add_argument("--activation-bits", type=int, metavar="B",
+                   help="override every layer output's activation bits (2..8)")
+    _add_ptq_options(p)
     p.add_argument("--out", type=Path, required=True,
                    help="artifact stem or .yaml path (the .npz goes beside it)")
+    _add_progress(p)
+
+    p = sub.add_parser(
+        "qat", help="quantization-aware fine-tuning of a float network; writes the same "
+                    "artifact as quantize",
+        description="""\
+Fine-tune a trained float network with fake quantization (integer-exact forward,
+straight-through estimator backward; docs/qat.md), then convert it to a
+quantized-network artifact (the format `quantize` writes). Activation ranges start
+at the PTQ calibration of the calib split and follow an EMA of the training batches
+until the last --freeze-epochs epochs. Prints float, PTQ and QAT test accuracy and
+checks, image by image, that the integer artifact predicts what the fake-quant
+network predicts (exit status 1 if not).""",
+        epilog=EPILOG, formatter_class=fmt)
+    p.add_argument("network", type=Path, help="network YAML (trained float weights)")
+    p.add_argument("--weights", type=Path, help="weights .npz (default: the YAML's)")
+    p.add_argument("--data", metavar="D", help="built-in dataset (splits train / calib / "
+                                               "test) or .npz with x, y (default: the "
+                                               "network's `dataset:`)")
+    p.add_argument("--calib-data", metavar="D", help="calibration data for the initial "
+                                                     "ranges (default: --data, split calib)")
+    p.add_argument("--test-data", metavar="D", help="evaluation data (default: --data, "
+                                                    "split test)")
+    p.add_argument("--calibrator", metavar="C", help="override every layer output's "
+                                                     "calibrator (initial ranges)")
+    p.add_argument("--granularity", choices=("per_tensor", "per_channel"),
+                   help="override every layer's weight granularity")
+    p.add_argument("--weight-bits", type=int, metavar="B", help="override every layer's "
+                                                                "weight bits (2..8)")
+    p.add_argument("--layer-bits", metavar="L=B[,L=B]", help="weight bits per layer")
+    p.add_argument("--activation-bits", type=int, metavar="B",
+                   help="override every layer output's activation bits (2..8)")
+    d = qat_defaults()
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default "
+                                                                f"{d.epochs})")
+    p.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs,
+                   help=f"last epochs with frozen activation ranges (default "
+                        f"{d.freeze_epochs})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default "
+                                                          f"{d.lr:g})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help=f"L2 weight decay (default {d.weight_decay:g})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+                   help=f"images per step (default {d.batch_size})")
+    p.add_argument("--ema-constant", type=float, default=d.ema_constant, metavar="C",
+                   help=f"activation range EMA constant (default {d.ema_constant:g})")
+    p.add_argument("--lsq", action="store_true", help="learn weight and activation "
+                                                      "scales (LSQ) instead of min/max + EMA")
+    p.add_argument("--mode", choices=("integer", "float"), default=d.mode,
+                   help="fake-quant forward: integer-exact requantization (default) or "
+                        "textbook float rescaling")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"shuffling seed (default "
+                                                            f"{d.seed})")
+    p.add_argument("--out", type=Path, required=True,
+                   help="artifact stem or .yaml path (the .npz goes beside it)")
+    p.add_argument("--save-weights", type=Path, metavar="NPZ",
+                   help="also write the fine-tuned float weights (a network .npz)")
     _add_progress(p)
 
     p = sub.add_parser("eval", help="test accuracy of an artifact (integer inference) or "
@@ -186,29 +266,56 @@ def _parse_layer_bits(text: str | None) -> dict[str, int]:
     return out
 
 
-def cmd_quantize(args: argparse.Namespace) -> int:
-    from . import datasets, ptq
-    from .artifact import save_artifact
+def _overrides(net: Any, args: argparse.Namespace) -> Any:
     from .calibration import CalibratorSpec
-    net = _network(args)
-    net = net.with_overrides(
+    return net.with_overrides(
         calibrator=CalibratorSpec.parse(args.calibrator, "--calibrator") if args.calibrator
         else None,
         granularity=args.granularity, weight_bits=args.weight_bits,
-        layer_weight_bits=_parse_layer_bits(args.layer_bits))
+        layer_weight_bits=_parse_layer_bits(args.layer_bits),
+        activation_bits=args.activation_bits,
+        bias_correction=getattr(args, "bias_correction", None),
+        equalization=getattr(args, "equalize", None))
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from . import bias_correction, datasets, ptq
+    from .artifact import save_artifact
+    net = _overrides(_network(args), args)
+    if args.stats and net.equalization.enabled:
+        raise ValueError("--stats: cross-layer equalization changes the float network, so "
+                         "statistics collected before it do not apply; drop --stats (or "
+                         "--equalize) to calibrate the equalized network now")
+    net, eq_info = ptq.prepare(net)
+    need_data = not args.stats or any(s.bias_correction for s in net.weight_layers)
+    if need_data:
+        name, split = _data(args, net.dataset, f"network {net.name!r}")
     if args.stats:
         stats = ptq.load_stats(args.stats)
-        meta = {"calibration": {"stats_file": args.stats.name}}
+        meta: dict[str, Any] = {"calibration": {"stats_file": args.stats.name}}
     else:
-        name, split = _data(args, net.dataset, f"network {net.name!r}")
         stats = ptq.collect_stats(net, datasets.batches(split.x, args.batch_size),
                                   progress=not args.no_progress,
                                   total=-(-len(split) // args.batch_size))
         meta = _calibration_meta(name, args.split, len(split), args.batch_size)
-    qnet = ptq.quantize_network(net, stats, meta)
+    means = None
+    if any(s.bias_correction for s in net.weight_layers):
+        means = bias_correction.collect_input_means(net, datasets.batches(split.x,
+                                                                          args.batch_size))
+        meta["bias_correction_data"] = {"dataset": name, "split": args.split,
+                                        "images": len(split)}
+    if eq_info:
+        meta["cross_layer_equalization"] = eq_info
+    qnet = ptq.quantize_network(net, stats, meta, means)
     path = save_artifact(qnet, args.out)
     print(f"wrote {path} and {path.with_suffix('.npz')}: {len(qnet.layers)} layers, "
           f"{qnet.weight_bits_average():.2f} bits/weight")
+    if eq_info:
+        print(f"  cross-layer equalization: {', '.join(eq_info['pairs'])} "
+              f"({eq_info['sweeps']} sweeps)")
+    corrected = [s.name for s in net.weight_layers if s.bias_correction]
+    if corrected:
+        print(f"  bias correction: {', '.join(corrected)}")
     for q in qnet.layers:
         if q.has_weights:
             print(f"  {q.name:10s} W{q.weight_bits} {q.weight_granularity:11s} "
@@ -255,6 +362,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{fnet.name} (float): {len(split)} images ({name}, {args.split})")
     if split.y is not None:
         print(f"  float accuracy {100 * np.mean(fpred == split.y):.2f} %")
+    return 0
+
+
+def cmd_qat(args: argparse.Namespace) -> int:
+    from . import atomicio, datasets, inference, ptq, qat
+    from .artifact import save_artifact
+    net = _overrides(_network(args), args)
+    default = net.dataset
+    src = args.data or default
+    if src is None:
+        raise ValueError(f"--data: network {net.name!r} names no dataset; give --data NAME "
+                         "or FILE.npz")
+    train = datasets.load(src, "train")
+    calib = datasets.load(args.calib_data or src, "calib")
+    test = datasets.load(args.test_data or src, "test")
+    if train.y is None:
+        raise ValueError(f"--data: {src} has no labels 'y'; QAT needs labelled training data")
+    if len(train) == 0 or len(calib) == 0:
+        raise ValueError("--data: empty training or calibration set")
+    config = qat.QATConfig(epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr,
+                           weight_decay=args.weight_decay, batch_size=args.batch_size,
+                           ema_constant=args.ema_constant, lsq=args.lsq, seed=args.seed,
+                           mode=args.mode)
+    t0 = time.perf_counter()
+    ptq_net = net.with_overrides(bias_correction=False, equalization=False)
+    base = ptq.calibrate(ptq_net, calib.x)
+    qnet, hist = qat.finetune(net, train.x, train.y, calib.x, config,
+                              progress=not args.no_progress)
+    meta = {"calibration": {"dataset": args.calib_data or src, "split": "calib",
+                            "images": len(calib), "batch_size": config.calib_batch_size},
+            "qat": {**config.to_meta(), "train_data": src, "train_images": len(train)}}
+    art = qat.convert(qnet, meta)
+    if args.save_weights:
+        atomicio.save_npz(args.save_weights, qnet.state())
+    path = save_artifact(art, args.out)
+    dt = time.perf_counter() - t0
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {len(art.layers)} layers, "
+          f"{art.weight_bits_average():.2f} bits/weight ({config.epochs} epochs, "
+          f"{dt:.1f} s; final training loss {hist.loss[-1]:.4f})")
+    if args.save_weights:
+        print(f"wrote {args.save_weights}: fine-tuned float weights")
+    if len(test):
+        ag = qat.compare(qnet, art, test.x)
+        print(f"  integer artifact vs fake-quant network on {ag.images} images: "
+              f"{ag.same_prediction} identical predictions, {ag.same_logits} identical "
+              f"int8 logit vectors")
+        if test.y is not None:
+            p_acc = np.mean(inference.predict(base, test.x) == test.y)
+            q_acc = np.mean(inference.predict(art, test.x) == test.y)
+            f_acc = np.mean(net.forward(test.x).argmax(axis=1) == test.y)
+            print(f"  test accuracy: float {100 * f_acc:.2f} %, PTQ {100 * p_acc:.2f} %, "
+                  f"QAT {100 * q_acc:.2f} %")
+        if ag.same_prediction != ag.images:
+            print(f"qmac qat: error: the integer artifact and the fake-quant network "
+                  f"disagree on images {ag.mismatches[:10]}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -323,5 +486,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "eval": cmd_eval,
-            "report": cmd_report, "demo": cmd_demo}
+COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
+            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo}

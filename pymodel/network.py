@@ -12,9 +12,12 @@ Schema (``docs/calibration.md`` has the full reference)::
     quant:                           # optional defaults for every layer
       weights:     {bits: 8, granularity: per_channel, symmetric: true}
       activations: {bits: 8, symmetric: false, calibrator: entropy}
+    ptq:                             # optional accuracy preservation (docs/qat.md)
+      cross_layer_equalization: true # or {iterations: 20, tolerance: 1.0e-6}
+      bias_correction: true          # default of every weight layer
     layers:
       - {name: conv1, op: conv2d, filters: 8, kernel: 3, stride: 1, padding: same,
-         activation: relu, quant: {weights: {bits: 4}}}
+         activation: relu, quant: {weights: {bits: 4}, bias_correction: false}}
       - {name: pool1, op: max_pool2d, pool: 2}
       - {name: flat, op: flatten}
       - {name: fc1, op: fully_connected, units: 10}
@@ -86,6 +89,21 @@ class ActivationScheme:
 
 
 @dataclass(frozen=True)
+class EqualizationSpec:
+    """Cross-layer equalization (``ptq.cross_layer_equalization``, :mod:`pymodel.cle`).
+
+    Attributes:
+        enabled: rescale consecutive weight-layer pairs before calibration.
+        iterations: at most this many sweeps over the pairs (1..1000).
+        tolerance: stop when a sweep's largest ``|ln s|`` is below this (> 0).
+    """
+
+    enabled: bool = False
+    iterations: int = 20
+    tolerance: float = 1e-6
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     """One layer of a float network, with its shapes resolved.
 
@@ -104,6 +122,8 @@ class LayerSpec:
         weights: weight scheme of a weight layer, else ``None``.
         activations: scheme of the layer's output tensor (weight layers), else ``None``
             (pools and flatten keep their input's quantization).
+        bias_correction: PTQ corrects this weight layer's bias for the mean output shift
+            its weight quantization causes (:mod:`pymodel.bias_correction`).
     """
 
     name: str
@@ -119,6 +139,7 @@ class LayerSpec:
     depth_multiplier: int | None = None
     weights: WeightScheme | None = None
     activations: ActivationScheme | None = None
+    bias_correction: bool = False
 
     @property
     def has_weights(self) -> bool:
@@ -167,6 +188,9 @@ class Network:
         dataset: name of a built-in dataset, or ``None``.
         source: the YAML path (or ``"<dict>"``), for messages and artifacts.
         weights_path: the ``.npz`` path, if loaded from a file.
+        equalization: cross-layer equalization requested for PTQ.
+        transforms: float transforms already applied to ``params`` (e.g.
+            ``"cross_layer_equalization"`` by :func:`pymodel.cle.equalize`).
     """
 
     name: str
@@ -177,6 +201,8 @@ class Network:
     dataset: str | None = None
     source: str = "<dict>"
     weights_path: str | None = None
+    equalization: EqualizationSpec = field(default_factory=EqualizationSpec)
+    transforms: tuple[str, ...] = ()
 
     def layer(self, name: str) -> LayerSpec:
         for spec in self.layers:
@@ -215,10 +241,19 @@ class Network:
     def with_overrides(self, calibrator: CalibratorSpec | None = None,
                        weight_bits: int | None = None, granularity: str | None = None,
                        layer_weight_bits: Mapping[str, int] | None = None,
-                       input_calibrator: CalibratorSpec | None = None) -> "Network":
+                       input_calibrator: CalibratorSpec | None = None,
+                       activation_bits: int | None = None,
+                       bias_correction: bool | None = None,
+                       equalization: bool | EqualizationSpec | None = None) -> "Network":
         """A copy with schemes replaced in every weight layer (``calibrator`` applies to
         every layer output, ``input_calibrator`` to the input tensor), then per layer
-        ``layer_weight_bits``."""
+        ``layer_weight_bits``.
+
+        ``activation_bits`` sets the bits of every layer output (the network input keeps
+        its scheme); ``bias_correction`` switches bias correction on / off in every
+        weight layer; ``equalization`` switches cross-layer equalization on / off (a
+        bool keeps the iteration settings) or replaces its settings.
+        """
         if granularity is not None and granularity not in GRANULARITIES:
             raise ValueError(f"granularity: {granularity!r} is not one of "
                              f"{', '.join(GRANULARITIES)}")
@@ -227,6 +262,22 @@ class Network:
                                      or not 2 <= bits <= MAX_BITS):
                 raise ValueError(f"weight bits: {bits!r} is outside the allowed range "
                                  f"[2, {MAX_BITS}]")
+        if activation_bits is not None and (isinstance(activation_bits, bool)
+                                            or not isinstance(activation_bits, int)
+                                            or not 2 <= activation_bits <= MAX_BITS):
+            raise ValueError(f"activation_bits: {activation_bits!r} is outside the allowed "
+                             f"range [2, {MAX_BITS}]")
+        if bias_correction is not None and not isinstance(bias_correction, bool):
+            raise ValueError(f"bias_correction: expected true or false; got "
+                             f"{bias_correction!r}")
+        eq = self.equalization
+        if isinstance(equalization, bool):
+            eq = dataclasses.replace(eq, enabled=equalization)
+        elif isinstance(equalization, EqualizationSpec):
+            eq = equalization
+        elif equalization is not None:
+            raise ValueError(f"equalization: expected a bool or an EqualizationSpec; got "
+                             f"{equalization!r}")
         names = {s.name for s in self.weight_layers}
         for lname in (layer_weight_bits or {}):
             if lname not in names:
@@ -245,12 +296,32 @@ class Network:
                     ws = dataclasses.replace(ws, bits=layer_weight_bits[spec.name])
                 if calibrator is not None:
                     acts = dataclasses.replace(acts, calibrator=calibrator)
-                spec = dataclasses.replace(spec, weights=ws, activations=acts)
+                if activation_bits is not None:
+                    acts = dataclasses.replace(acts, bits=activation_bits)
+                bc = spec.bias_correction if bias_correction is None else bias_correction
+                spec = dataclasses.replace(spec, weights=ws, activations=acts,
+                                           bias_correction=bc)
             layers.append(spec)
         inp = self.input_scheme
         if input_calibrator is not None:
             inp = dataclasses.replace(inp, calibrator=input_calibrator)
-        return dataclasses.replace(self, layers=tuple(layers), input_scheme=inp)
+        return dataclasses.replace(self, layers=tuple(layers), input_scheme=inp,
+                                   equalization=eq)
+
+    def with_params(self, params: Mapping[str, np.ndarray], transform: str | None = None
+                    ) -> "Network":
+        """A copy with other float parameters (same names and shapes), recording
+        ``transform`` in :attr:`transforms`."""
+        if set(params) != set(self.params):
+            raise ValueError(f"params: tensors {sorted(params)} differ from the network's "
+                             f"{sorted(self.params)}")
+        for k, v in params.items():
+            if np.shape(v) != np.shape(self.params[k]):
+                raise ValueError(f"params: {k!r} has shape {np.shape(v)}; the network's is "
+                                 f"{np.shape(self.params[k])}")
+        out = {k: np.array(v, np.float64) for k, v in params.items()}
+        tr = self.transforms + ((transform,) if transform else ())
+        return dataclasses.replace(self, params=out, transforms=tr)
 
     def weight_bits_average(self) -> float:
         """Parameter-weighted average bits per weight (biases excluded)."""
@@ -296,7 +367,9 @@ def float_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], x: np.ndarray
 # Parsing and validation
 # ----------------------------------------------------------------------------------------
 
-TOP_KEYS = ("name", "description", "weights", "dataset", "input", "quant", "layers")
+TOP_KEYS = ("name", "description", "weights", "dataset", "input", "quant", "ptq", "layers")
+PTQ_KEYS = ("cross_layer_equalization", "bias_correction")
+CLE_KEYS = ("enabled", "iterations", "tolerance")
 COMMON_LAYER_KEYS = ("name", "op", "output_shape")
 OP_KEYS = {
     "conv2d": ("filters", "kernel", "stride", "padding", "activation", "quant"),
@@ -342,12 +415,44 @@ def _activation_scheme(ck: Checker, value: Any, path: str,
 
 
 def _quant_block(ck: Checker, value: Any, path: str, wbase: WeightScheme,
-                 abase: ActivationScheme) -> tuple[WeightScheme, ActivationScheme]:
-    m = ck.mapping(value, path, ("weights", "activations"))
+                 abase: ActivationScheme, bc_base: bool | None = None
+                 ) -> tuple[WeightScheme, ActivationScheme, bool | None]:
+    """``weights`` / ``activations`` schemes; in a layer's block (``bc_base`` given)
+    also its ``bias_correction`` override."""
+    keys = ("weights", "activations") + (("bias_correction",) if bc_base is not None else ())
+    m = ck.mapping(value, path, keys)
     ws = _weight_scheme(ck, m["weights"], f"{path}.weights", wbase) if "weights" in m else wbase
     acts = (_activation_scheme(ck, m["activations"], f"{path}.activations", abase)
             if "activations" in m else abase)
-    return ws, acts
+    bc = bc_base
+    if bc_base is not None and "bias_correction" in m:
+        bc = ck.boolean(m["bias_correction"], f"{path}.bias_correction")
+    return ws, acts, bc
+
+
+def _ptq_block(ck: Checker, value: Any, path: str) -> tuple[EqualizationSpec, bool]:
+    """The top-level ``ptq`` mapping: cross-layer equalization settings and the default
+    ``bias_correction`` of every weight layer."""
+    m = ck.mapping(value, path, PTQ_KEYS)
+    eq = EqualizationSpec()
+    if "cross_layer_equalization" in m:
+        v, p = m["cross_layer_equalization"], f"{path}.cross_layer_equalization"
+        if isinstance(v, bool):
+            eq = EqualizationSpec(enabled=v)
+        elif isinstance(v, Mapping):
+            cm = ck.mapping(v, p, CLE_KEYS)
+            eq = EqualizationSpec(
+                enabled=ck.boolean(cm["enabled"], f"{p}.enabled") if "enabled" in cm else True,
+                iterations=(ck.integer(cm["iterations"], f"{p}.iterations", 1, 1000)
+                            if "iterations" in cm else eq.iterations),
+                tolerance=(ck.real(cm["tolerance"], f"{p}.tolerance", positive=True)
+                           if "tolerance" in cm else eq.tolerance))
+        else:
+            raise ck.error(p, f"expected true, false or a mapping with keys "
+                              f"{', '.join(CLE_KEYS)}; got {v!r}")
+    bc = ck.boolean(m["bias_correction"], f"{path}.bias_correction") \
+        if "bias_correction" in m else False
+    return eq, bc
 
 
 def _padding(ck: Checker, value: Any, path: str) -> Any:
@@ -364,7 +469,7 @@ def _padding(ck: Checker, value: Any, path: str) -> Any:
 
 
 def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
-           wbase: WeightScheme, abase: ActivationScheme) -> LayerSpec:
+           wbase: WeightScheme, abase: ActivationScheme, bc_base: bool = False) -> LayerSpec:
     if not isinstance(value, Mapping):
         raise ck.error(path, f"expected a mapping describing a layer; got {value!r}")
     if "op" not in value:
@@ -415,9 +520,9 @@ def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
     if "activation" in m:
         kw["activation"] = ck.string(m["activation"], f"{path}.activation", ACTIVATIONS)
     if op in WEIGHT_OPS:
-        ws, acts = (_quant_block(ck, m["quant"], f"{path}.quant", wbase, abase)
-                    if "quant" in m else (wbase, abase))
-        kw.update(weights=ws, activations=acts)
+        ws, acts, bc = (_quant_block(ck, m["quant"], f"{path}.quant", wbase, abase, bc_base)
+                        if "quant" in m else (wbase, abase, bc_base))
+        kw.update(weights=ws, activations=acts, bias_correction=bool(bc))
     if "output_shape" in m:
         declared = ck.int_list(m["output_shape"], f"{path}.output_shape", (1, 3), 1)
         if declared != out_shape:
@@ -457,7 +562,9 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
         ck.string(top["weights"], "weights")
     wbase, abase = WeightScheme(), ActivationScheme()
     if "quant" in top:
-        wbase, abase = _quant_block(ck, top["quant"], "quant", wbase, abase)
+        wbase, abase, _ = _quant_block(ck, top["quant"], "quant", wbase, abase)
+    eq, bc_base = _ptq_block(ck, top["ptq"], "ptq") if "ptq" in top else (EqualizationSpec(),
+                                                                         False)
     inp = ck.mapping(top["input"], "input", ("shape", "quant"), ("shape",))
     in_shape = ck.int_list(inp["shape"], "input.shape", (1, 3), 1)
     in_scheme = abase
@@ -469,7 +576,7 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
     seen: set[str] = set()
     shape = in_shape
     for i, item in enumerate(ck.sequence(top["layers"], "layers")):
-        spec = _layer(ck, item, f"layers[{i}]", shape, wbase, abase)
+        spec = _layer(ck, item, f"layers[{i}]", shape, wbase, abase, bc_base)
         if spec.name in seen:
             raise ck.error(f"layers[{i}].name", f"{spec.name!r} is used by an earlier layer; "
                                                 "layer names must be unique")
@@ -478,7 +585,8 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
         shape = spec.output_shape
     arrays = {} if params is None else _check_params(ck, layers, params, weights_source)
     return Network(name=name, input_shape=in_shape, input_scheme=in_scheme,
-                   layers=tuple(layers), params=arrays, dataset=dataset, source=source)
+                   layers=tuple(layers), params=arrays, dataset=dataset, source=source,
+                   equalization=eq)
 
 
 def _check_params(ck: Checker, layers: list[LayerSpec], params: Mapping[str, Any],

@@ -6,14 +6,18 @@ backward pass by hand.  Modules are built from a :class:`pymodel.network.Network
 description, and their parameters are exported back under the network's tensor names
 (``<layer>.weight`` / ``<layer>.bias``), so a trained model *is* a network ``.npz``.
 
-Hooks for quantization-aware training: every weight module has ``weight_hook`` and
-``output_hook`` (default ``None``).  A hook is any object with
+Hooks for quantization-aware training: every weight module has ``weight_hook``,
+``bias_hook`` and ``output_hook`` (default ``None``).  A hook is any object with
 
 * ``forward(x: ndarray, train: bool) -> ndarray`` and
 * ``backward(dy: ndarray) -> ndarray`` (the gradient with respect to its input),
 
-applied to the weight before the GEMM and to the layer output after the fused
-activation -- where a fake-quant op with a straight-through estimator goes.
+applied to the weight before the GEMM, to the bias before it is added (the integer
+path quantizes the bias to int32 at scale ``s_in * s_w[c]``, so the fake-quant forward
+must use that value too) and to the layer output after the fused activation -- where a
+fake-quant op with a straight-through estimator goes.  :mod:`pymodel.qat` uses the
+weight and bias slots and quantizes the outputs itself (it runs the integer
+requantization, which needs the layer's integer input).
 
 Optimizers: :class:`SGD` (momentum) and :class:`Adam`.  Loss:
 :func:`softmax_cross_entropy`.  All arrays are float64.
@@ -100,12 +104,17 @@ class _WeightModule(Module):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.activation = activation
         self.weight_hook: Hook | None = None
+        self.bias_hook: Hook | None = None
         self.output_hook: Hook | None = None
         self._cache: dict[str, Any] = {}
 
     def _weight(self, train: bool) -> np.ndarray:
         w = self.params["weight"]
         return w if self.weight_hook is None else self.weight_hook.forward(w, train)
+
+    def _bias(self, train: bool) -> np.ndarray:
+        b = self.params["bias"]
+        return b if self.bias_hook is None else self.bias_hook.forward(b, train)
 
     def _finish(self, z: np.ndarray, train: bool) -> np.ndarray:
         self._cache["z"] = z
@@ -119,6 +128,9 @@ class _WeightModule(Module):
 
     def _set_weight_grad(self, dw: np.ndarray) -> None:
         self.grads["weight"] = dw if self.weight_hook is None else self.weight_hook.backward(dw)
+
+    def _set_bias_grad(self, db: np.ndarray) -> None:
+        self.grads["bias"] = db if self.bias_hook is None else self.bias_hook.backward(db)
 
 
 class Conv2D(_WeightModule):
@@ -135,7 +147,7 @@ class Conv2D(_WeightModule):
         kernel = w.shape[1:3]
         cols, (oh, ow) = im2col(x, kernel, self.stride, self.padding, pad_value=0.0)
         w2 = w.reshape(w.shape[0], -1)
-        z = (cols @ w2.T).reshape(x.shape[0], oh, ow, w.shape[0]) + self.params["bias"]
+        z = (cols @ w2.T).reshape(x.shape[0], oh, ow, w.shape[0]) + self._bias(train)
         self._cache.update(cols=cols, w2=w2, x_shape=x.shape, kernel=kernel)
         return self._finish(z, train)
 
@@ -144,7 +156,7 @@ class Conv2D(_WeightModule):
         c = self._cache
         dz2 = dz.reshape(-1, dz.shape[-1])
         self._set_weight_grad((dz2.T @ c["cols"]).reshape(self.params["weight"].shape))
-        self.grads["bias"] = dz2.sum(axis=0)
+        self._set_bias_grad(dz2.sum(axis=0))
         pads = resolve_padding(self.padding, c["x_shape"][1:3], c["kernel"], self.stride)
         return col2im(dz2 @ c["w2"], c["x_shape"], c["kernel"], self.stride, pads)
 
@@ -167,7 +179,7 @@ class DepthwiseConv2D(_WeightModule):
         taps = cols.reshape(-1, kh * kw, c)
         wt = w.reshape(kh * kw, c, mult)
         z = np.einsum("mtc,tcj->mcj", taps, wt).reshape(x.shape[0], oh, ow, c * mult)
-        z = z + self.params["bias"]
+        z = z + self._bias(train)
         self._cache.update(taps=taps, wt=wt, x_shape=x.shape, kernel=(kh, kw))
         return self._finish(z, train)
 
@@ -179,7 +191,7 @@ class DepthwiseConv2D(_WeightModule):
         dz3 = dz.reshape(-1, c, mult)
         self._set_weight_grad(np.einsum("mtc,mcj->tcj", taps, dz3)
                               .reshape(self.params["weight"].shape))
-        self.grads["bias"] = dz3.reshape(-1, c * mult).sum(axis=0)
+        self._set_bias_grad(dz3.reshape(-1, c * mult).sum(axis=0))
         dtaps = np.einsum("tcj,mcj->mtc", wt, dz3).reshape(taps.shape[0], -1)
         pads = resolve_padding(self.padding, cache["x_shape"][1:3], cache["kernel"],
                                self.stride)
@@ -192,12 +204,12 @@ class Dense(_WeightModule):
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         w = self._weight(train)
         self._cache.update(x=x, w=w)
-        return self._finish(x @ w.T + self.params["bias"], train)
+        return self._finish(x @ w.T + self._bias(train), train)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dz = self._start_backward(dy)
         self._set_weight_grad(dz.T @ self._cache["x"])
-        self.grads["bias"] = dz.sum(axis=0)
+        self._set_bias_grad(dz.sum(axis=0))
         return dz @ self._cache["w"]
 
 

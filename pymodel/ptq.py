@@ -8,6 +8,18 @@
    per output channel (min / max), activation ranges from each tensor's calibrator,
    ``m0`` / ``shift`` / int32 bias / clamp from :func:`pymodel.layers.make_requant_params`.
 3. :func:`pymodel.artifact.save_artifact` writes it; :mod:`pymodel.inference` runs it.
+
+Accuracy preservation (``ptq:`` in the network YAML, ``docs/qat.md``):
+
+* cross-layer equalization rescales the float weights *before* calibration:
+  :func:`prepare` (``pymodel.cle.equalize``) returns the equalized float network, which
+  :func:`collect_stats` then observes;
+* bias correction changes a layer's float bias before it is quantized:
+  :func:`quantize_network` subtracts ``pymodel.bias_correction.expected_shift`` computed
+  from the layer's quantized weights and ``input_means``
+  (``pymodel.bias_correction.collect_input_means`` over the calibration set).
+
+:func:`calibrate` does all of it from a network and calibration images.
 """
 
 from __future__ import annotations
@@ -19,13 +31,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import __version__, atomicio
+from . import bias_correction as bc
 from .artifact import QLayer, QuantizedNetwork, TensorQuant
 from .calibration import (CalibratedRange, TensorStats, calibrated_range, weight_range,
                           HISTOGRAM_METHODS)
 from .histogram import DEFAULT_BINS
 from .layers import check_accumulator_bound, fold_input_zero_point, make_requant_params
 from .network import ActivationScheme, LayerSpec, Network, WeightScheme, float_layer
-from .qparams import QuantParams, compute_qparams, quantize
+from .qparams import QuantParams, compute_qparams, dequantize, quantize
 
 INPUT = "input"  # name of the network input tensor in the statistics
 
@@ -75,6 +88,7 @@ def collect_stats(network: Network, batches: Iterable[np.ndarray],
         ValueError on a batch of the wrong shape, NaN / Inf (naming the tensor), or an
         empty calibration set.
     """
+    _check_prepared(network)
     st = new_stats(network, histogram=True) if stats is None else stats
     it: Any = batches
     if progress:
@@ -94,6 +108,28 @@ def collect_stats(network: Network, batches: Iterable[np.ndarray],
         raise ValueError("calibration set: no images (empty calibration set); give at "
                          "least one non-empty batch")
     return st
+
+
+def _check_prepared(network: Network) -> None:
+    from .cle import TRANSFORM
+    if network.equalization.enabled and TRANSFORM not in network.transforms:
+        raise ValueError(f"network {network.name!r}: asks for cross-layer equalization "
+                         "(ptq.cross_layer_equalization) but its weights are not equalized; "
+                         "run pymodel.ptq.prepare(network) first")
+
+
+def prepare(network: Network) -> tuple[Network, dict[str, Any]]:
+    """The float network PTQ calibrates: cross-layer equalized when the network asks for
+    it (``ptq.cross_layer_equalization``), else unchanged.
+
+    Returns:
+        ``(network, info)``; ``info`` describes the equalization (empty when off).
+    """
+    from .cle import TRANSFORM, equalize
+    if not network.equalization.enabled or TRANSFORM in network.transforms:
+        return network, {}
+    eq, res = equalize(network)
+    return eq, res.summary()
 
 
 def quantize_weights(w: np.ndarray, scheme: WeightScheme, axis: int
@@ -122,30 +158,49 @@ def _tensor_quant(r: CalibratedRange, scheme: ActivationScheme) -> TensorQuant:
                        calibrator=r.calibrator.label, threshold=r.threshold)
 
 
-def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: TensorQuant,
-                   out_range: CalibratedRange | None) -> QLayer:
-    """One layer of the artifact.
+def tensor_quant(qp: QuantParams, rmin: float, rmax: float, calibrator: str | None,
+                 threshold: float | None = None) -> TensorQuant:
+    """An artifact tensor record from per-tensor parameters and the range they came from."""
+    return TensorQuant(scale=float(qp.scale), zero_point=int(qp.zero_point), bits=qp.bits,
+                       symmetric=qp.symmetric, rmin=float(rmin), rmax=float(rmax),
+                       calibrator=calibrator, threshold=threshold)
+
+
+def passthrough_layer(spec: LayerSpec, in_q: TensorQuant) -> QLayer:
+    """A pool or flatten layer of the artifact (keeps its input's quantization)."""
+    if spec.has_weights:
+        raise ValueError(f"layer {spec.name!r}: {spec.op} has weights")
+    return QLayer(name=spec.name, op=spec.op, input_shape=spec.input_shape,
+                  output_shape=spec.output_shape, input=in_q, kernel=spec.kernel,
+                  stride=spec.stride, padding=spec.padding, activation=spec.activation,
+                  output=in_q, act_min=in_q.qmin, act_max=in_q.qmax)
+
+
+def build_qlayer(spec: LayerSpec, wq: np.ndarray, wqp: QuantParams, bias: np.ndarray,
+                 in_q: TensorQuant, out_q: TensorQuant) -> QLayer:
+    """A weight layer of the artifact from already quantized weights.
+
+    The one place where a weight layer's integer parameters are made: PTQ
+    (:func:`quantize_layer`) and QAT (``pymodel.qat``, in its fake-quant forward *and*
+    its conversion) both call it.
 
     Args:
-        spec: the float layer.
-        params: float weights.
-        in_q: quantization of the layer's input tensor.
-        out_range: calibrated range of the output (weight layers), else ``None``.
+        spec: the float layer (op, shapes, stride, padding, activation, schemes).
+        wq: int8 weights (TFLite layout); wqp: their parameters (per tensor / channel).
+        bias: float ``[C]`` bias in real units (quantized here to int32 at ``s_in *
+            s_w[c]`` by ``make_requant_params``).
+        in_q, out_q: input and output tensor quantization.
     """
-    common: dict[str, Any] = dict(name=spec.name, op=spec.op, input_shape=spec.input_shape,
-                                  output_shape=spec.output_shape, input=in_q,
-                                  kernel=spec.kernel, stride=spec.stride,
-                                  padding=spec.padding, activation=spec.activation)
     if not spec.has_weights:
-        return QLayer(**common, output=in_q, act_min=in_q.qmin, act_max=in_q.qmax)
-    assert spec.weights is not None and spec.activations is not None and out_range is not None
-    w, b = params[f"{spec.name}.weight"], params[f"{spec.name}.bias"]
-    wq, wqp = quantize_weights(w, spec.weights, spec.channel_axis)
-    out_q = _tensor_quant(out_range, spec.activations)
+        raise ValueError(f"layer {spec.name!r}: {spec.op} has no weights")
+    assert spec.weights is not None
     c = int(spec.out_channels)  # type: ignore[arg-type]
-    rq = make_requant_params(in_q.qparams(), wqp, out_q.qparams(), b, c, spec.activation)
-    q = QLayer(**common, output=out_q, act_min=rq.act_min, act_max=rq.act_max,
-               weight=wq, weight_bits=spec.weights.bits,
+    rq = make_requant_params(in_q.qparams(), wqp, out_q.qparams(), bias, c, spec.activation)
+    q = QLayer(name=spec.name, op=spec.op, input_shape=spec.input_shape,
+               output_shape=spec.output_shape, input=in_q, kernel=spec.kernel,
+               stride=spec.stride, padding=spec.padding, activation=spec.activation,
+               output=out_q, act_min=rq.act_min, act_max=rq.act_max,
+               weight=wq, weight_bits=wqp.bits,
                weight_granularity=spec.weights.granularity,
                weight_scale=np.broadcast_to(wqp.scale, (c,)).astype(np.float64),
                bias=rq.bias, m0=rq.m0, shift=rq.shift, depth_multiplier=spec.depth_multiplier,
@@ -155,17 +210,63 @@ def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: Tens
                                                                     in_q.zero_point))
 
 
+def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: TensorQuant,
+                   out_range: CalibratedRange | None,
+                   input_mean: np.ndarray | None = None) -> QLayer:
+    """One layer of the artifact.
+
+    Args:
+        spec: the float layer.
+        params: float weights.
+        in_q: quantization of the layer's input tensor.
+        out_range: calibrated range of the output (weight layers), else ``None``.
+        input_mean: for a layer with ``bias_correction``: its mean float GEMM row
+            (``pymodel.bias_correction.collect_input_means``).
+    """
+    if not spec.has_weights:
+        return passthrough_layer(spec, in_q)
+    assert spec.weights is not None and spec.activations is not None and out_range is not None
+    w, b = params[f"{spec.name}.weight"], params[f"{spec.name}.bias"]
+    wq, wqp = quantize_weights(w, spec.weights, spec.channel_axis)
+    if spec.bias_correction:
+        if input_mean is None:
+            raise ValueError(f"layer {spec.name!r}: bias_correction needs the mean input "
+                             "over the calibration set (input_means); use ptq.calibrate or "
+                             "pymodel.bias_correction.collect_input_means")
+        b = bc.corrected_bias(spec, params, dequantize(wq, wqp), input_mean)
+    return build_qlayer(spec, wq, wqp, b, in_q, _tensor_quant(out_range, spec.activations))
+
+
+def calibrated_ranges(network: Network, stats: Mapping[str, TensorStats]
+                      ) -> dict[str, CalibratedRange]:
+    """The range each tensor's calibrator picks: ``{"input" | layer: CalibratedRange}``."""
+    for name in tensor_names(network):
+        if name not in stats:
+            raise ValueError(f"stats: no statistics for tensor {name!r} (have "
+                             f"{', '.join(sorted(stats))})")
+    out = {}
+    for name, scheme in zip(tensor_names(network), _schemes(network)):
+        out[name] = calibrated_range(stats[name], scheme.calibrator, scheme.bits,
+                                     scheme.symmetric)
+    return out
+
+
 def quantize_network(network: Network, stats: Mapping[str, TensorStats],
-                     meta: Mapping[str, Any] | None = None) -> QuantizedNetwork:
+                     meta: Mapping[str, Any] | None = None,
+                     input_means: Mapping[str, np.ndarray] | None = None) -> QuantizedNetwork:
     """Convert a calibrated float network into a quantized-network artifact.
 
     Args:
-        network: the float network with its schemes.
+        network: the float network with its schemes (cross-layer equalized by
+            :func:`prepare` if it asks for it).
         stats: ``{tensor: TensorStats}`` from :func:`collect_stats`.
         meta: provenance recorded in the artifact (merged over the defaults).
+        input_means: ``{layer: mean GEMM row}`` for the layers with ``bias_correction``
+            (``pymodel.bias_correction.collect_input_means``).
     """
     if not network.params:
         raise ValueError(f"network {network.name!r}: has no weights loaded")
+    _check_prepared(network)
     for name in tensor_names(network):
         if name not in stats:
             raise ValueError(f"stats: no statistics for tensor {name!r} (have "
@@ -181,7 +282,8 @@ def quantize_network(network: Network, stats: Mapping[str, TensorStats],
             a = spec.activations
             assert a is not None
             r = calibrated_range(stats[spec.name], a.calibrator, a.bits, a.symmetric)
-        q = quantize_layer(spec, network.params, in_q, r)
+        q = quantize_layer(spec, network.params, in_q, r,
+                           None if input_means is None else input_means.get(spec.name))
         qlayers.append(q)
         in_q = q.output
     info: dict[str, Any] = {
@@ -194,6 +296,10 @@ def quantize_network(network: Network, stats: Mapping[str, TensorStats],
                                      / max(1, sum(q.weight.size for q in qlayers
                                                   if q.weight is not None)), 4),
     }
+    corrected = [s.name for s in network.weight_layers if s.bias_correction]
+    if corrected or network.transforms:
+        info["ptq"] = {"bias_correction": corrected,
+                       "transforms": list(network.transforms)}
     info.update(meta or {})
     return QuantizedNetwork(name=network.name, input_shape=network.input_shape, input=first_in,
                             layers=tuple(qlayers), meta=info)
@@ -201,13 +307,22 @@ def quantize_network(network: Network, stats: Mapping[str, TensorStats],
 
 def calibrate(network: Network, x: np.ndarray, batch_size: int = 32, progress: bool = False,
               meta: Mapping[str, Any] | None = None) -> QuantizedNetwork:
-    """:func:`collect_stats` over ``x`` in batches, then :func:`quantize_network`."""
+    """:func:`prepare` (cross-layer equalization if asked for), :func:`collect_stats` over
+    ``x`` in batches, the bias-correction means if any layer asks for them, then
+    :func:`quantize_network`."""
     from .datasets import batches
+    network, eq_info = prepare(network)
     n = int(np.asarray(x).shape[0]) if np.ndim(x) else 0
     stats = collect_stats(network, batches(np.asarray(x), batch_size),
                           stats=new_stats(network), progress=progress,
                           total=-(-n // batch_size))
-    return quantize_network(network, stats, {"batch_size": batch_size, **(meta or {})})
+    means = None
+    if any(s.bias_correction for s in network.weight_layers):
+        means = bc.collect_input_means(network, batches(np.asarray(x), batch_size))
+    info: dict[str, Any] = {"batch_size": batch_size}
+    if eq_info:
+        info["cross_layer_equalization"] = eq_info
+    return quantize_network(network, stats, {**info, **(meta or {})}, means)
 
 
 # ----------------------------------------------------------------------------------------
