@@ -169,10 +169,24 @@ class MacEnv:
                 self.expected_beats += exp.shape[0]
             self.src.send_many(job.beats)
 
-    async def drain(self) -> None:
-        """Wait until every queued beat went in and every expected row came out."""
-        await self.src.wait_idle()
-        await self.sink.wait_for(self.expected_beats)
+    async def drain(self, stuck_cycles: int = 4096) -> None:
+        """Wait until every queued beat went in and every expected row came out.
+
+        Fails (naming the first missing result row) if neither stream moves for
+        ``stuck_cycles`` cycles -- a lost beat would otherwise just hang the test.
+        """
+        step = 64
+        progress = (self.src.count, self.sink.count)
+        quiet = 0
+        while self.src.pending or self.sink.count < self.expected_beats:
+            await self.clock.cycles(step)
+            now = (self.src.count, self.sink.count)
+            quiet = 0 if now != progress else quiet + step
+            progress = now
+            if quiet >= stuck_cycles:
+                self.sb.check_done()  # raises, naming the first missing row
+                raise AssertionError(f"stuck for {quiet} cycles with {self.src.pending} operand "
+                                     "beats unsent (the array never became ready)")
 
     async def run_gemm(self, a: np.ndarray, b: np.ndarray, label: str,
                        split_prob: float = 0.0) -> None:
@@ -399,15 +413,15 @@ async def test_throughput(dut: Any) -> None:
         env.expected_beats = 0
         for job in jobs:
             env.submit([job])
-            await env.drain()
+            await env.src.wait_idle()  # event-driven: the next tile follows at once
+            await env.sink.wait_for(env.expected_beats)
         serial = env.sink.last_cycle - env.src.first_cycle + 1
         macs = n_tiles * k * r * c
         fig = {"rows": r, "cols": c, "k": k, "tiles": n_tiles,
                "streamed_cycles": streamed, "streamed_util": macs / (r * c * streamed),
                "serial_cycles": serial, "serial_util": macs / (r * c * serial),
                "tile_period": int(np.median(period)) if period else None,
-               "formula_single": k / (k + r + c),
-               "formula_stream": n_tiles * k / (n_tiles * max(k, r + c + 1) + r + c)}
+               "formula_single": k / (k + r + c)}
         figures.append(fig)
         dut._log.info("[qmac] %dx%d K=%d, %d tiles: streamed %d cycles (%.1f%% MAC utilization, "
                       "one tile per %s cycles); one at a time %d cycles (%.1f%%)", r, c, k,
