@@ -46,7 +46,7 @@ tools-lint:
 	@scripts/ensure-tools.sh verilator:verilator
 
 tools-synth:
-	@scripts/ensure-tools.sh yosys:yosys
+	@scripts/ensure-tools.sh yosys:yosys nextpnr-ice40:nextpnr-ice40
 
 test: setup ## run the whole regression (SEED=n reproduces a run)
 	$(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")

@@ -4,8 +4,9 @@ Every function is vectorized over numpy arrays (broadcasting like numpy) and ret
 Python scalar when all of its inputs are scalars.  All integer results are ``int32``
 values (returned in ``np.int32`` arrays); intermediate products are held in ``int64``.
 
-The requantize pipeline, stage by stage (each stage is one function here and one
-pipeline stage of ``rtl/requant_lane.v`` with the same name; see ``docs/arithmetic.md``)::
+The requantize pipeline, stage by stage (each stage is one function here and one or more
+register stages of ``rtl/requant_lane.v`` named after it -- SRDHM takes three; see
+``docs/arithmetic.md`` section 5.4)::
 
     x1 = add_bias(acc, bias)                          int32 + int32, wraps mod 2^32
     x2 = left_shift(x1, shift)                        x1 * 2^max(shift, 0), wraps mod 2^32

@@ -5,6 +5,7 @@
                                        golden model (``--images N``, ``--waves``,
                                        ``--artifact PATH``)
 ``python -m tb.run --test mac_array``  one testbench with its default parameters
+                                       (add ``--waves`` for an FST under sim/build/)
 """
 
 from __future__ import annotations

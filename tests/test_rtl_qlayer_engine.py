@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tb import test_qlayer_engine
+from tb import test_qlayer_engine as tb_engine
 
 PARAMETER_SETS = [
     pytest.param({"ROWS": 2, "COLS": 3, "A_DEPTH": 8, "W_DEPTH": 256, "N_TILES_MAX": 4},
@@ -25,4 +25,4 @@ PARAMETER_SETS = [
 @pytest.mark.parametrize("parameters", PARAMETER_SETS)
 def test_qlayer_engine(parameters: dict[str, object], seed: int) -> None:
     """Every cocotb test of tb/test_qlayer_engine.py passes (outputs == golden model)."""
-    test_qlayer_engine.run(parameters, seed=seed)
+    tb_engine.run(parameters, seed=seed)
