@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 from pymodel.layers import RequantParams, fold_input_zero_point, quantized_gemm
 from tb import kit
@@ -286,6 +286,10 @@ class EngineEnv:
                 self._slots += [(b * r + i, t * c) for i in range(r)]
         return expected[: job.m, : job.n]
 
+    async def _finish(self, beats: int) -> None:
+        await self.src.wait_idle()
+        await self.sink.wait_for(beats)
+
     async def run(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
         """Load, stream and check one job; returns the engine's outputs and the figures.
 
@@ -299,8 +303,20 @@ class EngineEnv:
         out0 = self.sink.count
         total = len(self._slots)
         first = self.clock.cycle()
-        await self.src.wait_idle()
-        await self.sink.wait_for(out0 + total)
+        # Watchdog: ten times the cycles the layer needs with every stall and drain, so a
+        # hang (a lost beat, a stuck handshake) fails with a message instead of running on.
+        n_tiles, k_tile = self.plan(job)
+        blocks = -(-job.m // self.rows)
+        chunks = -(-job.k // k_tile)
+        budget = 10 * blocks * (n_tiles + 1) * (job.k + chunks * (self.rows + self.cols + 16)) \
+            + 20_000
+        try:
+            await with_timeout(self._finish(out0 + total), budget * self.clock.period_ns, "ns")
+        except SimTimeoutError:
+            raise kit.Mismatch(
+                f"layer {job.name!r}: timeout after {budget} cycles with {self.src.pending} "
+                f"activation beats unsent and {out0 + total - self.sink.count} of {total} output "
+                f"beats missing (cycle {self.clock.cycle()})") from None
         self.sb.check_done()
         stats = LayerStats(cycles=self.clock.cycle() - first, load_cycles=load_cycles,
                            array_beats=self.array_beats - beats0, macs=job.macs,
