@@ -117,4 +117,9 @@ def main(images: int = 16, waves: bool = False, artifact: str | Path = DEFAULT_A
     """``make sim``: run the network and print the tables."""
     rep = run(artifact=artifact, images=images, waves=waves, progress=True, quiet=True)
     print(format_report(rep))
+    if waves:
+        params = dict(DEFAULT_PARAMETERS)
+        fst = (kit.SIM_DIR / "build" / f"network-{Path(artifact).stem}-{kit.param_tag(params)}"
+               / f"{DUT}.fst").relative_to(kit.REPO_ROOT)
+        print(f"\nwaveform: {fst}\nopen with: gtkwave {fst} sim/qlayer_engine.gtkw")
     return 0
