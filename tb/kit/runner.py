@@ -109,9 +109,14 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
                  build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"))
     env = {"QMAC_TB_PARAMS": ",".join(f"{k}={v}" for k, v in params.items())}
     env.update(extra_env or {})
-    results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir,
-                          test_dir=bdir, seed=seed, waves=waves, testcase=testcase,
-                          parameters=params, extra_env=env, timescale=("1ns", "1ps"))
+    try:
+        results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir,
+                              test_dir=bdir, seed=seed, waves=waves, testcase=testcase,
+                              parameters=params, extra_env=env, timescale=("1ns", "1ps"))
+    except SystemExit as exc:   # cocotb_tools exits (under pytest) instead of raising
+        raise TestbenchFailed(f"{dut} {tag}: cocotb tests failed or the simulator exited "
+                              f"with status {exc.code}; seed {seed}; the log above names the "
+                              f"failing test; results in {bdir / 'results.xml'}") from None
     try:
         total, failed = get_results(Path(results))
     except RuntimeError as exc:
