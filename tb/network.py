@@ -174,6 +174,15 @@ def format_report(rep: NetworkReport) -> str:
                  f"{sum(l.load_cycles for l in rtl):6d} "
                  f"{100 * macs / (rtl[0].slots * cycles) if cycles else 0:5.1f}% "
                  f"{sum(l.mismatches for l in rep.layers):8d}")
+    lines += ["", "where the engine cycles go (per RTL layer, % of its cycles):",
+              f"{'layer':8s} {'useful':>7s} {'padding':>8s} {'idle':>6s}   idle cycles are cycles in "
+              "which the MAC array took no operand beat"]
+    for l in rtl:
+        useful = l.macs / l.slots                 # beat-equivalents of useful MACs
+        pad = l.array_beats - useful              # beats spent partly on padded rows/channels
+        idle = l.cycles - l.array_beats
+        lines.append(f"{l.name:8s} {100 * useful / l.cycles:6.1f}% {100 * pad / l.cycles:7.1f}% "
+                     f"{100 * idle / l.cycles:5.1f}%   {explain(l, e)}")
     n = rep.images
     rtl_p, gold_p, flt_p, lab = (np.array(v) for v in (rep.rtl_pred, rep.golden_pred,
                                                        rep.float_pred, rep.labels))
@@ -195,6 +204,28 @@ def format_report(rep: NetworkReport) -> str:
         f"({rep.sim_seconds:.1f} s in the simulator)" if rep.sim_seconds else "",
     ]
     return "\n".join(lines)
+
+
+def explain(l: LayerReport, engine: dict[str, int]) -> str:
+    """One line on why a layer loses cycles (the dominant cause)."""
+    assert l.gemm is not None
+    m, k, n = l.gemm
+    rows, cols = engine["ROWS"], engine["COLS"]
+    chunks = -(-k // engine["A_DEPTH"])
+    chunk_len = -(-k // chunks)
+    notes = []
+    if chunk_len < rows + cols + 1:
+        notes.append(f"K chunk {chunk_len} < ROWS+COLS+1 = {rows + cols + 1}: the array emits "
+                     f"at most one tile per {rows + cols + 1} cycles (result drain)")
+    if n % cols:
+        notes.append(f"N={n} fills {n % cols} of {cols} lanes of the last channel tile")
+    if m % rows:
+        notes.append(f"M={m} fills {m % rows} of {rows} rows of the last block")
+    blocks = -(-m // rows)
+    if blocks * -(-n // cols) * chunks < 8:
+        notes.append(f"only {blocks * -(-n // cols) * chunks} MAC-array tiles: pipeline fill "
+                     f"and drain (~{rows + cols + 12} cycles) are not amortized")
+    return "; ".join(notes) or "streaming: fill and drain once per layer"
 
 
 def now() -> float:

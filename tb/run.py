@@ -43,12 +43,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.test not in testbenches():
             parser.error(f"--test: unknown testbench {args.test!r}; "
                          f"choose from {', '.join(testbenches())}")
+        from tb import kit
         module = importlib.import_module(f"tb.test_{args.test}")
-        module.run(waves=args.waves)
+        try:
+            module.run(waves=args.waves)
+        except kit.TestbenchFailed as exc:
+            print(f"\nqmac: FAILED: {exc}", file=sys.stderr)
+            return 1
         return 0
-    from tb import test_network
-    return test_network.main(images=args.images, waves=args.waves,
-                             artifact=args.artifact or test_network.DEFAULT_ARTIFACT)
+    from tb import kit, test_network
+    try:
+        return test_network.main(images=args.images, waves=args.waves,
+                                 artifact=args.artifact or test_network.DEFAULT_ARTIFACT)
+    except kit.TestbenchFailed as exc:
+        print(f"\nqmac: FAILED: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:        # bad --images / --artifact: one clear line
+        print(f"qmac: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -90,13 +90,15 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
 
     Raises:
         tb.kit.TestbenchFailed: a layer's output differs from the golden model (the log
-            names layer, element, tile, row, column and cycle) or the simulation failed.
+            names layer, element, tile, row, column and cycle) or the simulation failed;
+            the run is then repeated with waves on (same seed, same run), so the
+            waveform of the failure is left in the build directory.
     """
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
-        raise ValueError(f"images: {images!r} must be a positive integer")
+        raise ValueError(f"IMAGES / --images: {images!r} must be a positive integer")
     n_test = len(datasets.digits("test"))
     if images > n_test:
-        raise ValueError(f"images: {images} exceeds the {n_test} digits test images")
+        raise ValueError(f"IMAGES / --images: {images} exceeds the {n_test} digits test images")
     load_artifact(artifact)                      # clear errors before building anything
     params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
     stem = Path(artifact).stem
@@ -107,9 +109,25 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
                ENV_REPORT: str(report_path), ENV_PROGRESS: "1" if progress else "0"}
         if quiet:
             env.update(COCOTB_LOG_LEVEL="WARNING", GPI_LOG_LEVEL="ERROR")
-        kit.run_testbench(toplevel=DUT, sources=kit.rtl_sources(*SOURCES),
-                          test_module="tb.test_network", parameters=params, waves=waves,
-                          seed=seed, build_dir=bdir, extra_env=env, dut_name=f"network-{stem}")
+        def simulate(with_waves: bool) -> None:
+            kit.run_testbench(toplevel=DUT, sources=kit.rtl_sources(*SOURCES),
+                              test_module="tb.test_network", parameters=params,
+                              waves=with_waves, seed=seed, build_dir=bdir, extra_env=env,
+                              dut_name=f"network-{stem}")
+        try:
+            simulate(waves)
+        except kit.TestbenchFailed as exc:
+            if waves:
+                raise
+            # Leave the waveform of the failure: the same seed replays the same run.
+            print(f"[qmac] network run failed; re-running it with waves to leave the "
+                  f"waveform in {Path(bdir) / (DUT + '.fst')}", flush=True)
+            try:
+                simulate(True)
+            except kit.TestbenchFailed:
+                pass
+            raise kit.TestbenchFailed(f"{exc}; waveform: {Path(bdir) / (DUT + '.fst')} "
+                                      f"(open with sim/qlayer_engine.gtkw)") from None
         return NetworkReport.from_json(report_path.read_text())
 
 
