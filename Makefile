@@ -48,8 +48,9 @@ tools-lint:
 tools-synth:
 	@scripts/ensure-tools.sh yosys:yosys nextpnr-ice40:nextpnr-ice40
 
+# pytest-xdist gives the parallelism; one BLAS thread per worker avoids oversubscription.
 test: setup ## run the whole regression (SEED=n reproduces a run)
-	$(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
 
 sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name)
 	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
