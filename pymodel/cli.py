@@ -132,6 +132,8 @@ network predicts (exit status 1 if not).""",
                                                      "ranges (default: --data, split calib)")
     p.add_argument("--test-data", metavar="D", help="evaluation data (default: --data, "
                                                     "split test)")
+    p.add_argument("--train-images", type=int, metavar="N",
+                   help="train on the first N training images only (quick runs)")
     p.add_argument("--calibrator", metavar="C", help="override every layer output's "
                                                      "calibrator (initial ranges)")
     p.add_argument("--granularity", choices=("per_tensor", "per_channel"),
@@ -374,7 +376,7 @@ def cmd_qat(args: argparse.Namespace) -> int:
     if src is None:
         raise ValueError(f"--data: network {net.name!r} names no dataset; give --data NAME "
                          "or FILE.npz")
-    train = datasets.load(src, "train")
+    train = datasets.load(src, "train").head(args.train_images)
     calib = datasets.load(args.calib_data or src, "calib")
     test = datasets.load(args.test_data or src, "test")
     if train.y is None:

@@ -20,7 +20,11 @@ Learned scales (LSQ, Esser et al. 2020): with ``x_hat = s * (q - zp)`` and the S
 for the rounding, ``d x_hat / d s = (q - zp) - x / s`` where the clamp is inactive and
 ``q - zp`` (``qmin - zp`` or ``qmax - zp``) where it clips; the scale gradient is
 multiplied by ``g = 1 / sqrt(N * qmax)`` (``N`` = elements sharing the scale), LSQ's
-gradient scaling.  Zero points stay fixed while a scale is learned.
+gradient scaling.  Zero points stay fixed while a scale is learned.  The trainable
+parameter is ``t = ln s`` (gradient ``s * dL/ds``): Adam moves a parameter by about
+its learning rate per step whatever the gradient's size, which would drive a small
+scale (an INT8 weight scale is ~1e-3) through zero within a few steps; in ``ln s`` the
+same step is a relative change and ``s`` stays positive.
 
 Classes:
 
@@ -35,7 +39,11 @@ Classes:
 
 All arrays are float64.  The optional ``linearize`` mode (tests) freezes parameters and
 rounding offsets at the current point so that the STE gradient becomes the exact
-gradient of a smooth surrogate, checkable by finite differences.
+gradient of a piecewise-linear surrogate, checkable by finite differences.  Fake-quant
+values lie on grids (a pre-activation is ``s_in * s_w * (acc + b_q)`` with integer
+``acc + b_q``), so exact zeros of a ReLU input and exact ties of a max pool -- kinks of
+the surrogate -- happen at the point itself with real probability; ``jitter`` adds a
+small random constant to each frozen offset to move the point off them.
 """
 
 from __future__ import annotations
@@ -50,8 +58,6 @@ from .layers import quantize_bias
 from .qparams import QuantParams, compute_qparams, dequantize, quantize
 from .rounding import round_half_away
 
-#: Smallest scale a learned (LSQ) scale is clamped to before use.
-MIN_SCALE = 1e-12
 
 
 def unclamped_integer(x: np.ndarray, qp: QuantParams) -> np.ndarray:
@@ -116,6 +122,8 @@ class _Linearized:
 
     def __init__(self) -> None:
         self.linearize = False
+        self.jitter = 0.0
+        self.jitter_rng: np.random.Generator | None = None
         self._frozen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _linear(self, x: np.ndarray, x_hat: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -123,7 +131,10 @@ class _Linearized:
             self._frozen = None
             return x_hat
         if self._frozen is None or self._frozen[0].shape != x.shape:
-            self._frozen = (x_hat - x, x_hat, mask)
+            offset = x_hat - x
+            if self.jitter and self.jitter_rng is not None:
+                offset = offset + self.jitter * self.jitter_rng.uniform(-1, 1, x.shape)
+            self._frozen = (offset, x_hat, mask)
         offset, value, m = self._frozen
         return np.where(m, x + offset, value)
 
@@ -144,14 +155,15 @@ class WeightFakeQuant(_Linearized):
 
     Attributes:
         qp: the parameters of the last forward; q: its int8 weights.
-        scale: the learned scale (LSQ), ``[C]`` or ``()``; scale_grad: its gradient.
+        log_scale: LSQ's trainable ``ln s``, ``[C]`` or ``()``; log_scale_grad: its
+            gradient.
     """
 
     def __init__(self, bits: int, per_channel: bool, axis: int, lsq: bool = False) -> None:
         super().__init__()
         self.bits, self.per_channel, self.axis, self.lsq = bits, per_channel, axis, lsq
-        self.scale: np.ndarray | None = None
-        self.scale_grad: np.ndarray | None = None
+        self.log_scale: np.ndarray | None = None
+        self.log_scale_grad: np.ndarray | None = None
         self.qp: QuantParams | None = None
         self.q: np.ndarray | None = None
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
@@ -166,13 +178,18 @@ class WeightFakeQuant(_Linearized):
         """The parameters the next forward uses for weights ``w``."""
         if self.linearize and self.qp is not None:
             return self.qp
-        if not self.lsq:
-            return self.minmax_qparams(w)
-        if self.scale is None:
-            self.scale = np.array(self.minmax_qparams(w).scale, np.float64)
         base = self.minmax_qparams(w)
-        return QuantParams(scale=np.maximum(self.scale, MIN_SCALE), zero_point=base.zero_point,
+        if not self.lsq:
+            return base
+        if self.log_scale is None:
+            self.log_scale = np.log(np.array(base.scale, np.float64))
+        return QuantParams(scale=np.exp(self.log_scale), zero_point=base.zero_point,
                            bits=self.bits, symmetric=True, axis=base.axis)
+
+    @property
+    def scale(self) -> np.ndarray | None:
+        """The learned scale ``exp(log_scale)`` (LSQ), else ``None``."""
+        return None if self.log_scale is None else np.exp(self.log_scale)
 
     def forward(self, w: np.ndarray, train: bool) -> np.ndarray:
         qp = self.qparams(w)
@@ -186,8 +203,8 @@ class WeightFakeQuant(_Linearized):
         w, mask = self._cache
         if self.lsq:
             n = w.size // max(1, self.qp.scale.size)
-            self.scale_grad = lsq_scale_grad(w, self.q, self.qp, dw, mask,
-                                             lsq_grad_scale(n, self.qp.qmax))
+            self.log_scale_grad = self.qp.scale * lsq_scale_grad(
+                w, self.q, self.qp, dw, mask, lsq_grad_scale(n, self.qp.qmax))
         return dw * mask
 
 
@@ -221,8 +238,8 @@ class ActivationQuantizer(_Linearized):
         self.frozen = False
         self.updates = 0
         self.lsq = lsq
-        self.scale: np.ndarray | None = None
-        self.scale_grad: np.ndarray | None = None
+        self.log_scale: np.ndarray | None = None
+        self.log_scale_grad: np.ndarray | None = None
         self._zp: np.ndarray | None = None
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, QuantParams] | None = None
         self._qp_linear: QuantParams | None = None
@@ -253,10 +270,10 @@ class ActivationQuantizer(_Linearized):
         base = compute_qparams(min(self.rmin, self.rmax), max(self.rmin, self.rmax),
                                self.bits, self.symmetric)
         if self.lsq:
-            if self.scale is None:
-                self.scale = np.array(base.scale, np.float64)
+            if self.log_scale is None:
+                self.log_scale = np.log(np.array(base.scale, np.float64))
                 self._zp = np.array(base.zero_point, np.int32)
-            qp = QuantParams(scale=np.maximum(self.scale, MIN_SCALE), zero_point=self._zp,
+            qp = QuantParams(scale=np.exp(self.log_scale), zero_point=self._zp,
                              bits=self.bits, symmetric=self.symmetric)
         else:
             qp = base
@@ -285,8 +302,8 @@ class ActivationQuantizer(_Linearized):
         x, q, mask, qp = self._cache
         if self.lsq:
             n = x[0].size if x.ndim > 1 else x.size
-            self.scale_grad = lsq_scale_grad(x, q, qp, dy, mask,
-                                             lsq_grad_scale(n, qp.qmax))
+            self.log_scale_grad = qp.scale * lsq_scale_grad(x, q, qp, dy, mask,
+                                                            lsq_grad_scale(n, qp.qmax))
         return dy * mask
 
 
@@ -305,6 +322,8 @@ class BiasQuant:
         self.channels = channels
         self.in_scale: float | None = None
         self.linearize = False
+        self.jitter = 0.0
+        self.jitter_rng: np.random.Generator | None = None
         self._offset: np.ndarray | None = None
 
     def forward(self, b: np.ndarray, train: bool) -> np.ndarray:
@@ -318,6 +337,9 @@ class BiasQuant:
         if self.linearize:
             if self._offset is None:
                 self._offset = b_hat - b
+                if self.jitter and self.jitter_rng is not None:
+                    self._offset = self._offset + self.jitter * self.jitter_rng.uniform(
+                        -1, 1, b.shape)
             return b + self._offset
         self._offset = None
         return b_hat

@@ -173,6 +173,7 @@ class QATNetwork:
         self._steps: list[_Step] = []
         self.last_qlayers: list[QLayer] = []
         self.last_int: list[np.ndarray] = []
+        self.last_values: list[np.ndarray] = []
 
     # -- quantizer state ---------------------------------------------------------------
 
@@ -184,11 +185,14 @@ class QATNetwork:
         for q in self.quantizers():
             q.frozen = frozen
 
-    def set_linearize(self, on: bool) -> None:
+    def set_linearize(self, on: bool, jitter: float = 0.0,
+                      rng: np.random.Generator | None = None) -> None:
         """Test aid: freeze parameters and rounding offsets at the next forward, making
-        the STE backward the exact gradient of the surrogate (``pymodel.fakequant``)."""
+        the STE backward the exact gradient of the surrogate (``pymodel.fakequant``);
+        ``jitter`` (with ``rng``) moves the frozen point off grid-induced kinks."""
         for q in [*self.quantizers(), *self.weight_quant.values(), *self.bias_quant.values()]:
             q.linearize = on
+            q.jitter, q.jitter_rng = jitter, rng
 
     @staticmethod
     def _tensor_quant(q: ActivationQuantizer) -> TensorQuant:
@@ -228,6 +232,7 @@ class QATNetwork:
         steps: list[_Step] = []
         qlayers: list[QLayer] = []
         ints: list[np.ndarray] = []
+        values: list[np.ndarray] = []
         for spec, module in zip(self.network.layers, self.model.modules):
             if spec.has_weights:
                 aq = self.act_quant[spec.name]
@@ -259,10 +264,12 @@ class QATNetwork:
                 steps.append(_Step(spec, module))
             qlayers.append(ql)
             ints.append(y_int)
+            values.append(x_hat)
             x_int = y_int
         self._steps = steps
         self.last_qlayers = qlayers
         self.last_int = ints
+        self.last_values = values
         return x_hat
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -274,17 +281,19 @@ class QATNetwork:
         return self.input_quant.backward(dy)
 
     def parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """Trainable arrays: the float weights and biases, and under LSQ the scales
-        (``<layer>.weight_scale``, ``<tensor>.act_scale``)."""
+        """Trainable arrays: the float weights and biases, and under LSQ the log scales
+        (``<layer>.weight_log_scale``, ``<tensor>.act_log_scale``)."""
         yield from self.model.parameters()
         for name, wq in self.weight_quant.items():
-            if wq.lsq and wq.scale is not None:
-                g = wq.scale_grad if wq.scale_grad is not None else np.zeros_like(wq.scale)
-                yield f"{name}.weight_scale", wq.scale, g
+            if wq.lsq and wq.log_scale is not None:
+                g = (wq.log_scale_grad if wq.log_scale_grad is not None
+                     else np.zeros_like(wq.log_scale))
+                yield f"{name}.weight_log_scale", wq.log_scale, g
         for q in self.quantizers():
-            if q.lsq and q.scale is not None:
-                g = q.scale_grad if q.scale_grad is not None else np.zeros_like(q.scale)
-                yield f"{q.name}.act_scale", q.scale, g
+            if q.lsq and q.log_scale is not None:
+                g = (q.log_scale_grad if q.log_scale_grad is not None
+                     else np.zeros_like(q.log_scale))
+                yield f"{q.name}.act_log_scale", q.log_scale, g
 
     def state(self) -> dict[str, np.ndarray]:
         """The fine-tuned float weights (a network ``.npz``)."""
@@ -407,18 +416,20 @@ class Agreement:
         same_prediction: images whose predictions are equal.
         same_logits: images whose int8 logits are equal element for element.
         mismatches: indices of the images whose predictions differ.
+        max_logit_diff: largest ``|difference|`` of an int8 logit (steps).
     """
 
     images: int
     same_prediction: int
     same_logits: int
     mismatches: list[int] = field(default_factory=list)
+    max_logit_diff: int = 0
 
 
 def compare(qnet: QATNetwork, artifact: QuantizedNetwork, x: np.ndarray,
             batch_size: int = 256) -> Agreement:
     """Image by image: fake-quant prediction / int8 logits vs the integer network's."""
-    same_pred = same_logits = 0
+    same_pred = same_logits = worst = 0
     bad: list[int] = []
     for s in range(0, x.shape[0], batch_size):
         xb = x[s:s + batch_size]
@@ -428,5 +439,7 @@ def compare(qnet: QATNetwork, artifact: QuantizedNetwork, x: np.ndarray,
         eq_pred = fq.argmax(axis=1) == il.argmax(axis=1)
         same_pred += int(eq_pred.sum())
         same_logits += int(np.all(fq_int == il, axis=1).sum())
+        if il.size:
+            worst = max(worst, int(np.abs(fq_int.astype(np.int64) - il).max()))
         bad += [s + int(i) for i in np.flatnonzero(~eq_pred)]
-    return Agreement(int(x.shape[0]), same_pred, same_logits, bad)
+    return Agreement(int(x.shape[0]), same_pred, same_logits, bad, worst)
