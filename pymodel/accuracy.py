@@ -798,8 +798,9 @@ def write_report(out: str | Path, progress: bool = True,
     Args:
         out: docs directory.
         progress: tqdm bars.
-        artifacts: if given, also write the selected INT8 and the mixed-bit artifacts
-            there (``digits_cnn_int8``, ``digits_cnn_mixed``).
+        artifacts: if given, also write the selected INT8, the mixed-bit and the two QAT
+            artifacts there (``digits_cnn_int8``, ``digits_cnn_mixed``,
+            ``digits_cnn_w4a8_qat``, ``digits_cnn_mixed_qat``; the directory must exist).
     """
     from .artifact import save_artifact
 

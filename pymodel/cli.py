@@ -179,12 +179,14 @@ network predicts (exit status 1 if not).""",
     _add_data(p, "test")
     _add_progress(p)
 
-    p = sub.add_parser("report", help="the accuracy study: docs/accuracy.md + PNG plots",
+    p = sub.add_parser("report", help="the accuracy study (PTQ, bias correction, CLE, "
+                                      "QAT): docs/accuracy.md + PNG plots",
                        epilog=EPILOG, formatter_class=fmt)
     p.add_argument("--out", type=Path, default=Path("docs"), help="docs directory "
                                                                   "(default: docs)")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
-                   help="also write the selected INT8 and mixed-bit artifacts to DIR")
+                   help="also write the selected INT8, the mixed-bit and the two QAT "
+                        "artifacts (W4A8 per-tensor, mixed) to DIR")
     _add_progress(p)
 
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
