@@ -6,7 +6,9 @@ Files under ``models/digits/``:
 - ``digits_cnn.npz``    its float weights, trained by :func:`train_float`;
 - ``train.py``          the script that trained them (``python models/digits/train.py``);
 - ``digits_cnn_int8.yaml/.npz``   the shipped quantized artifact (W8A8, per-channel);
-- ``digits_cnn_mixed.yaml/.npz``  a mixed INT4/INT8 artifact (chosen by sensitivity).
+- ``digits_cnn_mixed.yaml/.npz``  a mixed INT4/INT8 artifact (chosen by sensitivity);
+- ``digits_cnn_w4a8_qat.yaml/.npz``, ``digits_cnn_mixed_qat.yaml/.npz``  the same schemes
+  after quantization-aware training (:mod:`pymodel.qat`, ``docs/qat.md``).
 
 Recipe (fixed, so the weights reproduce): He-normal initialization from
 ``default_rng(SEED)``, Adam (lr 3e-3, L2 weight decay 1e-4 on weights), batch 32,

@@ -89,7 +89,8 @@ def compute_qparams(rmin: Any, rmax: Any, bits: int = 8, symmetric: bool = False
 
     Returns:
         :class:`QuantParams`.  Degenerate ranges (``rmin == rmax == 0`` after widening to
-        contain 0) get scale 1.0 and zero point 0.
+        contain 0, or so narrow that the scale would underflow below the smallest normal
+        float64) get scale 1.0 and zero point 0.
     """
     b = validate.bits("bits", bits)
     lo = validate.float_array("rmin", rmin)
@@ -109,14 +110,19 @@ def compute_qparams(rmin: Any, rmax: Any, bits: int = 8, symmetric: bool = False
     qmin, qmax = qrange(b, symmetric)
     lo = np.minimum(lo, 0.0)
     hi = np.maximum(hi, 0.0)
+    # A range whose scale would not be a normal float64 (zero width, or so narrow that
+    # the division underflows) is degenerate: scale 1.0, zero point 0.  Every value in it
+    # is within the smallest normal float of 0.0, which then represents it exactly.
+    tiny = np.finfo(np.float64).tiny
     if symmetric:
-        amax = np.maximum(-lo, hi)
-        degenerate = amax == 0
-        scale = np.where(degenerate, 1.0, amax / qmax)
+        raw = np.maximum(-lo, hi) / qmax
+        degenerate = raw < tiny
+        scale = np.where(degenerate, 1.0, raw)
         zp = np.zeros_like(scale, dtype=np.int64)
     else:
-        degenerate = hi == lo
-        scale = np.where(degenerate, 1.0, (hi - lo) / (qmax - qmin))
+        raw = (hi - lo) / (qmax - qmin)
+        degenerate = raw < tiny
+        scale = np.where(degenerate, 1.0, raw)
         # TFLite ChooseQuantizationParams: zero point from whichever end has less error.
         zp_from_min = qmin - lo / scale
         zp_from_max = qmax - hi / scale

@@ -49,7 +49,7 @@ def test_symmetric_zero_point_is_zero_and_amax_maps_to_qmax(a, b, bits):
     qp = compute_qparams(lo, hi, bits=bits, symmetric=True)
     assert int(qp.zero_point) == 0
     amax = max(abs(lo), abs(hi))
-    if amax > 0:
+    if amax / qp.qmax >= np.finfo(np.float64).tiny:     # not degenerate
         assert int(quantize(amax if abs(hi) >= abs(lo) else -amax, qp)) in (qp.qmax, -qp.qmax)
         assert np.isclose(qp.scale * qp.qmax, amax, rtol=1e-12)
 
@@ -70,11 +70,13 @@ def test_tflite_zero_point_choice():
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
-@pytest.mark.parametrize("lo, hi", [(0.0, 0.0), (-0.0, 0.0), (2.5, 2.5), (-7.0, -7.0)])
+@pytest.mark.parametrize("lo, hi", [(0.0, 0.0), (-0.0, 0.0), (2.5, 2.5), (-7.0, -7.0),
+                                    (0.0, 5e-324), (-1e-310, 1e-310)])   # underflowing scales
 def test_degenerate_ranges(lo, hi, symmetric):
     qp = compute_qparams(lo, hi, symmetric=symmetric)
-    assert np.isfinite(qp.scale) and qp.scale > 0
+    assert np.isfinite(qp.scale) and qp.scale >= np.finfo(np.float64).tiny
     assert quantize(0.0, qp) == qp.zero_point
+    assert np.all(np.isfinite(dequantize(quantize(np.array([lo, hi]), qp), qp)))
     if lo == hi != 0.0:   # a single value is exactly an end of the (widened) range
         assert np.isclose(dequantize(quantize(lo, qp), qp), lo, rtol=1e-12)
 
