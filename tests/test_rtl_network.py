@@ -1,6 +1,7 @@
 """Whole-network runs on the RTL layer engine (tb/test_network.py): the shipped INT8
-digits CNN and the mixed INT4/INT8 one, a few images each.  Every layer's output must
-equal the golden model's, and so must the predictions."""
+digits CNN, the mixed INT4/INT8 one and the W4A8 one after quantization-aware training,
+a few images each.  Every layer's output must equal the golden model's, and so must the
+predictions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from tb import test_network
 
-ARTIFACTS = ["digits_cnn_int8.yaml", "digits_cnn_mixed.yaml"]
+ARTIFACTS = ["digits_cnn_int8.yaml", "digits_cnn_mixed.yaml", "digits_cnn_w4a8_qat.yaml"]
 
 
 @pytest.mark.rtl
@@ -20,7 +21,7 @@ def test_network_on_rtl(artifact: str, seed: int) -> None:
     assert [l.mismatches for l in rep.layers] == [0] * len(rep.layers)
     assert rep.rtl_pred == rep.golden_pred
     assert any(l.where == "rtl" for l in rep.layers)
-    if "mixed" in artifact:   # the mixed artifact really has INT4 layers on the engine
+    if "int8" not in artifact:   # the mixed and W4A8 artifacts really have INT4 layers
         from pymodel.artifact import load_artifact
         qnet = load_artifact(test_network.MODEL_DIR / artifact)
         assert any(q.weight_bits == 4 for q in qnet.layers if q.has_weights)
