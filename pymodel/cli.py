@@ -5,7 +5,7 @@ quantized-network artifact; optional bias correction and cross-layer equalizatio
 ``qat`` (quantization-aware fine-tuning, written as the same artifact), ``eval``
 (accuracy of an artifact or a float network), ``report`` (the accuracy study:
 ``docs/accuracy.md``), ``demo`` (run a few digits through the golden model; ``make sim``
-runs it until the RTL engine takes over).
+runs the same network on the RTL layer engine).
 """
 
 from __future__ import annotations
@@ -466,8 +466,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     pred = outs[-1].argmax(axis=1)
     fpred = net.forward(x).argmax(axis=1)
     print(f"qmac demo: {qnet.name}, {source}")
-    print("golden model (pymodel) integer inference; the RTL network runner replaces it "
-          "in `make sim` once the layer engine runs whole networks\n")
+    print("golden model (pymodel) integer inference; `make sim` runs the same network on "
+          "the RTL layer engine and checks it against this\n")
     print(f"{'layer':8s} {'op':16s} {'input':>9s} {'output':>9s} {'MACs/img':>9s}  "
           f"{'weights':18s} {'out zp':>6s} {'clamp':>11s}")
     total = 0
