@@ -9,7 +9,9 @@
 // d = i + j of the grid.  The controls of a beat (valid, first, last) enter with its
 // unskewed lane 0 (row 0 / column 0) and travel down a delay line of one register per
 // anti-diagonal d = i + j, which drives the PEs of that diagonal: PE(i, j) sees them in
-// the cycle its operand registers hold that beat.
+// the cycle its operand registers hold that beat.  The bank bit of a tile-ending beat
+// travels with its cap bit, so every PE of the wavefront captures that tile's sums into
+// the same shadow bank (res0_o / res1_o).
 module mac_grid #(
     parameter integer ROWS = 8,  // rows of PEs = rows of the C tile (>= 1)
     parameter integer COLS = 8   // columns of PEs = columns of the C tile (>= 1)
@@ -21,8 +23,10 @@ module mac_grid #(
     input  wire                      en_i,    // a beat enters (its row 0 / column 0 operands are on a_i / b_i)
     input  wire                      clr_i,   // with en_i: the beat starts a new sum
     input  wire                      cap_i,   // with en_i: the beat ends a tile (capture the sums)
+    input  wire                      bank_i,  // with en_i and cap_i: the shadow bank the tile's sums go to (0 or 1)
     output wire                      row0_o,  // a tile's last beat is in PE(0, COLS-1): row 0 of the results is complete after this edge
-    output wire [ROWS*COLS*32-1:0]   res_o    // captured sums: C[i][j] (int32) at [32*(i*COLS+j) +: 32]
+    output wire [ROWS*COLS*32-1:0]   res0_o,  // shadow bank 0: C[i][j] (int32) at [32*(i*COLS+j) +: 32]
+    output wire [ROWS*COLS*32-1:0]   res1_o   // shadow bank 1, same packing
 );
     generate
         if (ROWS < 1) begin : g_bad_rows
@@ -45,7 +49,7 @@ module mac_grid #(
 
     // Control delay line, one scalar register set per anti-diagonal (in its own scope
     // so that a change on one diagonal only reaches the PEs of that diagonal).  Only
-    // the valid bit is reset; first / last matter only with it.
+    // the valid bit is reset; first / last / bank matter only with it.
     localparam integer DIAGS = ROWS + COLS - 1;  // anti-diagonals of the grid
     genvar d;
     generate
@@ -53,17 +57,20 @@ module mac_grid #(
             reg en_q;   // a valid beat is in the operand registers of diagonal d
             reg clr_q;  // ... and it starts a new sum
             reg cap_q;  // ... and it ends a tile
+            reg bnk_q;  // ... into this shadow bank
             if (d == 0) begin : g_head
                 always @(posedge clk_i) begin
                     en_q  <= en_i && !rst_i;
                     clr_q <= clr_i;
                     cap_q <= cap_i;
+                    bnk_q <= bank_i;
                 end
             end else begin : g_link
                 always @(posedge clk_i) begin
                     en_q  <= g_diag[d-1].en_q && !rst_i;
                     clr_q <= g_diag[d-1].clr_q;
                     cap_q <= g_diag[d-1].cap_q;
+                    bnk_q <= g_diag[d-1].bnk_q;
                 end
             end
         end
@@ -97,15 +104,17 @@ module mac_grid #(
                     assign b_in = g_row[i-1].g_col[j].b_fwd;
                 end
                 mac_pe u_pe (
-                    .clk_i (clk_i),
-                    .a_i   (a_in),
-                    .b_i   (b_in),
-                    .en_i  (g_diag[i+j].en_q),
-                    .clr_i (g_diag[i+j].clr_q),
-                    .cap_i (g_diag[i+j].cap_q),
-                    .a_o   (a_fwd),
-                    .b_o   (b_fwd),
-                    .res_o (res_o[(i*COLS+j)*32 +: 32])
+                    .clk_i  (clk_i),
+                    .a_i    (a_in),
+                    .b_i    (b_in),
+                    .en_i   (g_diag[i+j].en_q),
+                    .clr_i  (g_diag[i+j].clr_q),
+                    .cap_i  (g_diag[i+j].cap_q),
+                    .bank_i (g_diag[i+j].bnk_q),
+                    .a_o    (a_fwd),
+                    .b_o    (b_fwd),
+                    .res0_o (res0_o[(i*COLS+j)*32 +: 32]),
+                    .res1_o (res1_o[(i*COLS+j)*32 +: 32])
                 );
             end
         end

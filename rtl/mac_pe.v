@@ -5,24 +5,29 @@
 // the right (a) and downwards (b) neighbours.  When en_i is high the operands now in
 // a_q / b_q belong to a valid beat and the PE accumulates their product:
 //     acc := (clr_i ? 0 : acc) + a_q * b_q            (signed int8 x int8, int32 wrap)
-// and when cap_i is also high the new sum is copied into the result (shadow) register
-// res_q, from where the wrapper drains it while acc starts on the next tile.
+// and when cap_i is also high the new sum is copied into result (shadow) register bank
+// bank_i (res0_q or res1_q), from where the wrapper drains it while acc starts on the
+// next tile.  Two banks let one tile's results wait for the drain while the next tile's
+// are captured; the wrapper alternates the banks tile by tile.
 // Only datapath registers live here, so there is no reset (CONTRIBUTING.md).
 module mac_pe (
-    input  wire               clk_i,  // clock, all registers on its rising edge
-    input  wire signed [7:0]  a_i,    // A operand from the left neighbour (or the row skew)
-    input  wire signed [7:0]  b_i,    // B operand from the neighbour above (or the column skew)
-    input  wire               en_i,   // the operands in a_q / b_q are a valid beat: accumulate
-    input  wire               clr_i,  // with en_i: the beat starts a new sum (acc := product)
-    input  wire               cap_i,  // with en_i: the beat ends a tile (res := new sum)
-    output wire signed [7:0]  a_o,    // registered A operand, to the right neighbour
-    output wire signed [7:0]  b_o,    // registered B operand, to the neighbour below
-    output wire signed [31:0] res_o   // result (shadow) register: the last captured sum
+    input  wire               clk_i,   // clock, all registers on its rising edge
+    input  wire signed [7:0]  a_i,     // A operand from the left neighbour (or the row skew)
+    input  wire signed [7:0]  b_i,     // B operand from the neighbour above (or the column skew)
+    input  wire               en_i,    // the operands in a_q / b_q are a valid beat: accumulate
+    input  wire               clr_i,   // with en_i: the beat starts a new sum (acc := product)
+    input  wire               cap_i,   // with en_i: the beat ends a tile (res<bank_i> := new sum)
+    input  wire               bank_i,  // with en_i and cap_i: the shadow bank that captures (0: res0_q, 1: res1_q)
+    output wire signed [7:0]  a_o,     // registered A operand, to the right neighbour
+    output wire signed [7:0]  b_o,     // registered B operand, to the neighbour below
+    output wire signed [31:0] res0_o,  // shadow register bank 0: the last sum captured into it
+    output wire signed [31:0] res1_o   // shadow register bank 1: the last sum captured into it
 );
     reg  signed [7:0]  a_q;
     reg  signed [7:0]  b_q;
     reg  signed [31:0] acc_q;
-    reg  signed [31:0] res_q;
+    reg  signed [31:0] res0_q;
+    reg  signed [31:0] res1_q;
 
     // acc_next = (clr ? 0 : acc) + a * b: both int8 operands sign-extended to 32 bits
     // (the size cast keeps their signedness), the product -- in [-16256, 16384] -- is
@@ -35,13 +40,17 @@ module mac_pe (
         if (en_i) begin
             acc_q <= (clr_i ? 32'sd0 : acc_q) + 32'(a_q) * 32'(b_q);
         end
-        if (en_i && cap_i) begin
-            res_q <= (clr_i ? 32'sd0 : acc_q) + 32'(a_q) * 32'(b_q);
+        if (en_i && cap_i && !bank_i) begin
+            res0_q <= (clr_i ? 32'sd0 : acc_q) + 32'(a_q) * 32'(b_q);
+        end
+        if (en_i && cap_i && bank_i) begin
+            res1_q <= (clr_i ? 32'sd0 : acc_q) + 32'(a_q) * 32'(b_q);
         end
     end
 
-    assign a_o   = a_q;
-    assign b_o   = b_q;
-    assign res_o = res_q;
+    assign a_o    = a_q;
+    assign b_o    = b_q;
+    assign res0_o = res0_q;
+    assign res1_o = res1_q;
 endmodule
 `default_nettype wire

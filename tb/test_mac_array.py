@@ -213,6 +213,31 @@ def odd_k(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.choice(cands)) if cands else int(rng.integers(lo, hi + 1))
 
 
+def pair_cycles(rows: int, cols: int, k: int) -> int:
+    """Cycles per two tiles of ``k`` beats streamed back to back, no stalls (steady state).
+
+    ``max(2K, 2*ROWS, ROWS + COLS + 1)``: a tile is K operand beats; its ROWS result rows
+    leave one per cycle; and, the shadow registers having two banks, tile t+2's last beat
+    is accepted at the earliest one edge after tile t's final row left, which is
+    ROWS + COLS + 1 edges after tile t's last beat (docs/microarchitecture.md).
+    """
+    return max(2 * k, 2 * rows, rows + cols + 1)
+
+
+def stream_cycles(rows: int, cols: int, k: int, n: int) -> int:
+    """Cycles of ``n`` tiles of ``k`` beats streamed back to back, no stalls.
+
+    Counted from the edge accepting the first operand beat to the edge delivering the
+    last result row, inclusive: the first tile takes ``K + ROWS + COLS``; the second one's
+    final row follows ``max(K, ROWS)`` edges after the first one's, and each further tile's
+    ``pair_cycles`` after the tile two before it.  For K >= ROWS and 2K >= ROWS + COLS + 1
+    this is ``n * K + ROWS + COLS``.
+    """
+    assert n >= 1 and k >= 1
+    pairs, odd = divmod(n - 1, 2)
+    return k + rows + cols + pairs * pair_cycles(rows, cols, k) + odd * max(k, rows)
+
+
 # ----------------------------------------------------------------------------------------
 # Tests
 # ----------------------------------------------------------------------------------------
@@ -312,7 +337,7 @@ async def test_big_k_int32_bound(dut: Any) -> None:
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def test_backpressure_stress(dut: Any) -> None:
     """Short tiles (K = 1..3) against a mostly stalled result stream: the array must
-    hold the last beat of each tile (op_ready_o low) until the previous results left."""
+    hold a tile's last beat (op_ready_o low) while two earlier tiles' results wait."""
     rng = kit.test_rng("test_backpressure_stress", dut._log)
     env = MacEnv(dut, rng, in_stall=0.0, out_stall=0.85)
     await env.start()
@@ -341,6 +366,74 @@ async def test_backpressure_stress(dut: Any) -> None:
     watcher.cancel()
     dut._log.info("op_ready_o was low under a valid beat on %d cycles", blocked)
     assert blocked > 0, "back-pressure never reached the operand stream: test too weak"
+    env.finish()
+
+
+@cocotb.test(timeout_time=40, timeout_unit="ms")
+async def test_two_bank_stress(dut: Any) -> None:
+    """Short tiles (K = 1, 2, ROWS-1, ROWS, ROWS+1, ROWS+COLS, some split into chunks)
+    keep arriving while the result sink stalls for long stretches: both shadow banks
+    fill, the next last beat waits, and every row still arrives once, in order, with the
+    right values (a third tile captured over a bank still draining would show up as a
+    mismatch, or as a stalled row changing under the sink).  At every edge, at most two
+    tiles are pending (last beat accepted, final row not yet out), and a last beat is
+    refused exactly while two are."""
+    rng = kit.test_rng("test_two_bank_stress", dut._log)
+    env = MacEnv(dut, rng, in_stall=0.0, out_stall=0.9)
+    await env.start()
+    r, c = env.rows, env.cols
+    pending, most, blocked, refused_at_two = 0, 0, 0, 0
+
+    async def watch() -> None:
+        nonlocal pending, most, blocked, refused_at_two
+        while True:
+            await cocotb.triggers.RisingEdge(dut.clk_i)
+            if dut.rst_i.value == 1:
+                pending = 0
+                continue
+            offered_last = dut.op_valid_i.value == 1 and dut.op_last_i.value == 1
+            took_last = offered_last and dut.op_ready_o.value == 1
+            done = (dut.res_valid_o.value == 1 and dut.res_ready_i.value == 1
+                    and dut.res_last_o.value == 1)
+            if offered_last and not took_last:
+                blocked += 1
+                refused_at_two += pending == 2
+            assert not (took_last and pending >= 2), \
+                f"cycle {env.clock.cycle()}: a last beat was accepted with {pending} tiles pending"
+            pending += int(took_last) - int(done)
+            assert 0 <= pending <= 2, f"cycle {env.clock.cycle()}: {pending} tiles pending"
+            most = max(most, pending)
+
+    async def vary_sink() -> None:
+        # Long stalls (ready ~ 2% of the cycles) alternate with short free-running spells,
+        # so the banks fill up and drain back to back, over and over.
+        while True:
+            env.sink.stall_prob = float(rng.choice([0.98, 0.9, 0.6, 0.0]))
+            await env.clock.cycles(int(rng.integers(5, 60)))
+
+    watcher = cocotb.start_soon(watch())
+    varier = cocotb.start_soon(vary_sink())
+    ks = sorted({k for k in (1, 2, r - 1, r, r + 1, r + c) if k >= 1})
+    jobs = []
+    for t in range(60):
+        k = int(rng.choice(ks))
+        splits: tuple[int, ...] = ()
+        if k >= 2 and rng.random() < 0.25:
+            splits = (int(rng.integers(1, k)),)
+        jobs.append(env.tile_job(rand_int8(rng, (r, k)), rand_int8(rng, (k, c)),
+                                 f"short tile {t} (K={k}, splits {splits})", splits=splits))
+    env.submit(jobs)
+    await env.drain()
+    varier.cancel()
+    env.set_stalls(0.0, 0.0)
+    watcher.cancel()
+    dut._log.info("two-bank stress: %d tiles, up to %d pending; a last beat waited on %d "
+                  "cycles (%d of them with two tiles pending)", len(jobs), most, blocked,
+                  refused_at_two)
+    assert most == 2, f"never two tiles pending (max {most}): test too weak"
+    assert refused_at_two > 0, "a last beat never waited on two pending tiles: test too weak"
+    assert refused_at_two == blocked, \
+        f"a last beat was refused on {blocked - refused_at_two} cycles with fewer than two tiles pending"
     env.finish()
 
 
@@ -382,15 +475,18 @@ async def test_throughput(dut: Any) -> None:
 
     utilization = useful MACs / (ROWS * COLS * cycles), cycles counted from the edge
     that accepts the first operand beat to the edge that delivers the last result row,
-    inclusive.  The streamed count must equal the documented formula exactly:
-    ``n * K + ROWS + COLS`` for K >= ROWS + COLS + 1 (docs/microarchitecture.md).
+    inclusive.  The streamed count must equal the documented formula exactly
+    (``stream_cycles``: ``n * K + ROWS + COLS`` for long tiles; two tiles per
+    ``max(2K, 2*ROWS, ROWS + COLS + 1)`` cycles in general), and so must the gap
+    between the final rows of every two tiles (docs/microarchitecture.md).  The default
+    K values cover short tiles (1, 2, ROWS-1, ROWS, ROWS+1, ROWS+COLS) and long ones.
     """
     rng = kit.test_rng("test_throughput", dut._log)
     env = MacEnv(dut, rng)
     await env.start()
     r, c = env.rows, env.cols
     ks = [int(x) for x in os.environ.get(BENCH_K_ENV, "").split(",") if x.strip()] or \
-        [1, r + c + 1, 64, 256]
+        sorted({k for k in (1, 2, r - 1, r, r + 1, r + c, r + c + 1, 64, 256) if k >= 1})
     n_tiles = 8
     figures = []
     for k in ks:
@@ -405,7 +501,7 @@ async def test_throughput(dut: Any) -> None:
         env.submit(jobs)
         await env.drain()
         streamed = env.sink.last_cycle - env.src.first_cycle + 1
-        period = np.diff(env.tile_cycles).tolist()
+        done = list(env.tile_cycles)  # cycle of each tile's final row
         # Baseline: the same tiles one at a time, each issued after the previous result.
         await env.clock.cycles(2)
         env.src.reset_stats()
@@ -420,20 +516,27 @@ async def test_throughput(dut: Any) -> None:
         fig = {"rows": r, "cols": c, "k": k, "tiles": n_tiles,
                "streamed_cycles": streamed, "streamed_util": macs / (r * c * streamed),
                "serial_cycles": serial, "serial_util": macs / (r * c * serial),
-               "tile_period": int(np.median(period)) if period else None,
+               # steady state: cycles per tile over the last whole pairs of tiles
+               "tile_period": ((done[-1] - done[(n_tiles - 1) % 2]) / (n_tiles - 1 - (n_tiles - 1) % 2)
+                               if n_tiles >= 3 else None),
+               "formula_cycles": stream_cycles(r, c, k, n_tiles),
+               "formula_period": pair_cycles(r, c, k) / 2,
                "formula_single": k / (k + r + c)}
         figures.append(fig)
         dut._log.info("[qmac] %dx%d K=%d, %d tiles: streamed %d cycles (%.1f%% MAC utilization, "
                       "one tile per %s cycles); one at a time %d cycles (%.1f%%)", r, c, k,
                       n_tiles, streamed, 100 * fig["streamed_util"], fig["tile_period"],
                       serial, 100 * fig["serial_util"])
-        if k >= r + c + 1:
-            assert streamed == n_tiles * k + r + c, \
-                f"K={k}: {streamed} cycles, the documented formula says {n_tiles * k + r + c}"
-            assert fig["tile_period"] == k
-        else:
-            # Short tiles: one tile per ROWS + COLS + 1 cycles (the shadow register).
-            assert fig["tile_period"] == r + c + 1, fig
+        assert len(done) == n_tiles, done
+        assert streamed == fig["formula_cycles"], \
+            f"K={k}: {streamed} cycles, the documented formula says {fig['formula_cycles']}"
+        if k >= r and 2 * k >= r + c + 1:
+            assert streamed == n_tiles * k + r + c  # one tile per K cycles
+        gaps = np.diff(done).tolist()
+        assert gaps[0] == max(k, r), f"K={k}: final rows of tiles 0, 1 at {done[:2]}"
+        pairs = [done[t + 2] - done[t] for t in range(n_tiles - 2)]
+        assert all(p == pair_cycles(r, c, k) for p in pairs), \
+            f"K={k}: cycles per two tiles {pairs}, the formula says {pair_cycles(r, c, k)}"
     env.finish()
     out = os.environ.get(BENCH_ENV)
     if out:
