@@ -214,9 +214,10 @@ def explain(l: LayerReport, engine: dict[str, int]) -> str:
     chunks = -(-k // engine["A_DEPTH"])
     chunk_len = -(-k // chunks)
     notes = []
-    if chunk_len < rows + cols + 1:
-        notes.append(f"K chunk {chunk_len} < ROWS+COLS+1 = {rows + cols + 1}: the array emits "
-                     f"at most one tile per {rows + cols + 1} cycles (result drain)")
+    per_tile = max(rows, (rows + cols + 1) / 2)     # two result banks: see microarchitecture
+    if chunk_len < per_tile:
+        notes.append(f"K chunk {chunk_len} < {per_tile:g}: the array drains at most one tile "
+                     f"per max(ROWS, (ROWS+COLS+1)/2) = {per_tile:g} cycles")
     if n % cols:
         notes.append(f"N={n} fills {n % cols} of {cols} lanes of the last channel tile")
     if m % rows:
