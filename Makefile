@@ -34,7 +34,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@echo "qmac: installing Python dependencies into $(VENV) (pinned in requirements.txt)"
 	@$(VENV)/bin/pip install --quiet --upgrade pip
 	@$(VENV)/bin/pip install --quiet -r requirements.txt
-	@$(VENV)/bin/pip install --quiet --no-deps -e .
+	@PYTHONWARNINGS=ignore $(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
 setup: $(STAMP) tools-sim ## create .venv and install Icarus Verilog if missing
