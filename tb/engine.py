@@ -193,8 +193,53 @@ class EngineEnv:
             problems.append(f"k_tile={k_tile} is outside 1..A_DEPTH={self.a_depth}")
         if problems:
             raise ValueError(f"layer {job.name!r} does not fit the engine: " + "; ".join(problems)
-                             + " (split the layer over output channels or build a larger engine)")
+                             + " (run_layer splits a layer over output channels)")
         return n_tiles, k_tile
+
+    def channel_groups(self, job: GemmJob) -> list[GemmJob]:
+        """Split a job over output channels into groups that fit the engine.
+
+        A group holds up to ``min(N_TILES_MAX, W_DEPTH // K)`` channel tiles; each group
+        is a job of its own (its weight rows, its requantize parameters), run one after
+        the other over the same activations.  ValueError if not even one channel tile of
+        K taps fits the weight buffer, or K is out of range.
+        """
+        tiles = min(self.n_tiles_max, self.w_depth // job.k) if job.k else 0
+        if tiles < 1 or job.k > 0xFFFF:
+            raise ValueError(f"layer {job.name!r} does not fit the engine: K={job.k} taps need "
+                             f"K <= 65535 and K <= W_DEPTH={self.w_depth} (one channel tile); "
+                             "build a larger engine")
+        size = tiles * self.cols
+        if job.n <= size:
+            return [job]
+        groups = []
+        for c0 in range(0, job.n, size):
+            c1 = min(c0 + size, job.n)
+            rq = RequantParams(bias=job.rq.bias[c0:c1], m0=job.rq.m0[c0:c1],
+                               shift=job.rq.shift[c0:c1], out_zero_point=job.rq.out_zero_point,
+                               act_min=job.rq.act_min, act_max=job.rq.act_max)
+            groups.append(GemmJob(name=f"{job.name}[channels {c0}..{c1 - 1}]", cols=job.cols,
+                                  w2d=job.w2d[c0:c1], in_zero_point=job.in_zero_point, rq=rq,
+                                  k_tile=job.k_tile, check_bound=job.check_bound,
+                                  describe_row=job.describe_row))
+        return groups
+
+    async def run_layer(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
+        """:meth:`run`, after splitting the job over output channels if it does not fit
+        (:meth:`channel_groups`); outputs are stitched back and the figures summed."""
+        outs, total = [], None
+        for group in self.channel_groups(job):
+            out, st = await self.run(group)
+            outs.append(out)
+            if total is None:
+                total = st
+            else:
+                total.cycles += st.cycles
+                total.load_cycles += st.load_cycles
+                total.array_beats += st.array_beats
+                total.macs += st.macs
+        assert total is not None
+        return np.concatenate(outs, axis=1), total
 
     async def _write(self, we: Any, fields: dict[Any, int]) -> None:
         for sig, value in fields.items():

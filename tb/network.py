@@ -135,7 +135,7 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         if layer.op in ENGINE_OPS:
             job = gemm_job(layer, x)
             job.describe_row = describe_row(layer, x.shape[0])
-            rows, st = await env.run(job)
+            rows, st = await env.run_layer(job)
             y = rows.reshape(golden.shape)
             rep = LayerReport(layer.name, layer.op, "rtl", tuple(y.shape), (job.m, job.k, job.n),
                               job.macs, st.cycles, st.load_cycles, st.array_beats, st.slots)

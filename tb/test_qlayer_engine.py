@@ -111,6 +111,28 @@ async def test_reset_midway(dut: Any) -> None:
 
 
 @cocotb.test()
+async def test_channel_groups(dut: Any) -> None:
+    """Layers too wide for the engine run as groups of output channels (too many channel
+    tiles; too many weight words), stitched back together exactly."""
+    from pymodel.layers import quantized_gemm
+    rng = kit.test_rng("test_channel_groups", dut._log)
+    env = EngineEnv(dut, rng, out_stall=0.2)
+    await env.start()
+    wide = env.n_tiles_max * env.cols + 3                     # more channels than tiles
+    deep = env.w_depth // 2 + 1                              # two tiles overflow W_DEPTH
+    for name, k, n in (("wide", 5, wide), ("deep", deep, 2 * env.cols)):
+        m = 2 * env.rows + 1
+        job = GemmJob(name=name, cols=rng.integers(-128, 128, (m, k)).astype(np.int8),
+                      w2d=rng.integers(-127, 128, (n, k)).astype(np.int8),
+                      in_zero_point=int(rng.integers(-128, 128)), rq=random_rq(rng, n))
+        groups = env.channel_groups(job)
+        assert len(groups) >= 2, f"{name}: expected a split, got {len(groups)} group(s)"
+        out, _ = await env.run_layer(job)
+        expected = quantized_gemm(job.cols, job.w2d, job.in_zero_point, job.rq)
+        assert np.array_equal(out, expected), f"{name}: stitched outputs differ"
+
+
+@cocotb.test()
 async def test_throughput(dut: Any) -> None:
     """Back-to-back row blocks without stalls: cycles and utilization of a conv-like layer."""
     rng = kit.test_rng("test_throughput", dut._log)
