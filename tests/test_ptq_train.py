@@ -43,32 +43,45 @@ def test_gradients_match_finite_differences(rng):
     dx = model.backward(r)
     grads = {name: g.copy() for name, _, g in model.parameters()}
     eps = 1e-6
-    worst = 0.0
-    for name, p, _ in model.parameters():
-        num = np.zeros_like(p)
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            p[i] = old + eps
+    f0 = loss()
+    worst, checked, kinks = 0.0, 0, 0
+
+    def numeric(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Central differences, and a mask of the coordinates where the function is
+        linear across [-eps, +eps] (left and right difference quotients agree); where
+        they disagree a ReLU / ReLU6 / max-pool switch lies inside the interval and the
+        function has no derivative to compare with."""
+        num = np.zeros_like(arr)
+        smooth = np.ones(arr.shape, bool)
+        for i in np.ndindex(arr.shape):
+            old = arr[i]
+            arr[i] = old + eps
             up = loss()
-            p[i] = old - eps
+            arr[i] = old - eps
             down = loss()
-            p[i] = old
+            arr[i] = old
             num[i] = (up - down) / (2 * eps)
+            smooth[i] = abs((up - f0) - (f0 - down)) <= 1e-9 * max(1.0, abs(f0))
+        return num, smooth
+
+    for name, p, _ in model.parameters():
+        num, smooth = numeric(p)
         scale = max(1.0, float(np.abs(num).max()))
-        worst = max(worst, float(np.abs(num - grads[name]).max()) / scale)
-    xn = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + eps
-        up = loss()
-        x[i] = old - eps
-        down = loss()
-        x[i] = old
-        xn[i] = (up - down) / (2 * eps)
-    worst = max(worst, float(np.abs(xn - dx).max()) / max(1.0, float(np.abs(xn).max())))
+        worst = max(worst, float(np.abs(num - grads[name])[smooth].max(initial=0.0)) / scale)
+        checked += int(smooth.sum())
+        kinks += int((~smooth).sum())
+    xn, smooth = numeric(x)
+    worst = max(worst, float(np.abs(xn - dx)[smooth].max(initial=0.0))
+                / max(1.0, float(np.abs(xn).max())))
+    checked += int(smooth.sum())
+    kinks += int((~smooth).sum())
+    print(f"checked {checked} coordinates, {kinks} on a kink, worst relative error {worst:.2e}")
     # Central differences of a piecewise-linear function are exact away from kinks
-    # (ReLU / ReLU6 / max-pool switches), up to float64 cancellation ~ 1e-16 / eps = 1e-10;
-    # a random input crossing a kink within +-eps is improbable.  Bound: 1e-7.
+    # (ReLU / ReLU6 / max-pool switches), up to float64 cancellation ~ 1e-16 / eps = 1e-10.
+    # Bound: 1e-7.  A unit whose input lies within +-eps of a kink puts every coordinate
+    # feeding it on the kink (one such unit: ~4 % of this tiny net's coordinates, seen at
+    # QMAC_SEED=14); at most 10 % may be skipped, so the check cannot pass by skipping.
+    assert kinks <= 0.10 * (checked + kinks), (kinks, checked)
     assert worst < 1e-7, worst
 
 
