@@ -266,8 +266,6 @@ def fully_connected(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requan
     if x.shape[1] != w.shape[1]:
         raise ValueError(f"x, w: x has {x.shape[1]} features but w expects {w.shape[1]} "
                          f"(w is [out, in] = {w.shape})")
-    _zp(in_zero_point)
-    _requant_for(rq, w.shape[0])
     return quantized_gemm(x, w, in_zero_point, rq, layer)
 
 

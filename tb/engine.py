@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
@@ -151,7 +152,6 @@ class EngineEnv:
         await self.clock.reset(3)
         self.sink.start()
         self.xz.start()
-        import cocotb
         cocotb.start_soon(self._count_array_beats())
 
     async def _count_array_beats(self) -> None:

@@ -14,7 +14,6 @@ layer, so an error cannot hide behind a correct reference.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -103,7 +102,7 @@ def gemm_job(layer: QLayer, x: np.ndarray) -> GemmJob:
                    in_zero_point=zp, rq=layer.requant())
 
 
-def describe_row(layer: QLayer, batch: int) -> Callable[[int], str]:
+def describe_row(layer: QLayer) -> Callable[[int], str]:
     """Maps a GEMM row of ``layer`` to the output element it produces."""
     if layer.op == "conv2d":
         oh, ow = layer.output_shape[:2]
@@ -134,7 +133,7 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         golden = run_layer(layer, x)
         if layer.op in ENGINE_OPS:
             job = gemm_job(layer, x)
-            job.describe_row = describe_row(layer, x.shape[0])
+            job.describe_row = describe_row(layer)
             rows, st = await env.run_layer(job)
             y = rows.reshape(golden.shape)
             rep = LayerReport(layer.name, layer.op, "rtl", tuple(y.shape), (job.m, job.k, job.n),
@@ -228,7 +227,3 @@ def explain(l: LayerReport, engine: dict[str, int]) -> str:
                      f"and drain (~{rows + cols + 12} cycles) are not amortized")
     return "; ".join(notes) or "streaming: fill and drain once per layer"
 
-
-def now() -> float:
-    """Wall-clock seconds (for the cycles-per-second figure)."""
-    return time.perf_counter()

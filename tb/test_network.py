@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pymodel.artifact import load_artifact
 from pymodel.inference import quantize_input, run_network as golden_network
 from tb import kit
 from tb.engine import EngineEnv
-from tb.network import NetworkReport, format_report, now, run_network  # noqa: F401 (format_report re-exported)
+from tb.network import NetworkReport, format_report, run_network  # noqa: F401 (format_report re-exported)
 from tb.test_qlayer_engine import DEFAULT_PARAMETERS, SOURCES
 
 DUT = "qlayer_engine"
@@ -55,9 +56,9 @@ async def test_network(dut: Any) -> None:
         from tqdm import tqdm
         bar = tqdm(total=sum(l.macs for l in qnet.layers) * images, unit="MAC", unit_scale=True,
                    desc=f"{qnet.name} on RTL", file=sys.stderr)
-    t0 = now()
+    t0 = time.perf_counter()
     out, layers = await run_network(env, qnet, xq, progress=bar.update if bar else None)
-    seconds = now() - t0
+    seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from pymodel import datasets, digits, nn
 from pymodel.network import parse_network
+from numgrad import central_differences
 from pymodel.train import fit
 
 TINY = {
@@ -42,35 +43,15 @@ def test_gradients_match_finite_differences(rng):
     model.forward(x, train=True)
     dx = model.backward(r)
     grads = {name: g.copy() for name, _, g in model.parameters()}
-    eps = 1e-6
-    f0 = loss()
     worst, checked, kinks = 0.0, 0, 0
 
-    def numeric(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Central differences, and a mask of the coordinates where the function is
-        linear across [-eps, +eps] (left and right difference quotients agree); where
-        they disagree a ReLU / ReLU6 / max-pool switch lies inside the interval and the
-        function has no derivative to compare with."""
-        num = np.zeros_like(arr)
-        smooth = np.ones(arr.shape, bool)
-        for i in np.ndindex(arr.shape):
-            old = arr[i]
-            arr[i] = old + eps
-            up = loss()
-            arr[i] = old - eps
-            down = loss()
-            arr[i] = old
-            num[i] = (up - down) / (2 * eps)
-            smooth[i] = abs((up - f0) - (f0 - down)) <= 1e-9 * max(1.0, abs(f0))
-        return num, smooth
-
     for name, p, _ in model.parameters():
-        num, smooth = numeric(p)
+        num, smooth = central_differences(loss, p)
         scale = max(1.0, float(np.abs(num).max()))
         worst = max(worst, float(np.abs(num - grads[name])[smooth].max(initial=0.0)) / scale)
         checked += int(smooth.sum())
         kinks += int((~smooth).sum())
-    xn, smooth = numeric(x)
+    xn, smooth = central_differences(loss, x)
     worst = max(worst, float(np.abs(xn - dx)[smooth].max(initial=0.0))
                 / max(1.0, float(np.abs(xn).max())))
     checked += int(smooth.sum())
