@@ -5,8 +5,8 @@ For every method: the time to stream 10^7 float64 samples (10 batches of 10^6) t
 
 * ``np.min`` + ``np.max`` per batch -- the least any streaming calibrator must do;
 * ``np.histogram`` with 2048 bins per batch -- numpy's own binning;
-* the entropy search alone: vectorized (:func:`pymodel.calibration.kl_divergences`) vs
-  the loop written from TensorRT's description (:mod:`pymodel.kl_reference`) on the
+* the entropy search alone: vectorized (:func:`pymodel.calibration.calibrators.kl_divergences`) vs
+  the loop written from TensorRT's description (:mod:`pymodel.calibration.kl_reference`) on the
   same 2048-bin histogram -- and they pick the same bin.
 """
 
@@ -17,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 
-from pymodel.calibration import (CalibratorSpec, Calibrator, entropy_threshold_bins,
+from pymodel.calibration.calibrators import (CalibratorSpec, Calibrator, entropy_threshold_bins,
                                  kl_divergences)
-from pymodel.kl_reference import entropy_threshold_bins_loop
+from pymodel.calibration.kl_reference import entropy_threshold_bins_loop
 
 SAMPLES = 10_000_000
 BATCHES = 10

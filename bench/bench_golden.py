@@ -11,9 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from pymodel.gemm import im2col, matmul_int32
-from pymodel.layers import RequantParams, conv2d
-from pymodel.fixedpoint import requantize
+from pymodel.arithmetic.gemm import im2col, matmul_int32
+from pymodel.ops.layers import RequantParams, conv2d
+from pymodel.arithmetic.fixedpoint import requantize
 
 
 def best_time(fn: Callable[[], object], min_time: float = 0.5, repeats: int = 3) -> float:

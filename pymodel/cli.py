@@ -67,7 +67,7 @@ def _add_ptq_options(p: argparse.ArgumentParser) -> None:
 
 
 def qat_defaults() -> Any:
-    from .qat import QATConfig
+    from pymodel.quantization.qat import QATConfig
     return QATConfig()
 
 
@@ -223,12 +223,12 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------------------
 
 def _network(args: argparse.Namespace) -> Any:
-    from .network import load_network
+    from pymodel.graph.network import load_network
     return load_network(args.network, weights=args.weights)
 
 
 def _data(args: argparse.Namespace, default: str | None, what: str) -> Any:
-    from . import datasets
+    from pymodel import datasets
     name = args.data or default
     if name is None:
         raise ValueError(f"--data: {what} names no dataset; give --data NAME or FILE.npz")
@@ -245,7 +245,8 @@ def _calibration_meta(name: str, split: str, n: int, batch_size: int) -> dict[st
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from . import datasets, ptq
+    from pymodel import datasets
+    from pymodel.quantization import ptq
     net = _network(args)
     name, split = _data(args, net.dataset, f"network {net.name!r}")
     stats = ptq.new_stats(net, bins=args.bins, histogram=True)
@@ -271,7 +272,7 @@ def _parse_layer_bits(text: str | None) -> dict[str, int]:
 
 
 def _overrides(net: Any, args: argparse.Namespace) -> Any:
-    from .calibration import CalibratorSpec
+    from pymodel.calibration.calibrators import CalibratorSpec
     return net.with_overrides(
         calibrator=CalibratorSpec.parse(args.calibrator, "--calibrator") if args.calibrator
         else None,
@@ -283,8 +284,9 @@ def _overrides(net: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from . import bias_correction, datasets, ptq
-    from .artifact import save_artifact
+    from pymodel.quantization import bias_correction, ptq
+    from pymodel import datasets
+    from pymodel.graph.artifact import save_artifact
     net = _overrides(_network(args), args)
     if args.stats and net.equalization.enabled:
         raise ValueError("--stats: cross-layer equalization changes the float network, so "
@@ -328,16 +330,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _is_artifact(path: Path) -> bool:
-    from .schema import load_yaml
+    from pymodel.schema import load_yaml
     doc = load_yaml(path)
     return isinstance(doc, dict) and "format" in doc
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import digits, inference
-    from .network import load_network
+    from pymodel.training import digits
+    from pymodel.graph import inference
+    from pymodel.graph.network import load_network
     if _is_artifact(args.model):
-        from .artifact import load_artifact
+        from pymodel.graph.artifact import load_artifact
         qnet = load_artifact(args.model)
         cal = qnet.meta.get("calibration", {}) if isinstance(qnet.meta, dict) else {}
         default = cal.get("dataset") if isinstance(cal, dict) else None
@@ -370,8 +373,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_qat(args: argparse.Namespace) -> int:
-    from . import atomicio, datasets, inference, ptq, qat
-    from .artifact import save_artifact
+    from pymodel import atomicio, datasets
+    from pymodel.graph import inference
+    from pymodel.quantization import ptq, qat
+    from pymodel.graph.artifact import save_artifact
     net = _overrides(_network(args), args)
     default = net.dataset
     src = args.data or default
@@ -426,7 +431,7 @@ def cmd_qat(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .accuracy import write_report
+    from pymodel.study.accuracy import write_report
     st = write_report(args.out, progress=not args.no_progress, artifacts=args.artifacts)
     sel = st.selected_eval
     assert sel is not None
@@ -438,8 +443,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import datasets, digits, inference, ptq
-    from .artifact import load_artifact
+    from pymodel import datasets
+    from pymodel.training import digits
+    from pymodel.graph import inference
+    from pymodel.quantization import ptq
+    from pymodel.graph.artifact import load_artifact
     if isinstance(args.images, bool) or args.images < 1:
         raise ValueError(f"--images: {args.images} must be >= 1")
     t0 = time.perf_counter()

@@ -6,8 +6,8 @@ and the key path of the offending value, e.g.::
     models/digits/digits_cnn.yaml: layers[1].kernal: unknown key (did you mean
     'kernel'?); allowed: activation, filters, kernel, name, op, ...
 
-Used by :mod:`pymodel.network` (float network descriptions) and
-:mod:`pymodel.artifact` (quantized-network artifacts).
+Used by :mod:`pymodel.graph.network` (float network descriptions) and
+:mod:`pymodel.graph.artifact` (quantized-network artifacts).
 """
 
 from __future__ import annotations

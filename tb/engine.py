@@ -2,7 +2,7 @@
 
 :class:`EngineEnv` loads a GEMM layer into the engine (configuration registers, weight
 buffer, requantize parameters), streams its ``im2col`` rows, and checks every output
-beat exactly against ``pymodel.layers.quantized_gemm`` -- the golden model of the engine
+beat exactly against ``pymodel.ops.layers.quantized_gemm`` -- the golden model of the engine
 -- through the kit's scoreboard.  The layer-engine testbench and the network runner both
 use it.
 
@@ -21,7 +21,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
-from pymodel.layers import RequantParams, fold_input_zero_point, quantized_gemm
+from pymodel.ops.layers import RequantParams, fold_input_zero_point, quantized_gemm
 from tb import kit
 
 CFG_K, CFG_N_TILES, CFG_K_TILE = 0, 1, 2  # configuration register addresses
@@ -300,7 +300,7 @@ class EngineEnv:
         """Queue the activation beats and the expected output beats of a loaded job.
 
         Returns:
-            The expected outputs, int8 ``[M, N]`` (``pymodel.layers.quantized_gemm``).
+            The expected outputs, int8 ``[M, N]`` (``pymodel.ops.layers.quantized_gemm``).
         """
         n_tiles, _ = self.plan(job)
         r, c = self.rows, self.cols

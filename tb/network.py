@@ -4,7 +4,7 @@ Conv and fully-connected layers run on ``qlayer_engine`` (the host does ``im2col
 the golden model's own function, padding with the input zero point); pooling, flatten
 and depthwise layers run on the host with the golden model's functions, because the
 engine has no hardware for them.  Every layer's output is compared exactly with
-``pymodel.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
+``pymodel.graph.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
 layer, so an error cannot hide behind a correct reference.
 
 :func:`run_network` is a coroutine used inside a cocotb test (``tb/test_network.py``);
@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pymodel.artifact import QLayer, QuantizedNetwork
-from pymodel.gemm import im2col
-from pymodel.inference import run_layer
+from pymodel.graph.artifact import QLayer, QuantizedNetwork
+from pymodel.arithmetic.gemm import im2col
+from pymodel.graph.inference import run_layer
 from tb.engine import EngineEnv, GemmJob
 
 ENGINE_OPS = ("conv2d", "fully_connected")

@@ -1,7 +1,7 @@
 """cocotb testbench of ``rtl/mac_array.v`` -- the ROWS x COLS INT8 MAC array.
 
 Every result row the DUT emits is compared exactly (``==``) with
-``pymodel.gemm.matmul_int32`` of the same operands by the kit's scoreboard; every
+``pymodel.arithmetic.gemm.matmul_int32`` of the same operands by the kit's scoreboard; every
 test also checks that no output is X/Z after reset and that the result stream obeys
 the AXI-Stream rules under back-pressure.
 
@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import cocotb
 import numpy as np
 
-from pymodel.gemm import matmul_int32
+from pymodel.arithmetic.gemm import matmul_int32
 from tb import kit
 
 DUT = "mac_array"

@@ -21,8 +21,8 @@ import cocotb
 import numpy as np
 
 from pymodel import datasets
-from pymodel.artifact import load_artifact
-from pymodel.inference import quantize_input, run_network as golden_network
+from pymodel.graph.artifact import load_artifact
+from pymodel.graph.inference import quantize_input, run_network as golden_network
 from tb import kit
 from tb.engine import EngineEnv
 from tb.network import NetworkReport, format_report, run_network  # noqa: F401 (format_report re-exported)
@@ -39,7 +39,7 @@ ENV_ARTIFACT, ENV_IMAGES, ENV_REPORT, ENV_PROGRESS = (
 @cocotb.test()
 async def test_network(dut: Any) -> None:
     """The artifact's layers on the engine; every layer's output == the golden model's."""
-    from pymodel.network import load_network
+    from pymodel.graph.network import load_network
 
     artifact = Path(os.environ.get(ENV_ARTIFACT, DEFAULT_ARTIFACT))
     images = int(os.environ.get(ENV_IMAGES, "4"))

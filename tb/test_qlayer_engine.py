@@ -1,6 +1,6 @@
 """cocotb testbench of ``rtl/qlayer_engine.v`` -- a whole quantized GEMM layer.
 
-Every output beat is compared exactly (``==``) with ``pymodel.layers.quantized_gemm``
+Every output beat is compared exactly (``==``) with ``pymodel.ops.layers.quantized_gemm``
 by the kit's scoreboard (via :class:`tb.engine.EngineEnv`); no output may be X/Z after
 reset; the output stream must obey the AXI-Stream rules under back-pressure.
 
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import cocotb
 import numpy as np
 
-from pymodel.layers import RequantParams
+from pymodel.ops.layers import RequantParams
 from tb import kit
 from tb.engine import EngineEnv, GemmJob
 
@@ -114,7 +114,7 @@ async def test_reset_midway(dut: Any) -> None:
 async def test_channel_groups(dut: Any) -> None:
     """Layers too wide for the engine run as groups of output channels (too many channel
     tiles; too many weight words), stitched back together exactly."""
-    from pymodel.layers import quantized_gemm
+    from pymodel.ops.layers import quantized_gemm
     rng = kit.test_rng("test_channel_groups", dut._log)
     env = EngineEnv(dut, rng, out_stall=0.2)
     await env.start()

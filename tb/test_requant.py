@@ -1,6 +1,6 @@
 """cocotb testbench of the requantize pipeline ``rtl/requant_pipeline.v`` (issue 6).
 
-Every output lane is compared (``==``) with ``pymodel.fixedpoint.requantize`` evaluated
+Every output lane is compared (``==``) with ``pymodel.arithmetic.fixedpoint.requantize`` evaluated
 with the parameters the beat was accepted with (a write at rising edge t is seen by
 beats accepted at edge t + 1 or later, see ``docs/requant.md``).  One simulation runs
 the tests below in order; functional coverage accumulates over all of them and the last
@@ -36,7 +36,7 @@ from typing import Any
 import cocotb
 import numpy as np
 from cocotb.triggers import Event, RisingEdge, with_timeout
-from pymodel import fixedpoint as fx
+from pymodel.arithmetic import fixedpoint as fx
 from tb import kit
 from tb.kit.coverage import Coverage
 

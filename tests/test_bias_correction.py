@@ -1,4 +1,4 @@
-"""Bias correction (pymodel.bias_correction): the correction is the measured mean shift,
+"""Bias correction (pymodel.quantization.bias_correction): the correction is the measured mean shift,
 it reduces the per-channel mean output error on held-out data, the YAML option."""
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pymodel import bias_correction as bc
-from pymodel import datasets, digits, nn, ptq
-from pymodel.accuracy import channel_mean_error
-from pymodel.network import float_layer, parse_network
-from pymodel.ptq import quantize_weights
-from pymodel.qparams import dequantize
+from pymodel.quantization import bias_correction as bc
+from pymodel import datasets
+from pymodel.training import digits, nn
+from pymodel.quantization import ptq
+from pymodel.study.accuracy import channel_mean_error
+from pymodel.graph.network import float_layer, parse_network
+from pymodel.quantization.ptq import quantize_weights
+from pymodel.arithmetic.qparams import dequantize
 
 NET = {
     "name": "bc",

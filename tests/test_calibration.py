@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from pymodel.calibration import (CalibratorSpec, EMAMinMaxCalibrator, EntropyCalibrator,
+from pymodel.calibration.calibrators import (CalibratorSpec, EMAMinMaxCalibrator, EntropyCalibrator,
                                  MinMaxCalibrator, MSECalibrator, PercentileCalibrator,
                                  PerChannelMinMax, TensorStats, calibrated_range, mse_errors,
                                  percentile_threshold, weight_range)
-from pymodel.histogram import AbsHistogram
-from pymodel.qparams import tensor_range
+from pymodel.calibration.histogram import AbsHistogram
+from pymodel.arithmetic.qparams import tensor_range
 
 
 def stream(cal, x: np.ndarray, batches: int = 7) -> None:

@@ -1,14 +1,14 @@
 """Vectorized KL (entropy) calibration against the loop written from TensorRT's
-description (``pymodel.kl_reference``): same threshold, to the bin."""
+description (``pymodel.calibration.kl_reference``): same threshold, to the bin."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pymodel.calibration import entropy_threshold_bins, kl_divergences
-from pymodel.histogram import AbsHistogram
-from pymodel.kl_reference import (entropy_threshold_bins_loop, kl_divergences_loop,
+from pymodel.calibration.calibrators import entropy_threshold_bins, kl_divergences
+from pymodel.calibration.histogram import AbsHistogram
+from pymodel.calibration.kl_reference import (entropy_threshold_bins_loop, kl_divergences_loop,
                                   quantize_expand_loop)
 
 

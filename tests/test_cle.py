@@ -1,4 +1,4 @@
-"""Cross-layer equalization (pymodel.cle): the float network's output is unchanged, the
+"""Cross-layer equalization (pymodel.quantization.cle): the float network's output is unchanged, the
 per-channel weight ranges of each pair balance, ineligible pairs are skipped, the YAML
 option and the PTQ flow."""
 
@@ -7,8 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymodel import cle, datasets, digits, inference, nn, ptq
-from pymodel.network import parse_network
+from pymodel.quantization import cle, ptq
+
+from pymodel import datasets
+
+from pymodel.training import digits, nn
+
+from pymodel.graph import inference
+from pymodel.graph.network import parse_network
 
 # conv -> depthwise (multiplier 2) -> max pool -> conv -> avg pool -> flatten -> FC -> FC:
 # every pairing CLE handles (the depthwise as second and as first layer, a flatten

@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from pymodel import cli, digits, ptq
-from pymodel.artifact import load_artifact
+from pymodel import cli
+
+from pymodel.training import digits
+
+from pymodel.quantization import ptq
+from pymodel.graph.artifact import load_artifact
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

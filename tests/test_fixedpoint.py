@@ -1,4 +1,4 @@
-"""pymodel.fixedpoint against the scalar reference, over the full int32 range."""
+"""pymodel.arithmetic.fixedpoint against the scalar reference, over the full int32 range."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import scalar_ref as ref
-from pymodel import fixedpoint as fp
+from pymodel.arithmetic import fixedpoint as fp
 
 INT32_MIN, INT32_MAX = fp.INT32_MIN, fp.INT32_MAX
 EDGES = [INT32_MIN, INT32_MIN + 1, -(2**30), -2, -1, 0, 1, 2, 2**30, INT32_MAX - 1, INT32_MAX]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymodel.gemm import im2col, matmul_int32, resolve_padding
+from pymodel.arithmetic.gemm import im2col, matmul_int32, resolve_padding
 
 
 def wrapped_int64_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

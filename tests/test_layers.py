@@ -3,7 +3,7 @@
 The loop references below are written from TFLite's ``reference_integer_ops`` (skip
 padded taps, subtract the input zero point per tap, add the bias, requantize) with the
 scalar reference of the fixed-point arithmetic -- they share no code with
-``pymodel.layers`` (no im2col, no zero-point folding, no GEMM).
+``pymodel.ops.layers`` (no im2col, no zero-point folding, no GEMM).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import scalar_ref as ref
-from pymodel import layers as L
-from pymodel.qparams import compute_qparams, dequantize, quantize, tensor_range
+from pymodel.ops import layers as L
+from pymodel.arithmetic.qparams import compute_qparams, dequantize, quantize, tensor_range
 
 
 def pads_for(padding, h, w, kh, kw, sh, sw):

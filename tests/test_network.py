@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pymodel import digits
-from pymodel.layers import conv2d_float, fully_connected_float
-from pymodel.network import load_network, load_npz, parse_network
+from pymodel.training import digits
+from pymodel.ops.layers import conv2d_float, fully_connected_float
+from pymodel.graph.network import load_network, load_npz, parse_network
 
 NET = yaml.safe_load(digits.NETWORK_YAML.read_text())
 

@@ -1,4 +1,4 @@
-"""Quantized-network artifacts: round trip, integer inference == pymodel.layers calls,
+"""Quantized-network artifacts: round trip, integer inference == pymodel.ops.layers calls,
 no float on the integer path, atomic writes, validation on load."""
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import yaml
 
-from pymodel import atomicio, datasets, ptq
-from pymodel import layers as L
-from pymodel.artifact import load_artifact, save_artifact
-from pymodel.inference import quantize_input, run_layer, run_network
-from pymodel.network import parse_network
+from pymodel import atomicio, datasets
+
+from pymodel.quantization import ptq
+from pymodel.ops import layers as L
+from pymodel.graph.artifact import load_artifact, save_artifact
+from pymodel.graph.inference import quantize_input, run_layer, run_network
+from pymodel.graph.network import parse_network
 
 # Every op of the artifact format: conv (stride, asymmetric kernel, relu6), depthwise
 # (multiplier 2, INT4 weights, explicit padding), max / avg pool (same padding: partial
@@ -89,10 +91,10 @@ def test_integer_inference_equals_layer_by_layer_calls(rng):
 
 
 def test_gemm_split_equals_run_layer(rng):
-    """Host im2col + engine GEMM (pymodel.layers.quantized_gemm) == run_layer, for the
+    """Host im2col + engine GEMM (pymodel.ops.layers.quantized_gemm) == run_layer, for the
     shipped digits artifacts (what the RTL network runner executes)."""
-    from pymodel import digits
-    from pymodel.inference import gemm_rows
+    from pymodel.training import digits
+    from pymodel.graph.inference import gemm_rows
     for path in (digits.INT8_ARTIFACT, digits.MIXED_ARTIFACT):
         qnet = load_artifact(path)
         x = quantize_input(qnet, datasets.digits("test").x[:16])

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymodel import datasets, digits, inference, ptq
-from pymodel.accuracy import ACCEPT_DROP_PP, CALIBRATORS, choose_mixed_bits, evaluate
-from pymodel.artifact import load_artifact
-from pymodel.calibration import CalibratorSpec
+from pymodel import datasets
+
+from pymodel.training import digits
+
+from pymodel.graph import inference
+
+from pymodel.quantization import ptq
+from pymodel.study.accuracy import ACCEPT_DROP_PP, CALIBRATORS, choose_mixed_bits, evaluate
+from pymodel.graph.artifact import load_artifact
+from pymodel.calibration.calibrators import CalibratorSpec
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,16 @@
-"""The training code (pymodel.nn / pymodel.train): gradients, forward == float layers,
+"""The training code (pymodel.training.nn / pymodel.training.train): gradients, forward == float layers,
 reproducible training."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pymodel import datasets, digits, nn
-from pymodel.network import parse_network
+from pymodel import datasets
+
+from pymodel.training import digits, nn
+from pymodel.graph.network import parse_network
 from numgrad import central_differences
-from pymodel.train import fit
+from pymodel.training.train import fit
 
 TINY = {
     "name": "tiny",
@@ -70,7 +72,7 @@ def test_training_forward_is_the_float_network(rng):
     net = digits.load()
     model = nn.from_network(net)
     x = rng.uniform(0.0, 1.0, size=(7, 8, 8, 1))
-    # The modules run the same im2col + GEMM + bias + activation as pymodel.layers'
+    # The modules run the same im2col + GEMM + bias + activation as pymodel.ops.layers'
     # float references, in the same order: identical floats.
     assert np.array_equal(model.forward(x), net.forward(x))
     assert set(model.state()) == set(net.params)

@@ -1,4 +1,4 @@
-"""QAT (pymodel.qat): the training code against numerical gradients with fake quant
+"""QAT (pymodel.quantization.qat): the training code against numerical gradients with fake quant
 inserted, the starting point == PTQ, and integer predictions == fake-quant predictions
 image by image after fine-tuning and conversion (through a save / load of the artifact)."""
 
@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 
 from numgrad import central_differences
-from pymodel import datasets, digits, inference, ptq, qat
-from pymodel.artifact import load_artifact, save_artifact
-from pymodel.network import parse_network
-from pymodel.qparams import quantize
+from pymodel import datasets
+from pymodel.training import digits
+from pymodel.graph import inference
+from pymodel.quantization import ptq, qat
+from pymodel.graph.artifact import load_artifact, save_artifact
+from pymodel.graph.network import parse_network
+from pymodel.arithmetic.qparams import quantize
 
 # Every op QAT handles: conv (same padding, stride 2), depthwise (relu6), max / average
 # pooling (the integer average rounds), flatten, fully connected.
@@ -40,7 +43,7 @@ TINY = {
 
 
 def tiny_network(rng: np.random.Generator, config: dict = TINY):
-    from pymodel import nn
+    from pymodel.training import nn
     net = parse_network(config, None)
     model = nn.from_network(net, rng, init=True)
     params = model.state()

@@ -7,9 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymodel import cli, digits, inference, datasets
-from pymodel.artifact import load_artifact
-from pymodel.network import load_network
+from pymodel import cli, datasets
+
+from pymodel.training import digits
+
+from pymodel.graph import inference
+from pymodel.graph.artifact import load_artifact
+from pymodel.graph.network import load_network
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""Fake quantization (pymodel.fakequant): the golden quantizer in the forward pass, the
+"""Fake quantization (pymodel.quantization.fakequant): the golden quantizer in the forward pass, the
 straight-through estimator at / inside / outside the clip boundary, the LSQ gradient."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pymodel.fakequant import (ActivationQuantizer, WeightFakeQuant, fake_quantize,
+from pymodel.quantization.fakequant import (ActivationQuantizer, WeightFakeQuant, fake_quantize,
                                lsq_scale_grad, ste_mask, unclamped_integer)
-from pymodel.qparams import QuantParams, compute_qparams, dequantize, quantize
+from pymodel.arithmetic.qparams import QuantParams, compute_qparams, dequantize, quantize
 
 
 def qp_tensor(scale: float, zp: int, bits: int = 8, symmetric: bool = False) -> QuantParams:
@@ -54,8 +54,8 @@ def test_ste_at_inside_and_outside_the_clip_boundary(qp):
 
 
 def test_weight_fake_quant_is_ptq_weight_quantization(rng):
-    from pymodel.ptq import quantize_weights
-    from pymodel.network import WeightScheme
+    from pymodel.quantization.ptq import quantize_weights
+    from pymodel.graph.network import WeightScheme
     w = rng.normal(0, 0.3, size=(5, 3, 3, 4)) * rng.uniform(0.01, 2, size=(5, 1, 1, 1))
     for bits, gran in ((8, "per_channel"), (4, "per_tensor"), (3, "per_channel")):
         wq = WeightFakeQuant(bits, gran == "per_channel", 0)
@@ -148,7 +148,7 @@ def test_lsq_hooks_log_scale_gradient_and_clipping(rng):
     assert np.sum(~mask) > 0 and np.array_equal(dw, dy * mask)
     t0 = wq.log_scale.copy()
     r = unclamped_integer(w, wq.qp) - w / np.exp(t0)[:, None]
-    from pymodel.fakequant import lsq_grad_scale
+    from pymodel.quantization.fakequant import lsq_grad_scale
     g = lsq_grad_scale(w.shape[1], wq.qp.qmax)
 
     def surrogate(t: np.ndarray) -> float:

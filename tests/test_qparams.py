@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pymodel.qparams import (QuantParams, compute_qparams, dequantize, qrange, quantize,
+from pymodel.arithmetic.qparams import (QuantParams, compute_qparams, dequantize, qrange, quantize,
                              storage_dtype, tensor_range)
-from pymodel.rounding import round_half_away
+from pymodel.arithmetic.rounding import round_half_away
 
 
 @pytest.mark.parametrize("bits", range(2, 17))

@@ -22,6 +22,6 @@ def test_network_on_rtl(artifact: str, seed: int) -> None:
     assert rep.rtl_pred == rep.golden_pred
     assert any(l.where == "rtl" for l in rep.layers)
     if "int8" not in artifact:   # the mixed and W4A8 artifacts really have INT4 layers
-        from pymodel.artifact import load_artifact
+        from pymodel.graph.artifact import load_artifact
         qnet = load_artifact(test_network.MODEL_DIR / artifact)
         assert any(q.weight_bits == 4 for q in qnet.layers if q.has_weights)

@@ -4,7 +4,7 @@
     .venv/bin/python models/digits/train.py            # retrain, overwrite the weights
     .venv/bin/python models/digits/train.py --check    # retrain, compare with the shipped file
 
-The recipe (seed, optimizer, epochs, split) is fixed in ``pymodel/digits.py``; the split
+The recipe (seed, optimizer, epochs, split) is fixed in ``pymodel/training/digits.py``; the split
 (train 1077 / calib 180 / test 540 images, stratified, seed 0) in
 ``pymodel/datasets.py``.  About 10 s on one core.
 """
@@ -19,8 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pymodel import atomicio, datasets, digits  # noqa: E402
-from pymodel.network import load_npz  # noqa: E402
+from pymodel import atomicio, datasets  # noqa: E402
+
+from pymodel.training import digits  # noqa: E402
+from pymodel.graph.network import load_npz  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     model, hist = digits.train_float(args.epochs, args.seed, progress=True)
     state = model.state()
     tr, te = datasets.digits("train"), datasets.digits("test")
-    from pymodel.train import accuracy
+    from pymodel.training.train import accuracy
     print(f"final loss {hist.loss[-1]:.5f}; train accuracy {accuracy(model, tr.x, tr.y):.4f}; "
           f"test accuracy {accuracy(model, te.x, te.y):.4f} ({len(te)} images)")
     if args.check:

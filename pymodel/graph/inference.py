@@ -1,7 +1,7 @@
 """Integer inference of a quantized-network artifact in the golden model.
 
 The integer path -- :func:`run_layer`, :func:`run_network` -- takes int8 tensors and
-calls the :mod:`pymodel.layers` kernels with the artifact's integer arrays and fields
+calls the :mod:`pymodel.ops.layers` kernels with the artifact's integer arrays and fields
 (weights, bias, m0, shift, zero points, act_min / act_max, stride, padding); it never
 reads a scale and never converts to float.  Floats appear only at the boundary:
 :func:`quantize_input` (float images -> int8 with the input's scale and zero point) and
@@ -16,18 +16,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import layers as L
-from .artifact import QLayer, QuantizedNetwork, TensorQuant
-from .gemm import im2col
-from .qparams import dequantize as _dequantize
-from .qparams import quantize as _quantize
+from pymodel.ops import layers as L
+from pymodel.graph.artifact import QLayer, QuantizedNetwork, TensorQuant
+from pymodel.arithmetic.gemm import im2col
+from pymodel.arithmetic.qparams import dequantize as _dequantize
+from pymodel.arithmetic.qparams import quantize as _quantize
 
 
 def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
     """Run one quantized layer.
 
     Args:
-        layer: the layer (from :func:`pymodel.artifact.load_artifact`).
+        layer: the layer (from :func:`pymodel.graph.artifact.load_artifact`).
         x: int8 ``[N, *layer.input_shape]``.
 
     Returns:
@@ -62,7 +62,7 @@ def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
 def gemm_rows(layer: QLayer, x: np.ndarray) -> np.ndarray:
     """The int8 GEMM rows a conv / fully-connected layer feeds the MAC array.
 
-    ``pymodel.layers.quantized_gemm(gemm_rows(layer, x), layer.w2d,
+    ``pymodel.ops.layers.quantized_gemm(gemm_rows(layer, x), layer.w2d,
     layer.input.zero_point, layer.requant())`` reshaped to ``[N, *output_shape]`` equals
     :func:`run_layer` -- the split the RTL network runner uses (host: ``im2col``;
     engine: GEMM + requantize).

@@ -30,7 +30,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .network import LayerSpec, Network
+from pymodel.graph.network import LayerSpec, Network
 
 HOMOGENEOUS = ("relu", "none")
 PASS_THROUGH = ("max_pool2d", "avg_pool2d", "flatten")

@@ -39,11 +39,11 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from . import atomicio
-from .layers import ACTIVATIONS, RequantParams, fold_input_zero_point
-from .network import NAME_RE, OPS, POOL_OPS, WEIGHT_OPS
-from .qparams import QuantParams, qrange
-from .schema import Checker, load_yaml
+from pymodel import atomicio
+from pymodel.ops.layers import ACTIVATIONS, RequantParams, fold_input_zero_point
+from pymodel.graph.network import NAME_RE, OPS, POOL_OPS, WEIGHT_OPS
+from pymodel.arithmetic.qparams import QuantParams, qrange
+from pymodel.schema import Checker, load_yaml
 
 FORMAT = "qmac-quantized-network"
 VERSION = 1
@@ -146,7 +146,7 @@ class QLayer:
         return self.op in WEIGHT_OPS
 
     def requant(self) -> RequantParams:
-        """The layer's :class:`pymodel.layers.RequantParams` (weight layers only)."""
+        """The layer's :class:`pymodel.ops.layers.RequantParams` (weight layers only)."""
         if not self.has_weights:
             raise ValueError(f"layer {self.name!r}: {self.op} has no requantization")
         return RequantParams(bias=self.bias, m0=self.m0, shift=self.shift,

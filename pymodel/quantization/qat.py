@@ -1,26 +1,26 @@
 """Quantization-aware training (QAT) and its conversion to the PTQ artifact.
 
-:class:`QATNetwork` wraps the float training modules of :mod:`pymodel.nn` with fake
-quantization (:mod:`pymodel.fakequant`):
+:class:`QATNetwork` wraps the float training modules of :mod:`pymodel.training.nn` with fake
+quantization (:mod:`pymodel.quantization.fakequant`):
 
 * the network input: ``dequantize(quantize(x))`` with the input tensor's parameters;
 * every weight layer: fake-quantized weights (weight hook; per channel or per tensor,
   symmetric, min / max of the current weights -- the PTQ rule -- or LSQ scales), the
   bias at its int32 value (bias hook), and the output quantized with the parameters of
-  its :class:`~pymodel.fakequant.ActivationQuantizer` (range tracked by EMA, frozen for
+  its :class:`~pymodel.quantization.fakequant.ActivationQuantizer` (range tracked by EMA, frozen for
   the final epochs);
 * pools and flatten keep their input's quantization, as in the artifact.
 
 **Integer-exact forward** (``mode="integer"``, the default).  In the forward pass every
 weight layer builds *the artifact layer* it would convert to --
-:func:`pymodel.ptq.build_qlayer` from the current int8 weights, float bias and tensor
+:func:`pymodel.quantization.ptq.build_qlayer` from the current int8 weights, float bias and tensor
 parameters -- and runs it with the golden model's integer kernel
-(:func:`pymodel.inference.run_layer`: int32 accumulation, int32 bias, ``m0`` / ``shift``
+(:func:`pymodel.graph.inference.run_layer`: int32 accumulation, int32 bias, ``m0`` / ``shift``
 requantization, clamp); the layer's fake-quant output is ``dequantize`` of that int8
 result.  Pools also run their integer kernels.  The float GEMM of the training module
 runs beside it on the fake-quant values and provides what the backward pass needs
 (activation masks, the STE mask of the output quantizer, weight and input gradients).
-:func:`convert` builds the same :class:`~pymodel.artifact.QLayer` objects from the final
+:func:`convert` builds the same :class:`~pymodel.graph.artifact.QLayer` objects from the final
 state, so the converted integer network computes *the same int8 tensors* as the
 fake-quant forward, layer by layer, and its predictions agree on every image by
 construction (``tests/test_qat.py`` checks it image by image, through a save / load of
@@ -32,8 +32,8 @@ the artifact).
 double rounding of the int32 accumulator) by one step on near-ties, which can flip an
 argmax between near-equal logits; it is kept to measure that (``docs/qat.md``).
 
-Training reuses :func:`pymodel.train.fit`: the network has ``forward`` / ``backward`` /
-``parameters`` like :class:`pymodel.nn.Sequential`.
+Training reuses :func:`pymodel.training.train.fit`: the network has ``forward`` / ``backward`` /
+``parameters`` like :class:`pymodel.training.nn.Sequential`.
 """
 
 from __future__ import annotations
@@ -45,12 +45,18 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from . import __version__, atomicio, datasets, inference, nn, ptq
-from .artifact import QLayer, QuantizedNetwork, TensorQuant
-from .fakequant import ActivationQuantizer, BiasQuant, WeightFakeQuant, ste_mask
-from .network import LayerSpec, Network
-from .qparams import QuantParams, dequantize, quantize
-from .train import History, fit
+from pymodel import __version__, atomicio, datasets
+
+from pymodel.graph import inference
+
+from pymodel.training import nn
+
+from pymodel.quantization import ptq
+from pymodel.graph.artifact import QLayer, QuantizedNetwork, TensorQuant
+from pymodel.quantization.fakequant import ActivationQuantizer, BiasQuant, WeightFakeQuant, ste_mask
+from pymodel.graph.network import LayerSpec, Network
+from pymodel.arithmetic.qparams import QuantParams, dequantize, quantize
+from pymodel.training.train import History, fit
 
 MODES = ("integer", "float")
 
@@ -133,7 +139,7 @@ class QATNetwork:
         mode: ``integer`` or ``float``.
 
     Attributes:
-        model: the float modules (:class:`pymodel.nn.Sequential`), updated by training.
+        model: the float modules (:class:`pymodel.training.nn.Sequential`), updated by training.
         input_quant, act_quant: activation quantizers (input; per weight layer).
         weight_quant: per weight layer.
     """
@@ -188,7 +194,7 @@ class QATNetwork:
     def set_linearize(self, on: bool, jitter: float = 0.0,
                       rng: np.random.Generator | None = None) -> None:
         """Test aid: freeze parameters and rounding offsets at the next forward, making
-        the STE backward the exact gradient of the surrogate (``pymodel.fakequant``);
+        the STE backward the exact gradient of the surrogate (``pymodel.quantization.fakequant``);
         ``jitter`` (with ``rng``) moves the frozen point off grid-induced kinks."""
         for q in [*self.quantizers(), *self.weight_quant.values(), *self.bias_quant.values()]:
             q.linearize = on
@@ -335,7 +341,7 @@ def finetune(network: Network, x_train: np.ndarray, y_train: np.ndarray,
     """QAT fine-tuning of a trained float network.
 
     Ranges start at the PTQ calibration on ``x_calib``; Adam (``config.lr``, weight decay
-    on weights) with :func:`pymodel.train.fit` (shuffling seeded by ``config.seed``); the
+    on weights) with :func:`pymodel.training.train.fit` (shuffling seeded by ``config.seed``); the
     activation ranges follow the EMA until the last ``config.freeze_epochs`` epochs.
 
     Returns:
@@ -363,7 +369,7 @@ def convert(qnet: QATNetwork, meta: Mapping[str, Any] | None = None) -> Quantize
     """The quantized-network artifact of the QAT network's current state.
 
     The layers are built by the same code as the fake-quant forward
-    (:func:`pymodel.ptq.build_qlayer` from the weight quantizers' int8 weights and the
+    (:func:`pymodel.quantization.ptq.build_qlayer` from the weight quantizers' int8 weights and the
     activation quantizers' parameters), so the integer network computes the fake-quant
     forward's int8 tensors exactly.
     """

@@ -1,4 +1,4 @@
-"""Training loop for :mod:`pymodel.nn` models (float training; QAT reuses it with hooks).
+"""Training loop for :mod:`pymodel.training.nn` models (float training; QAT reuses it with hooks).
 
 :func:`fit` shuffles with its own seeded generator, so a run is a pure function of the
 initial weights, the data, the hyper-parameters and the seed.
@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .nn import Adam, SGD, Sequential, softmax_cross_entropy
+from pymodel.training.nn import Adam, SGD, Sequential, softmax_cross_entropy
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Every calibrator streams: :meth:`TensorStats.update` sees one batch at a time and keeps
 ``O(bins)`` numbers (running min / max, moving averages, a widening 2048-bin histogram
-of ``|x|`` -- :class:`pymodel.histogram.AbsHistogram`), never the activations.  The
+of ``|x|`` -- :class:`pymodel.calibration.histogram.AbsHistogram`), never the activations.  The
 range is computed at the end from those statistics, so one pass over the calibration
 set serves every method.
 
@@ -36,9 +36,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import validate
-from .histogram import DEFAULT_BINS, AbsHistogram
-from .qparams import QuantParams, compute_qparams, tensor_range
+from pymodel import validate
+from pymodel.calibration.histogram import DEFAULT_BINS, AbsHistogram
+from pymodel.arithmetic.qparams import QuantParams, compute_qparams, tensor_range
 
 METHODS = ("minmax", "ema", "percentile", "entropy", "mse")
 HISTOGRAM_METHODS = ("percentile", "entropy", "mse")

@@ -1,23 +1,23 @@
 """Post-training quantization: calibrate a float network, convert it to an artifact.
 
 1. :func:`collect_stats` runs the float network over calibration batches and folds the
-   input and every weight layer's output into a :class:`~pymodel.calibration.TensorStats`
+   input and every weight layer's output into a :class:`~pymodel.calibration.calibrators.TensorStats`
    (bounded memory; one pass serves every calibrator).
 2. :func:`quantize_network` turns the statistics and the float weights into a
-   :class:`~pymodel.artifact.QuantizedNetwork`: weights quantized symmetric per tensor or
+   :class:`~pymodel.graph.artifact.QuantizedNetwork`: weights quantized symmetric per tensor or
    per output channel (min / max), activation ranges from each tensor's calibrator,
-   ``m0`` / ``shift`` / int32 bias / clamp from :func:`pymodel.layers.make_requant_params`.
-3. :func:`pymodel.artifact.save_artifact` writes it; :mod:`pymodel.inference` runs it.
+   ``m0`` / ``shift`` / int32 bias / clamp from :func:`pymodel.ops.layers.make_requant_params`.
+3. :func:`pymodel.graph.artifact.save_artifact` writes it; :mod:`pymodel.graph.inference` runs it.
 
 Accuracy preservation (``ptq:`` in the network YAML, ``docs/qat.md``):
 
 * cross-layer equalization rescales the float weights *before* calibration:
-  :func:`prepare` (``pymodel.cle.equalize``) returns the equalized float network, which
+  :func:`prepare` (``pymodel.quantization.cle.equalize``) returns the equalized float network, which
   :func:`collect_stats` then observes;
 * bias correction changes a layer's float bias before it is quantized:
-  :func:`quantize_network` subtracts ``pymodel.bias_correction.expected_shift`` computed
+  :func:`quantize_network` subtracts ``pymodel.quantization.bias_correction.expected_shift`` computed
   from the layer's quantized weights and ``input_means``
-  (``pymodel.bias_correction.collect_input_means`` over the calibration set).
+  (``pymodel.quantization.bias_correction.collect_input_means`` over the calibration set).
 
 :func:`calibrate` does all of it from a network and calibration images.
 """
@@ -30,15 +30,15 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from . import __version__, atomicio
-from . import bias_correction as bc
-from .artifact import QLayer, QuantizedNetwork, TensorQuant
-from .calibration import (CalibratedRange, TensorStats, calibrated_range, weight_range,
+from pymodel import __version__, atomicio
+from pymodel.quantization import bias_correction as bc
+from pymodel.graph.artifact import QLayer, QuantizedNetwork, TensorQuant
+from pymodel.calibration.calibrators import (CalibratedRange, TensorStats, calibrated_range, weight_range,
                           HISTOGRAM_METHODS)
-from .histogram import DEFAULT_BINS
-from .layers import check_accumulator_bound, fold_input_zero_point, make_requant_params
-from .network import ActivationScheme, LayerSpec, Network, WeightScheme, float_layer
-from .qparams import QuantParams, compute_qparams, dequantize, quantize
+from pymodel.calibration.histogram import DEFAULT_BINS
+from pymodel.ops.layers import check_accumulator_bound, fold_input_zero_point, make_requant_params
+from pymodel.graph.network import ActivationScheme, LayerSpec, Network, WeightScheme, float_layer
+from pymodel.arithmetic.qparams import QuantParams, compute_qparams, dequantize, quantize
 
 INPUT = "input"  # name of the network input tensor in the statistics
 
@@ -111,11 +111,11 @@ def collect_stats(network: Network, batches: Iterable[np.ndarray],
 
 
 def _check_prepared(network: Network) -> None:
-    from .cle import TRANSFORM
+    from pymodel.quantization.cle import TRANSFORM
     if network.equalization.enabled and TRANSFORM not in network.transforms:
         raise ValueError(f"network {network.name!r}: asks for cross-layer equalization "
                          "(ptq.cross_layer_equalization) but its weights are not equalized; "
-                         "run pymodel.ptq.prepare(network) first")
+                         "run pymodel.quantization.ptq.prepare(network) first")
 
 
 def prepare(network: Network) -> tuple[Network, dict[str, Any]]:
@@ -125,7 +125,7 @@ def prepare(network: Network) -> tuple[Network, dict[str, Any]]:
     Returns:
         ``(network, info)``; ``info`` describes the equalization (empty when off).
     """
-    from .cle import TRANSFORM, equalize
+    from pymodel.quantization.cle import TRANSFORM, equalize
     if not network.equalization.enabled or TRANSFORM in network.transforms:
         return network, {}
     eq, res = equalize(network)
@@ -181,7 +181,7 @@ def build_qlayer(spec: LayerSpec, wq: np.ndarray, wqp: QuantParams, bias: np.nda
     """A weight layer of the artifact from already quantized weights.
 
     The one place where a weight layer's integer parameters are made: PTQ
-    (:func:`quantize_layer`) and QAT (``pymodel.qat``, in its fake-quant forward *and*
+    (:func:`quantize_layer`) and QAT (``pymodel.quantization.qat``, in its fake-quant forward *and*
     its conversion) both call it.
 
     Args:
@@ -221,7 +221,7 @@ def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: Tens
         in_q: quantization of the layer's input tensor.
         out_range: calibrated range of the output (weight layers), else ``None``.
         input_mean: for a layer with ``bias_correction``: its mean float GEMM row
-            (``pymodel.bias_correction.collect_input_means``).
+            (``pymodel.quantization.bias_correction.collect_input_means``).
     """
     if not spec.has_weights:
         return passthrough_layer(spec, in_q)
@@ -232,7 +232,7 @@ def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: Tens
         if input_mean is None:
             raise ValueError(f"layer {spec.name!r}: bias_correction needs the mean input "
                              "over the calibration set (input_means); use ptq.calibrate or "
-                             "pymodel.bias_correction.collect_input_means")
+                             "pymodel.quantization.bias_correction.collect_input_means")
         b = bc.corrected_bias(spec, params, dequantize(wq, wqp), input_mean)
     return build_qlayer(spec, wq, wqp, b, in_q, _tensor_quant(out_range, spec.activations))
 
@@ -262,7 +262,7 @@ def quantize_network(network: Network, stats: Mapping[str, TensorStats],
         stats: ``{tensor: TensorStats}`` from :func:`collect_stats`.
         meta: provenance recorded in the artifact (merged over the defaults).
         input_means: ``{layer: mean GEMM row}`` for the layers with ``bias_correction``
-            (``pymodel.bias_correction.collect_input_means``).
+            (``pymodel.quantization.bias_correction.collect_input_means``).
     """
     if not network.params:
         raise ValueError(f"network {network.name!r}: has no weights loaded")
@@ -310,7 +310,7 @@ def calibrate(network: Network, x: np.ndarray, batch_size: int = 32, progress: b
     """:func:`prepare` (cross-layer equalization if asked for), :func:`collect_stats` over
     ``x`` in batches, the bias-correction means if any layer asks for them, then
     :func:`quantize_network`."""
-    from .datasets import batches
+    from pymodel.datasets import batches
     network, eq_info = prepare(network)
     n = int(np.asarray(x).shape[0]) if np.ndim(x) else 0
     stats = collect_stats(network, batches(np.asarray(x), batch_size),

@@ -2,15 +2,15 @@
 forward pass, straight-through estimator (STE) in the backward pass.
 
 Every real -> integer conversion here is the golden model's own quantizer:
-:func:`pymodel.qparams.quantize` (``clamp(round_half_away(x / s) + zp, qmin, qmax)``)
-followed by :func:`pymodel.qparams.dequantize` (``s * (q - zp)``), with parameters from
-:func:`pymodel.qparams.compute_qparams` -- nothing is re-implemented, so a fake-quant
+:func:`pymodel.arithmetic.qparams.quantize` (``clamp(round_half_away(x / s) + zp, qmin, qmax)``)
+followed by :func:`pymodel.arithmetic.qparams.dequantize` (``s * (q - zp)``), with parameters from
+:func:`pymodel.arithmetic.qparams.compute_qparams` -- nothing is re-implemented, so a fake-quant
 value is exactly the real value of the integer the hardware would hold.
 
 STE (``docs/qat.md``): the backward pass treats rounding as the identity and the clamp
 as what it is, so the gradient passes where the clamp is inactive and is zero where it
 clips.  "Inactive" is decided on the *unclamped integer* ``u = round_half_away(x / s) +
-zp`` (the value :func:`~pymodel.qparams.quantize` clamps): the gradient is 1 where
+zp`` (the value :func:`~pymodel.arithmetic.qparams.quantize` clamps): the gradient is 1 where
 ``qmin <= u <= qmax`` and 0 elsewhere.  At the boundary ``x = s * (qmax - zp)`` the
 gradient passes; half a step beyond it, ``u`` rounds (half away from zero) to
 ``qmax + 1`` and the gradient is 0.  (PyTorch's ``fake_quantize_per_tensor_affine``
@@ -28,14 +28,14 @@ same step is a relative change and ``s`` stays positive.
 
 Classes:
 
-* :class:`WeightFakeQuant` -- an :mod:`pymodel.nn` weight hook: symmetric per-tensor or
+* :class:`WeightFakeQuant` -- an :mod:`pymodel.training.nn` weight hook: symmetric per-tensor or
   per-channel min/max scales recomputed from the current weights at every forward
-  (exactly :func:`pymodel.ptq.quantize_weights`), or learned (LSQ).
+  (exactly :func:`pymodel.quantization.ptq.quantize_weights`), or learned (LSQ).
 * :class:`ActivationQuantizer` -- the range of one activation tensor: initialized from a
   calibrated range, tracked by an exponential moving average of the per-batch min / max
   during training, frozen on request (or a learned LSQ scale).
-* :class:`BiasQuant` -- an :mod:`pymodel.nn` bias hook: the int32 bias of the integer
-  path (:func:`pymodel.layers.quantize_bias`) as a real value, STE backward.
+* :class:`BiasQuant` -- an :mod:`pymodel.training.nn` bias hook: the int32 bias of the integer
+  path (:func:`pymodel.ops.layers.quantize_bias`) as a real value, STE backward.
 
 All arrays are float64.  The optional ``linearize`` mode (tests) freezes parameters and
 rounding offsets at the current point so that the STE gradient becomes the exact
@@ -53,16 +53,16 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import weight_range
-from .layers import quantize_bias
-from .qparams import QuantParams, compute_qparams, dequantize, quantize
-from .rounding import round_half_away
+from pymodel.calibration.calibrators import weight_range
+from pymodel.ops.layers import quantize_bias
+from pymodel.arithmetic.qparams import QuantParams, compute_qparams, dequantize, quantize
+from pymodel.arithmetic.rounding import round_half_away
 
 
 
 def unclamped_integer(x: np.ndarray, qp: QuantParams) -> np.ndarray:
     """``round_half_away(x / scale) + zero_point`` before the clamp (float64 holding
-    integers), broadcast like :func:`pymodel.qparams.quantize`."""
+    integers), broadcast like :func:`pymodel.arithmetic.qparams.quantize`."""
     scale, zp = qp.broadcast(np.ndim(x))
     return round_half_away(np.asarray(x, np.float64) / scale) + zp
 
@@ -169,7 +169,7 @@ class WeightFakeQuant(_Linearized):
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def minmax_qparams(self, w: np.ndarray) -> QuantParams:
-        """The PTQ parameters of ``w`` (``pymodel.ptq.quantize_weights``' rule)."""
+        """The PTQ parameters of ``w`` (``pymodel.quantization.ptq.quantize_weights``' rule)."""
         rmin, rmax = weight_range(w, self.per_channel, self.axis)
         return compute_qparams(rmin, rmax, self.bits, symmetric=True,
                                axis=self.axis if self.per_channel else None)
@@ -309,7 +309,7 @@ class ActivationQuantizer(_Linearized):
 
 class BiasQuant:
     """Bias hook: the real value of the int32 bias the integer path adds,
-    ``quantize_bias(b, s_in, s_w) * s_in * s_w`` (``pymodel.layers.quantize_bias``).
+    ``quantize_bias(b, s_in, s_w) * s_in * s_w`` (``pymodel.ops.layers.quantize_bias``).
 
     Set :attr:`in_scale` (the layer input's scale) before each forward; the weight
     scales come from the layer's :class:`WeightFakeQuant` (run first in the forward).

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
-from .rounding import round_half_away
+from pymodel import validate
+from pymodel.arithmetic.rounding import round_half_away
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1

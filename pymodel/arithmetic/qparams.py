@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
-from .rounding import round_half_away
+from pymodel import validate
+from pymodel.arithmetic.rounding import round_half_away
 
 
 def qrange(bits: int, symmetric: bool) -> tuple[int, int]:

@@ -22,8 +22,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .gemm import im2col
-from .network import LayerSpec, Network, float_layer
+from pymodel.arithmetic.gemm import im2col
+from pymodel.graph.network import LayerSpec, Network, float_layer
 
 
 class _Mean:

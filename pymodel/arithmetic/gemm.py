@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
-from .fixedpoint import INT32_MAX, wrap_int32
+from pymodel import validate
+from pymodel.arithmetic.fixedpoint import INT32_MAX, wrap_int32
 
 Padding = Any  # "valid" | "same" | int | ((top, bottom), (left, right))
 

@@ -7,9 +7,9 @@ Layouts are TFLite's, so real int8 models map directly:
   fully-connected weights ``[out, in]``.
 
 Every quantized layer computes its accumulators as the MAC array does -- ``im2col`` rows
-times weights, plain int8 x int8 (:func:`pymodel.gemm.matmul_int32`) -- with the input
+times weights, plain int8 x int8 (:func:`pymodel.arithmetic.gemm.matmul_int32`) -- with the input
 zero point folded into the bias (:func:`fold_input_zero_point`), then requantizes with
-:func:`pymodel.fixedpoint.requantize`.  ``docs/arithmetic.md`` sections 4 and 6 give the
+:func:`pymodel.arithmetic.fixedpoint.requantize`.  ``docs/arithmetic.md`` sections 4 and 6 give the
 formulas; the tests check them against a direct loop over TFLite's formula.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
-from .fixedpoint import INT32_MAX, INT32_MIN, quantize_multiplier, requantize, wrap_int32
-from .gemm import Padding, im2col, matmul_int32, pair
-from .qparams import QuantParams, qrange
-from .rounding import round_half_away
+from pymodel import validate
+from pymodel.arithmetic.fixedpoint import INT32_MAX, INT32_MIN, quantize_multiplier, requantize, wrap_int32
+from pymodel.arithmetic.gemm import Padding, im2col, matmul_int32, pair
+from pymodel.arithmetic.qparams import QuantParams, qrange
+from pymodel.arithmetic.rounding import round_half_away
 
 ACTIVATIONS = ("none", "relu", "relu6")
 INT8_MIN, INT8_MAX = -128, 127

@@ -8,7 +8,7 @@ Files under ``models/digits/``:
 - ``digits_cnn_int8.yaml/.npz``   the shipped quantized artifact (W8A8, per-channel);
 - ``digits_cnn_mixed.yaml/.npz``  a mixed INT4/INT8 artifact (chosen by sensitivity);
 - ``digits_cnn_w4a8_qat.yaml/.npz``, ``digits_cnn_mixed_qat.yaml/.npz``  the same schemes
-  after quantization-aware training (:mod:`pymodel.qat`, ``docs/qat.md``).
+  after quantization-aware training (:mod:`pymodel.quantization.qat`, ``docs/qat.md``).
 
 Recipe (fixed, so the weights reproduce): He-normal initialization from
 ``default_rng(SEED)``, Adam (lr 3e-3, L2 weight decay 1e-4 on weights), batch 32,
@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, nn
-from .network import Network, load_network
-from .train import History, fit
+from pymodel import datasets
 
-ROOT = Path(__file__).resolve().parent.parent
+from pymodel.training import nn
+from pymodel.graph.network import Network, load_network
+from pymodel.training.train import History, fit
+
+ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = ROOT / "models" / "digits"
 NETWORK_YAML = MODEL_DIR / "digits_cnn.yaml"
 INT8_ARTIFACT = MODEL_DIR / "digits_cnn_int8.yaml"

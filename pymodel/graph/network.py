@@ -38,11 +38,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .calibration import CalibratorSpec
-from .gemm import output_hw, resolve_padding
-from .layers import (ACTIVATIONS, avg_pool2d_float, conv2d_float, depthwise_conv2d_float,
+from pymodel.calibration.calibrators import CalibratorSpec
+from pymodel.arithmetic.gemm import output_hw, resolve_padding
+from pymodel.ops.layers import (ACTIVATIONS, avg_pool2d_float, conv2d_float, depthwise_conv2d_float,
                      fully_connected_float, max_pool2d_float)
-from .schema import Checker, load_yaml
+from pymodel.schema import Checker, load_yaml
 
 WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 POOL_OPS = ("max_pool2d", "avg_pool2d")
@@ -90,7 +90,7 @@ class ActivationScheme:
 
 @dataclass(frozen=True)
 class EqualizationSpec:
-    """Cross-layer equalization (``ptq.cross_layer_equalization``, :mod:`pymodel.cle`).
+    """Cross-layer equalization (``ptq.cross_layer_equalization``, :mod:`pymodel.quantization.cle`).
 
     Attributes:
         enabled: rescale consecutive weight-layer pairs before calibration.
@@ -123,7 +123,7 @@ class LayerSpec:
         activations: scheme of the layer's output tensor (weight layers), else ``None``
             (pools and flatten keep their input's quantization).
         bias_correction: PTQ corrects this weight layer's bias for the mean output shift
-            its weight quantization causes (:mod:`pymodel.bias_correction`).
+            its weight quantization causes (:mod:`pymodel.quantization.bias_correction`).
     """
 
     name: str
@@ -190,7 +190,7 @@ class Network:
         weights_path: the ``.npz`` path, if loaded from a file.
         equalization: cross-layer equalization requested for PTQ.
         transforms: float transforms already applied to ``params`` (e.g.
-            ``"cross_layer_equalization"`` by :func:`pymodel.cle.equalize`).
+            ``"cross_layer_equalization"`` by :func:`pymodel.quantization.cle.equalize`).
     """
 
     name: str
@@ -334,7 +334,7 @@ class Network:
 
 
 def float_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """One layer of float inference with the ``pymodel.layers`` float references.
+    """One layer of float inference with the ``pymodel.ops.layers`` float references.
 
     Args:
         spec: the layer.

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import validate
+from pymodel import validate
 
 DEFAULT_BINS = 2048
 CHUNK = 1 << 20  # values binned per numpy call: bounds the temporaries to ~16 MB

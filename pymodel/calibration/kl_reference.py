@@ -15,7 +15,7 @@ level is empty but ``P`` holds the outliers there, ``Q`` gets a pseudo-count of 
 explains the choices where the description is silent (uneven groups, the upper
 candidate ``i = 2048``, ties).  This module is deliberately slow and literal: one candidate at a time, one level
 at a time, no prefix sums.  It is the oracle the vectorized
-:func:`pymodel.calibration.kl_divergences` is tested against (to the bin), and the
+:func:`pymodel.calibration.calibrators.kl_divergences` is tested against (to the bin), and the
 baseline of ``bench/bench_calibration.py``.  Not used on any production path.
 """
 
@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .calibration import pick_largest_minimum
+from pymodel.calibration.calibrators import pick_largest_minimum
 
 
 def kl_divergence_loop(p: list[float], q: list[float]) -> float:
@@ -62,7 +62,7 @@ def kl_divergences_loop(counts: np.ndarray, levels: int = 128,
     """Divergence of every candidate ``i`` in ``start_bin .. bins`` (slow reference).
 
     Returns:
-        ``(candidates, kl)`` like :func:`pymodel.calibration.kl_divergences`.
+        ``(candidates, kl)`` like :func:`pymodel.calibration.calibrators.kl_divergences`.
     """
     hist = [float(c) for c in np.asarray(counts).tolist()]
     start = levels if start_bin is None else start_bin

@@ -1,8 +1,8 @@
 """A small autograd-free training API: layers with ``forward`` / ``backward``.
 
 Each module computes its forward pass with the same operations as the float references
-of :mod:`pymodel.layers` (``im2col`` then a GEMM, NHWC, TFLite weight layouts) and its
-backward pass by hand.  Modules are built from a :class:`pymodel.network.Network`
+of :mod:`pymodel.ops.layers` (``im2col`` then a GEMM, NHWC, TFLite weight layouts) and its
+backward pass by hand.  Modules are built from a :class:`pymodel.graph.network.Network`
 description, and their parameters are exported back under the network's tensor names
 (``<layer>.weight`` / ``<layer>.bias``), so a trained model *is* a network ``.npz``.
 
@@ -15,7 +15,7 @@ Hooks for quantization-aware training: every weight module has ``weight_hook``,
 applied to the weight before the GEMM, to the bias before it is added (the integer
 path quantizes the bias to int32 at scale ``s_in * s_w[c]``, so the fake-quant forward
 must use that value too) and to the layer output after the fused activation -- where a
-fake-quant op with a straight-through estimator goes.  :mod:`pymodel.qat` uses the
+fake-quant op with a straight-through estimator goes.  :mod:`pymodel.quantization.qat` uses the
 weight and bias slots and quantizes the outputs itself (it runs the integer
 requantization, which needs the layer's integer input).
 
@@ -29,9 +29,9 @@ from typing import Any, Iterator, Mapping, Protocol
 
 import numpy as np
 
-from .gemm import Padding, im2col, output_hw, pair, resolve_padding
-from .layers import apply_activation
-from .network import LayerSpec, Network
+from pymodel.arithmetic.gemm import Padding, im2col, output_hw, pair, resolve_padding
+from pymodel.ops.layers import apply_activation
+from pymodel.graph.network import LayerSpec, Network
 
 
 class Hook(Protocol):
@@ -54,7 +54,7 @@ def activation_grad(z: np.ndarray, dy: np.ndarray, activation: str) -> np.ndarra
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: tuple[int, int],
            stride: tuple[int, int], pads: tuple[tuple[int, int], tuple[int, int]]
            ) -> np.ndarray:
-    """Adjoint of :func:`pymodel.gemm.im2col`: scatter-add GEMM rows back to NHWC.
+    """Adjoint of :func:`pymodel.arithmetic.gemm.im2col`: scatter-add GEMM rows back to NHWC.
 
     Args:
         dcols: ``[N*OH*OW, KH*KW*C]`` (rows ``(n, oh, ow)``, columns ``(kh, kw, c)``).

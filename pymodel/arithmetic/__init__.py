@@ -1,0 +1,1 @@
+"""Integer arithmetic: rounding rules, fixed-point requantization, scales / zero points, exact GEMM."""

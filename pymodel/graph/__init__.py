@@ -1,0 +1,1 @@
+"""Networks as graphs: the float network description, the quantized-network artifact, integer inference."""

@@ -1,0 +1,1 @@
+"""Studies that regenerate documents: the accuracy study behind ``make accuracy``."""

@@ -1,0 +1,1 @@
+"""Float training: the autograd-free layer API, the training loop, the demo digits network."""
