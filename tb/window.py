@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
@@ -248,7 +247,10 @@ class WindowEnv:
                 o1 = min(o0 + t, o)
                 lo = o0 * s - p
                 hi = (o1 - 1) * s - p + ke
-                r0, r1 = max(lo, 0), min(hi, size)
+                # at least one input row: a tile whose windows lie wholly in the padding
+                # (explicit padding >= the kernel) gets a negative PAD (origin offset)
+                r0 = min(max(lo, 0), size - 1)
+                r1 = max(min(hi, size), r0 + 1)
                 out.append(((o0, o1), (r0, r1), r0 - lo))
             return out
 
@@ -308,7 +310,7 @@ class WindowEnv:
                 CFG_KH: layer.kernel[0], CFG_KW: layer.kernel[1],
                 CFG_SH: layer.stride[0], CFG_SW: layer.stride[1],
                 CFG_DH: layer.dilation[0], CFG_DW: layer.dilation[1],
-                CFG_PAD_T: job.pad_t, CFG_PAD_L: job.pad_l,
+                CFG_PAD_T: job.pad_t & 0xFFFF, CFG_PAD_L: job.pad_l & 0xFFFF,
                 CFG_OH: job.oy[1] - job.oy[0], CFG_OW: job.ox[1] - job.ox[0],
                 CFG_PAD: layer.in_zero_point & 0xFF if layer.op == "dw" else 0,
                 CFG_GROUP: job.g if layer.op == "dw" else job.g % self.groups_max,
@@ -398,7 +400,9 @@ class WindowEnv:
                 raise kit.Mismatch(
                     f"layer {layer.name!r} ({layer.op}): timeout after {budget} cycles with "
                     f"{self.src.pending} input beats unsent and {out0 + beats - self.sink.count} "
-                    f"of {beats} output beats missing (cycle {self.clock.cycle()})") from None
+                    f"of {beats} output beats missing (cycle {self.clock.cycle()}); kernel "
+                    f"{layer.kernel}, stride {layer.stride}, dilation {layer.dilation}, padding "
+                    f"{layer.padding}, input {layer.x.shape}, job {job}") from None
             self.sb.check_done()
             st.cycles += self.clock.cycle() - start + 1
             real = min(self.lanes, layer.channels - job.g * self.lanes)
@@ -413,13 +417,13 @@ class WindowEnv:
         await self.src.wait_idle()
         await self.sink.wait_for(beats)
 
-    def start_job_unchecked(self, layer: WindowLayer) -> None:
-        """For reset tests: queue the first job's input without waiting (after load)."""
+    async def start_job_unchecked(self, layer: WindowLayer) -> None:
+        """For reset tests: load the first job of a layer and queue its input and
+        expected outputs, without waiting for them (the caller resets midway)."""
         g = golden(layer)
         job = self.jobs(layer, g)[0]
-        cocotb.start_soon(self._start_unchecked(layer, g, job))
-
-    async def _start_unchecked(self, layer: WindowLayer, g: Golden, job: Job) -> None:
         await self.load_group(layer, job.g)
         await self.configure(layer, job)
+        self._out = None
+        self._slots, self._next = [], 0
         self.queue_job(layer, g, job)
