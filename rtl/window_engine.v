@@ -35,6 +35,7 @@
 // 10 OH, 11 OW, 12 PAD (input zero point, int8), 13 GROUP (requantize channel group:
 // lane l uses channel GROUP*LANES + l), 14 MODE.
 // Weights (w_*, MODE_DW): word ky*KW + kx holds w[ky][kx][c] of lane c in bits [8*c +: 8].
+// synth-uses: requant_*.v
 module window_engine #(
     parameter integer LANES      = 8,     // channels per job (parallel lanes), >= 1
     parameter integer H_MAX      = 32,    // input tile height, power of two >= 1

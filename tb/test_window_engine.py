@@ -236,8 +236,8 @@ async def test_throughput(dut: Any) -> None:
     rng = kit.test_rng("test_throughput", dut._log)
     env = WindowEnv(dut, rng)
     await env.start()
-    c = min(32, env.groups_max * env.lanes)
-    h = w = env.h_max
+    h, w, c = (int(v) for v in os.environ.get("QMAC_BENCH_SHAPE", "16,16,32").split(","))
+    c = min(c, env.groups_max * env.lanes)
     layer = WindowLayer(name="dw3x3_s1", op="dw", x=rng.integers(-128, 128, (1, h, w, c)).astype(np.int8),
                         kernel=(3, 3), padding="same",
                         w=rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8),
@@ -246,8 +246,12 @@ async def test_throughput(dut: Any) -> None:
     dut._log.info("[qmac] throughput %s: %dx%dx%d, %d jobs, %d cycles, %d MACs, utilization "
                   "%.1f%% of LANES=%d MACs/cycle", layer.name, h, w, c, st.jobs, st.cycles,
                   st.macs, 100 * st.utilization, env.lanes)
-    cocotb.log.info("[qmac] window_throughput cycles=%d macs=%d lanes=%d", st.cycles, st.macs,
-                    env.lanes)
+    path = os.environ.get("QMAC_BENCH_OUT")
+    if path:   # bench/bench_depthwise.py
+        import json
+        with open(path, "w") as f:
+            json.dump({"cycles": st.cycles, "load_cycles": st.load_cycles, "macs": st.macs,
+                       "lanes": env.lanes, "jobs": st.jobs}, f)
 
 
 def run(parameters: Mapping[str, object] | None = None, *, waves: bool = False,
