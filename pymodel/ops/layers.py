@@ -270,7 +270,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requan
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
-           stride: Any = 1, padding: Padding = "valid", layer: str = "conv2d") -> np.ndarray:
+           stride: Any = 1, padding: Padding = "valid", layer: str = "conv2d",
+           dilation: Any = 1) -> np.ndarray:
     """Quantized 2-D convolution.
 
     Args:
@@ -281,6 +282,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
         stride: int or ``(sh, sw)``.
         padding: ``"valid"``, ``"same"``, int or ``((top, bottom), (left, right))``.
         layer: name used in error messages.
+        dilation: int or ``(dh, dw)`` (TFLite's ``dilation_{height,width}_factor``);
+            SAME padding is computed on the effective kernel ``(k - 1) * d + 1``.
 
     Returns:
         int8 ``[N, OH, OW, out_ch]``.
@@ -292,22 +295,25 @@ def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
                          f"(w is [out_ch, kh, kw, in_ch] = {w.shape})")
     zp = _zp(in_zero_point)
     _requant_for(rq, w.shape[0])
-    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=zp)
+    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=zp, dilation=dilation)
     y = quantized_gemm(cols, w.reshape(w.shape[0], -1), zp, rq, layer)
     return y.reshape(x.shape[0], oh, ow, w.shape[0])
 
 
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
                      stride: Any = 1, padding: Padding = "valid",
-                     layer: str = "depthwise_conv2d") -> np.ndarray:
+                     layer: str = "depthwise_conv2d", dilation: Any = 1) -> np.ndarray:
     """Quantized depthwise convolution (depth multiplier ``m = w.shape[3] // C``).
 
-    Output channel ``c * m + j`` convolves input channel ``c`` with ``w[0, :, :, c*m + j]``.
+    Output channel ``c * m + j`` convolves input channel ``c`` with ``w[0, :, :, c*m + j]``
+    (TFLite's ``reference_integer_ops::DepthwiseConvPerChannel``: ``output_channel = m +
+    in_channel * depth_multiplier``; per-channel parameters are indexed by the output
+    channel).
 
     Args:
         x: int8 NHWC ``[N, H, W, C]``.
         w: int8 ``[1, kh, kw, C * m]``.
-        in_zero_point, rq, stride, padding, layer: as :func:`conv2d` (``rq`` has
+        in_zero_point, rq, stride, padding, layer, dilation: as :func:`conv2d` (``rq`` has
             ``C * m`` channels).
 
     Returns:
@@ -323,7 +329,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requa
     zp = _zp(in_zero_point)
     _requant_for(rq, w.shape[3])
     kh, kw = w.shape[1:3]
-    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=zp)
+    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=zp, dilation=dilation)
     taps = cols.reshape(-1, kh * kw, c).astype(np.int64)          # [M, T, C]
     wt = w.reshape(kh * kw, c, mult).astype(np.int64)               # [T, C, m]
     w2d = wt.transpose(1, 2, 0).reshape(c * mult, kh * kw)         # [C*m, T]
@@ -402,25 +408,26 @@ def fully_connected_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
 
 
 def conv2d_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Any = 1,
-                 padding: Padding = "valid", activation: str = "none") -> np.ndarray:
+                 padding: Padding = "valid", activation: str = "none",
+                 dilation: Any = 1) -> np.ndarray:
     """Float conv2d (NHWC, weights ``[out, kh, kw, in]``, zero padding) -> float64."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
-    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=0.0)
+    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=0.0, dilation=dilation)
     y = (cols @ w.reshape(w.shape[0], -1).T).reshape(x.shape[0], oh, ow, w.shape[0])
     return apply_activation(y if b is None else y + b, activation)
 
 
 def depthwise_conv2d_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                            stride: Any = 1, padding: Padding = "valid",
-                           activation: str = "none") -> np.ndarray:
+                           activation: str = "none", dilation: Any = 1) -> np.ndarray:
     """Float depthwise conv (weights ``[1, kh, kw, C * m]``) -> float64 NHWC."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     c = x.shape[3]
     mult = w.shape[3] // c
     kh, kw = w.shape[1:3]
-    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=0.0)
+    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=0.0, dilation=dilation)
     y = np.einsum("mtc,tcj->mcj", cols.reshape(-1, kh * kw, c), w.reshape(kh * kw, c, mult))
     y = y.reshape(x.shape[0], oh, ow, c * mult)
     return apply_activation(y if b is None else y + b, activation)
