@@ -88,3 +88,28 @@ def mul_prepare(s1, zp1, s2, zp2, so, zpo, activation="none", rounding="double")
 def mul_one(x1: int, x2: int, p: dict) -> int:
     out = p["zpo"] + mbqm((x1 - p["zp1"]) * (x2 - p["zp2"]), *p["m"], p["rounding"])
     return min(max(out, p["lo"]), p["hi"])
+
+
+# --------------------------------------------------------------------------------- MEAN
+def mean_prepare(s_in, zp_in, s_out, zp_out, rounding="double"):
+    real = float(f32(s_in)) / float(f32(s_out))
+    return dict(zi=zp_in, zo=zp_out, m=quantize_multiplier(real, rounding), rounding=rounding)
+
+
+def clz64(v: int) -> int:
+    return 64 - v.bit_length()
+
+
+def mean_one(values: list[int], p: dict) -> int:
+    """reference_ops::QuantizedMeanOrSum for one output element (values: its inputs)."""
+    n = len(values)
+    temp_sum = ref.wrap32(sum(values))
+    m, shift = p["m"]
+    k = 63 - clz64(n)
+    k = min(k, 32)
+    k = min(k, 31 + shift)
+    m2 = ref.wrap32((m << k) // n)         # static_cast<int32_t>
+    shift2 = shift - k
+    shifted = ref.wrap32(temp_sum - p["zi"] * n)
+    out = mbqm(shifted, m2, shift2, p["rounding"]) + p["zo"]
+    return min(max(out, -128), 127)
