@@ -341,3 +341,22 @@ def softmax_row(row: list[int], p: dict) -> list[int]:
         else:
             out.append(-128)
     return out
+
+
+# ------------------------------------------------------- conv / FC Prepare, float FC
+def conv_multipliers(s_in, w_scales, s_out, per_tensor_fc=False, rounding="double"):
+    """PopulateConvolutionQuantizationParams (double, per channel) or, for a per-tensor
+    FULLY_CONNECTED, GetQuantizedConvolutionMultipler (float32 product)."""
+    if per_tensor_fc:
+        return [quantize_multiplier(float(f32(f32(s_in) * f32(w_scales[0]))) / float(f32(s_out)),
+                                    rounding)]
+    return [quantize_multiplier(float(f32(s_in)) * float(f32(w)) / float(f32(s_out)), rounding)
+            for w in w_scales]
+
+
+def fc_float_one(xrow, wrow, zp_in, bias, s_in, s_w, s_out, zp_out, lo, hi) -> int:
+    """reference_integer_ops::FullyConnected(PerChannel) with float scales."""
+    acc = ref.wrap32(sum(int(w) * (int(x) - zp_in) for x, w in zip(xrow, wrow)) + bias)
+    eff = float(f32(s_in)) * float(f32(s_w)) / float(f32(s_out))
+    v = int(tflite_round(float(acc) * eff)) + zp_out
+    return min(max(v, lo), hi)
