@@ -32,7 +32,7 @@ from tb.window import Golden, WindowEnv, WindowLayer
 DUT = "window_engine"
 DEFAULT_PARAMETERS = {"LANES": 8, "H_MAX": 16, "W_MAX": 16, "TAPS_MAX": 25, "GROUPS_MAX": 4}
 SOURCES = ("window_*.v", "requant_*.v")
-OPS = ("dw3x3", "dw5x5", "max", "avg")
+OPS = ("dw3x3", "dw5x5", "max", "avg", "mean")
 OUTPUTS_PER_OP = 10_000   # output elements (pixel x channel) per op; QMAC_WINDOW_OUTPUTS overrides
 
 
@@ -44,12 +44,14 @@ def make_coverage() -> Coverage:
     cov.point("sat", ["low", "high", "inside"])
     cov.point("tie", ["tie", "no tie"])
     cov.point("dilation", [1, 2])
-    cov.cross("op_x_stride_x_edge", ["op", "stride", "edge"])
+    # MEAN is one window over the whole image: stride 1, no padding
+    cov.cross("op_x_stride_x_edge", ["op", "stride", "edge"],
+              ignore=lambda op, s, e: op == "mean" and (s, e) != (1, "interior"))
     cov.cross("op_x_sat", ["op", "sat"])
     cov.cross("op_x_tie", ["op", "tie"])
     cov.cross("op_x_dilation", ["op", "dilation"],
               # pooling has no dilation in TFLite (and the driver never sets one)
-              ignore=lambda op, d: op in ("max", "avg") and d != 1)
+              ignore=lambda op, d: op in ("max", "avg", "mean") and d != 1)
     return cov
 
 
@@ -93,8 +95,12 @@ def sample(cov: Coverage, layer: WindowLayer, g: Golden) -> None:
     for e, cnt in edges.items():
         if cnt and stride in (1, 2):
             cov.sample(cnt * n_out, op=op, stride=stride, edge=e)
-    lo, hi = (layer.rq.act_min, layer.rq.act_max) if layer.op == "dw" else (layer.act_min,
-                                                                            layer.act_max)
+    if layer.op == "dw":
+        lo, hi = layer.rq.act_min, layer.rq.act_max
+    elif layer.op == "mean":
+        lo, hi = -128, 127
+    else:
+        lo, hi = layer.act_min, layer.act_max
     pre = g.pre_clamp
     for name, mask in (("low", pre < lo), ("high", pre > hi), ("inside", (pre >= lo) & (pre <= hi))):
         if mask.any():
@@ -124,6 +130,8 @@ def random_layer(rng: np.random.Generator, env: WindowEnv, op: str, name: str,
 
     ``want = (stride, edge)`` steers it towards an uncovered bin of op x stride x edge:
     that stride in both directions and explicit padding on that edge."""
+    if op == "mean":
+        return random_mean(rng, env, name)
     # whole channel groups mostly (lanes are the throughput), sometimes a ragged last group
     c = int(rng.choice([env.lanes, 2 * env.lanes,
                         int(rng.integers(1, min(3 * env.lanes, env.groups_max * env.lanes) + 1))]))
@@ -174,6 +182,19 @@ def random_layer(rng: np.random.Generator, env: WindowEnv, op: str, name: str,
             lo, hi = -128, 127
         layer.act_min, layer.act_max = lo, hi
     return layer
+
+
+def random_mean(rng: np.random.Generator, env: WindowEnv, name: str) -> WindowLayer:
+    """A spatial MEAN over small images (one window each), a batch of them."""
+    from pymodel.ops.reduce import prepare_mean
+    h = int(rng.integers(1, min(4, env.h_max) + 1))
+    w = int(rng.integers(1, min(4, env.w_max) + 1))
+    c = int(rng.choice([env.lanes, 2 * env.lanes]))
+    x = rng.integers(-128, 128, (int(rng.integers(1, 9)), h, w, c)).astype(np.int8)
+    s_in, s_out = (float(v) for v in np.exp(rng.uniform(-3, 1.5, 2)))
+    zp_out = int(rng.choice([-128, 127])) if rng.random() < 0.3 else int(rng.integers(-128, 128))
+    p = prepare_mean(np.float32(s_in), int(rng.integers(-128, 128)), np.float32(s_out), zp_out)
+    return WindowLayer(name=name, op="mean", x=x, kernel=(h, w), mean=p)
 
 
 @cocotb.test()

@@ -22,12 +22,14 @@ from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 from pymodel.arithmetic.fixedpoint import requantize
 from pymodel.ops.layers import RequantParams, fold_input_zero_point
-from pymodel.ops.window_stages import (depthwise_accumulate, identity_requant,
+from pymodel.arithmetic.fixedpoint import left_shift, saturating_rounding_doubling_high_mul, wrap_int32
+from pymodel.ops.reduce import MeanParams
+from pymodel.ops.window_stages import (depthwise_accumulate, identity_requant, mean_requant,
                                        rounding_divide_by_count, window_count, window_gather,
                                        window_max, window_pads, window_sum, window_taps)
 from tb import kit
 
-MODES = {"dw": 0, "max": 1, "avg": 2, "sum": 3}
+MODES = {"dw": 0, "max": 1, "avg": 2, "mean": 3}   # mean: MODE_SUM + the MEAN requantize
 (CFG_H, CFG_W, CFG_KH, CFG_KW, CFG_SH, CFG_SW, CFG_DH, CFG_DW, CFG_PAD_T, CFG_PAD_L, CFG_OH,
  CFG_OW, CFG_PAD, CFG_GROUP, CFG_MODE) = range(15)
 
@@ -38,7 +40,8 @@ class WindowLayer:
 
     Attributes:
         name: layer name for messages.
-        op: ``"dw"`` (depthwise, multiplier 1), ``"max"`` or ``"avg"`` (pooling).
+        op: ``"dw"`` (depthwise, multiplier 1), ``"max"`` or ``"avg"`` (pooling), ``"mean"``
+            (spatial MEAN, ``kernel`` = the image, stride 1, valid).
         x: int8 NHWC ``[N, H, W, C]``.
         kernel, stride, dilation: ``(h, w)`` pairs.
         padding: ``"valid"``, ``"same"``, an int or ``((top, bottom), (left, right))``.
@@ -47,6 +50,7 @@ class WindowLayer:
         rq: requantize parameters (``dw``); pooling uses the identity and ``act_min`` /
             ``act_max``.
         act_min, act_max: pooling clamp.
+        mean: MEAN's parameters (``op == "mean"``).
         check_bound: apply the accumulator bound check (off only at the contract's edges).
     """
 
@@ -63,6 +67,7 @@ class WindowLayer:
     act_min: int = -128
     act_max: int = 127
     check_bound: bool = True
+    mean: MeanParams | None = None
 
     @property
     def channels(self) -> int:
@@ -115,6 +120,17 @@ def golden(layer: WindowLayer) -> Golden:
         x1 = requantize(acc.astype(np.int32), bias, rq.m0, np.maximum(rq.shift, 0), 0, *big)
         e = np.maximum(-rq.shift, 0).astype(np.int64)
         tie = (e > 0) & ((x1.astype(np.int64) & ((1 << e) - 1)) == np.where(e > 0, 1 << np.maximum(e - 1, 0), -1))
+    elif layer.op == "mean":
+        assert layer.mean is not None
+        acc = wrap_int32(window_sum(window_gather(x, iy, ix, inside, 0)))
+        rq = mean_requant(layer.mean, int(inside.shape[2]), c)
+        args = (acc.astype(np.int32), rq.bias, rq.m0, rq.shift, rq.out_zero_point)
+        out = requantize(*args, rq.act_min, rq.act_max)
+        pre = requantize(*args, *big)
+        sh, e = int(rq.shift[0]), max(-int(rq.shift[0]), 0)
+        y = np.asarray(saturating_rounding_doubling_high_mul(
+            left_shift(wrap_int32(acc + int(rq.bias[0])), sh), int(rq.m0[0])), np.int64)
+        tie = (e > 0) & ((y & ((1 << e) - 1)) == (1 << max(e - 1, 0)))
     else:
         fill = -128 if layer.op == "max" else 0
         taps = window_gather(x, iy, ix, inside, fill)
@@ -197,6 +213,7 @@ class WindowEnv:
         self._slots: list[tuple[str, int, int, int, int, bool]] = []  # op, n, oy, ox, c0, last
         self._next = 0
         self._out: np.ndarray | None = None
+        self._cfg: dict[int, int] = {}          # last value written to each register
 
     async def start(self) -> None:
         """Clock, idle inputs, reset; then the sink and the X/Z checker."""
@@ -215,6 +232,7 @@ class WindowEnv:
         self.src.clear()
         self.sink.stop()
         await self.clock.reset(cycles)
+        self._cfg = {}
         self.sb.clear()
         self._slots, self._next = [], 0
         self.src.start()
@@ -256,8 +274,9 @@ class WindowEnv:
 
         jobs = []
         groups = -(-c // self.lanes)
-        for n in range(n_img):
-            for grp in range(groups):
+        # group-major: a group's weights and parameters are loaded once per layer
+        for grp in range(groups):
+            for n in range(n_img):
                 for oyr, iyr, ptile in spans(oh, th, sh, pt, keh, h):
                     for oxr, ixr, pltile in spans(ow, tw, sw, pl, kew, w):
                         jobs.append(Job(n, grp, oyr, oxr, iyr, ixr, ptile, pltile))
@@ -291,8 +310,13 @@ class WindowEnv:
             m0, shift = rq.m0[cs], rq.shift[cs]
             zp, lo, hi = rq.out_zero_point, rq.act_min, rq.act_max
         else:
-            rq = identity_requant(real, layer.act_min, layer.act_max)
-            bias, m0, shift, zp, lo, hi = rq.bias, rq.m0, rq.shift, 0, rq.act_min, rq.act_max
+            if layer.op == "mean":
+                assert layer.mean is not None
+                rq = mean_requant(layer.mean, layer.taps, real)
+            else:
+                rq = identity_requant(real, layer.act_min, layer.act_max)
+            bias, m0, shift = rq.bias, rq.m0, rq.shift
+            zp, lo, hi = rq.out_zero_point, rq.act_min, rq.act_max
         for lane in range(self.lanes):
             ok = lane < real
             await self._write(d.prm_we_i, {
@@ -316,7 +340,9 @@ class WindowEnv:
                 CFG_GROUP: job.g if layer.op == "dw" else job.g % self.groups_max,
                 CFG_MODE: MODES[layer.op]}
         for addr, value in regs.items():
-            await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+            if self._cfg.get(addr) != value:      # registers keep their value between jobs
+                await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+                self._cfg[addr] = value
 
     # -- checking ---------------------------------------------------------------------
     def _on_beat(self, beat: kit.Beat) -> None:
@@ -372,6 +398,9 @@ class WindowEnv:
             assert layer.rq is not None
             # acc 0, bias 0, m0 0 -> 0 + zp, clamped
             return int(np.clip(layer.rq.out_zero_point, layer.rq.act_min, layer.rq.act_max))
+        if layer.op == "mean":
+            assert layer.mean is not None
+            return int(np.clip(layer.mean.out_zero_point, -128, 127))
         return int(np.clip(0, layer.act_min, layer.act_max))
 
     async def run_layer(self, layer: WindowLayer) -> tuple[np.ndarray, WindowStats, Golden]:

@@ -140,3 +140,14 @@ def test_identity_requant_is_identity() -> None:
     got = requantize(v.astype(np.int32), 0, W.IDENTITY_M0, W.IDENTITY_SHIFT, 0, -(1 << 31), (1 << 31) - 1)
     assert np.array_equal(got, v)
     assert rq.m0[0] == 1 << 30 and rq.shift[0] == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 5),
+       st.floats(1e-3, 1.0).map(np.float32), st.floats(1e-3, 1.0).map(np.float32),
+       st.integers(-128, 127), st.integers(-128, 127), st.integers(0, 2**31))
+def test_mean_stages_equal_reduce_mean(h, w, c, s_in, s_out, zp_in, zp_out, seed) -> None:
+    from pymodel.ops.reduce import mean, prepare_mean
+    x = np.random.default_rng(seed).integers(-128, 128, (2, h, w, c)).astype(np.int8)
+    p = prepare_mean(s_in, zp_in, s_out, zp_out)
+    assert np.array_equal(W.mean_engine(x, p), mean(x, (1, 2), p, keep_dims=True))
