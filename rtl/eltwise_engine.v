@@ -10,7 +10,7 @@
 // everything up to the output rescale (its stages 1-7); the output rescale, zero point
 // and clamp are requant_pipeline's (bias 0), whose parameter memory holds LANES copies of
 // {0, m_out, s_out, zp_out, act_min, act_max} (the host writes channel l = 0..LANES-1).
-// docs/arithmetic.md section 9 has the stage table.
+// docs/arithmetic.md section 10 has the stage table.
 //
 // Streams (valid/ready, AXI-Stream semantics): operand beats a and b are joined -- a pair
 // transfers when both are valid and the unit has room (a_ready_o = b_valid_i && room,

@@ -2,7 +2,7 @@
 // output rescale (pure datapath, no control state).
 //
 // Each register stage belongs to one pymodel.ops.eltwise_stages function (house rule 2;
-// docs/arithmetic.md section 9), in the same order; the output rescale, zero point and
+// docs/arithmetic.md section 10), in the same order; the output rescale, zero point and
 // clamp are the requantize pipeline's (requant_pipeline, bias 0):
 //
 //   reg stage  register                       pymodel function

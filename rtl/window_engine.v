@@ -19,7 +19,7 @@
 // padding) at one tap of all LANES channels per cycle, and streams the OH x OW output
 // pixels (row-major, one beat = LANES int8 channels; out_last_o on the last pixel).
 // Register stages (each named after its pymodel.ops.window_stages function; the stage
-// table is docs/arithmetic.md section 8):
+// table is docs/arithmetic.md section 9):
 //   0  tap address generation (window_taps): iy = oy*SH - PAD_T + ky*DH, ix likewise
 //   1  feature-map / weight buffer read (registered)
 //   2  window_gather (window_lane)       3  window accumulate (window_lane)

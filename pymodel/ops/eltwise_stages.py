@@ -1,7 +1,7 @@
 """The element-wise unit's stages: TFLite int8 ADD / SUB / MUL, one function per RTL stage.
 
 ``rtl/eltwise_lane.v`` (stages 1-7) and the requantize pipeline (output rescale, zero
-point, clamp) compute, in this order (house rule 2; ``docs/arithmetic.md`` section 9)::
+point, clamp) compute, in this order (house rule 2; ``docs/arithmetic.md`` section 10)::
 
     v1, v2 = eltwise_offset(x1, zp1), eltwise_offset(x2, zp2)              stage 1
     ADD / SUB:

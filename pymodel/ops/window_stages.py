@@ -2,7 +2,7 @@
 
 ``rtl/window_engine.v`` walks the taps of every output pixel over a stored input tile;
 each of its register stages is one function here, in the same order (house rule 2;
-``docs/arithmetic.md`` section 8)::
+``docs/arithmetic.md`` section 9)::
 
     iy, ix, inside = window_taps(in_hw, kernel, stride, dilation, pads)   stage 0
     taps  = window_gather(x, iy, ix, inside, pad_value)                   stage 2
