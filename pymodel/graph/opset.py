@@ -1,0 +1,160 @@
+"""The artifact's graph ops: how each is prepared from a framework's tensors and run.
+
+For every op of :data:`pymodel.graph.artifact.GRAPH_OPS` this module holds two functions:
+
+* ``prepare`` -- at import time, from the source model's tensors (float32 scales, zero
+  points, constant operands, options) to the integer ``params`` / ``consts`` stored in the
+  artifact, exactly as the TFLite kernel's ``Prepare`` computes them (it calls the
+  ``prepare_*`` function of the op in :mod:`pymodel.ops`);
+* ``run`` -- at inference time, the op's integer kernel from :mod:`pymodel.ops` on the
+  stored integers only (no scale is read).
+
+The arithmetic itself lives in :mod:`pymodel.ops` (one module per role); this is the
+table that binds artifact layers to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What ``prepare`` hands the importer for one layer.
+
+    Attributes:
+        params: integer parameters (ints, bools, strings, tuples of ints).
+        consts: constant operands by role (int8 / int32 arrays).
+        act_min, act_max: the output clamp (int8).
+    """
+
+    params: Mapping[str, Any] = field(default_factory=dict)
+    consts: Mapping[str, np.ndarray] = field(default_factory=dict)
+    act_min: int = INT8_MIN
+    act_max: int = INT8_MAX
+
+
+@dataclass(frozen=True)
+class OpDef:
+    prepare: Callable[..., OpSpec]
+    run: Callable[[Any, Sequence[np.ndarray]], np.ndarray]
+
+
+def _params_of(obj: Any) -> dict[str, Any]:
+    """A frozen params dataclass -> plain dict of ints / tuples (for the YAML)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, np.ndarray):
+            v = tuple(v.tolist())
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[f.name] = v
+    return out
+
+
+def _axis(axis: int, rank_with_batch: int, what: str) -> int:
+    """A TFLite axis (batch included, may be negative) -> per-image axis."""
+    a = axis + rank_with_batch if axis < 0 else axis
+    if not 1 <= a < rank_with_batch:
+        raise ValueError(f"{what}: axis {axis} is the batch axis or out of range for rank "
+                         f"{rank_with_batch}")
+    return a - 1
+
+
+# ----------------------------------------------------------------------------------------
+# Data movement: reshape, pad, concatenation (no arithmetic; quantization passes through)
+# ----------------------------------------------------------------------------------------
+
+def _prepare_reshape(*, input_quants: Sequence[Any], output_quant: Any, **_: Any) -> OpSpec:
+    q_in, q_out = input_quants[0], output_quant
+    if (q_in.scale, q_in.zero_point) != (q_out.scale, q_out.zero_point):
+        raise ValueError("RESHAPE / SQUEEZE input and output quantization differ")
+    return OpSpec()
+
+
+def _run_reshape(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+    x = xs[0]
+    return x.reshape(x.shape[0], *layer.output_shape)
+
+
+def _prepare_pad(*, consts: Mapping[int, Any], input_quants: Sequence[Any],
+                 input_shapes: Sequence[tuple[int, ...]], output_quant: Any,
+                 **_: Any) -> OpSpec:
+    q_in, q_out = input_quants[0], output_quant
+    if (q_in.scale, q_in.zero_point) != (q_out.scale, q_out.zero_point):
+        raise ValueError("PAD input and output quantization differ (TFLite requires equal)")
+    if 1 not in consts:
+        raise ValueError("PAD needs constant paddings")
+    pads = np.asarray(consts[1].data, np.int64).reshape(-1, 2)
+    if pads.shape[0] != len(input_shapes[0]) + 1 or np.any(pads[0] != 0) or np.any(pads < 0):
+        raise ValueError(f"PAD paddings {pads.tolist()}: the batch axis must not be padded "
+                         "and paddings must be >= 0")
+    value = q_out.zero_point
+    if 2 in consts:                                   # PADV2's constant value (int8)
+        value = int(np.asarray(consts[2].data).reshape(-1)[0])
+    return OpSpec(params={"paddings": tuple(tuple(int(v) for v in p) for p in pads[1:]),
+                          "value": int(value)})
+
+
+def _run_pad(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+    """TFLite PAD / PADV2 (int8): the input surrounded by ``value``."""
+    pads = [(0, 0)] + [tuple(p) for p in layer.params["paddings"]]
+    return np.pad(xs[0], pads, mode="constant", constant_values=layer.params["value"])
+
+
+def _prepare_concatenation(*, op_options: Mapping[str, Any], input_quants: Sequence[Any],
+                           input_shapes: Sequence[tuple[int, ...]], output_quant: Any,
+                           **_: Any) -> OpSpec:
+    for i, q in enumerate(input_quants):
+        if (q.scale, q.zero_point) != (output_quant.scale, output_quant.zero_point):
+            raise ValueError(f"CONCATENATION input {i} has scale {q.scale} / zero point "
+                             f"{q.zero_point} but the output {output_quant.scale} / "
+                             f"{output_quant.zero_point}; TFLite's int8 kernel requires them "
+                             "equal (the converter inserts a QUANTIZE)")
+    if int(op_options.get("fused_activation_function", 0)) != 0:
+        raise ValueError("CONCATENATION with a fused activation is not supported for int8")
+    axis = _axis(int(op_options.get("axis", -1)), len(input_shapes[0]) + 1, "CONCATENATION")
+    return OpSpec(params={"axis": axis})
+
+
+def _run_concatenation(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate(xs, axis=layer.params["axis"] + 1)
+
+
+OPS: dict[str, OpDef] = {
+    "reshape": OpDef(_prepare_reshape, _run_reshape),
+    "pad": OpDef(_prepare_pad, _run_pad),
+    "concatenation": OpDef(_prepare_concatenation, _run_concatenation),
+}
+
+
+def prepare(kind: str, **ctx: Any) -> OpSpec:
+    """Integer parameters of one graph op (see the module doc).
+
+    Raises:
+        ValueError: the op is not in :data:`OPS`, or its tensors / options are not
+        supported (the message says which).
+    """
+    if kind not in OPS:
+        raise ValueError(f"op {kind!r} has no golden-model kernel yet; graph ops: "
+                         f"{', '.join(sorted(OPS))}")
+    return OPS[kind].prepare(**ctx)
+
+
+def run_graph_op(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+    """Run one graph-op layer on its int8 inputs ``[N, *shape]``; int8 ``[N, *output_shape]``."""
+    for i, x in enumerate(xs):
+        if np.asarray(x).dtype != np.int8:
+            raise ValueError(f"x: layer {layer.name!r} input {i} must be int8; got "
+                             f"{np.asarray(x).dtype}")
+    if layer.op not in OPS:
+        raise ValueError(f"layer {layer.name!r}: op {layer.op!r} has no kernel")
+    y = OPS[layer.op].run(layer, [np.asarray(x) for x in xs])
+    return np.asarray(y).astype(np.int8, copy=False)
