@@ -189,6 +189,20 @@ network predicts (exit status 1 if not).""",
                         "artifacts (W4A8 per-tensor, mixed) to DIR")
     _add_progress(p)
 
+    p = sub.add_parser(
+        "import", help="import an int8 TFLite model as a quantized-network artifact",
+        description="""\
+Import a full-integer int8 .tflite model (int8 activations, int8 weights, int32
+biases) as a qmac quantized-network artifact (YAML + .npz), the format `eval`, `demo`
+and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
+scales the way TFLite computes them; the graph is kept as a DAG.""",
+        epilog="example:\n  qmac import models/tflite/mobilenetv2.tflite -o build/mobilenetv2",
+        formatter_class=fmt)
+    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="artifact stem or .yaml path (the .npz goes beside it)")
+    p.add_argument("--name", help="artifact name (default: the model file's stem)")
+
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
                        epilog=EPILOG, formatter_class=fmt)
@@ -333,6 +347,21 @@ def _is_artifact(path: Path) -> bool:
     from pymodel.schema import load_yaml
     doc = load_yaml(path)
     return isinstance(doc, dict) and "format" in doc
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pymodel.frontends.tflite_import import import_tflite
+    from pymodel.graph.artifact import save_artifact
+    qnet = import_tflite(args.model, name=args.name)
+    path = save_artifact(qnet, args.out)
+    ops: dict[str, int] = {}
+    for q in qnet.layers:
+        ops[q.op] = ops.get(q.op, 0) + 1
+    macs = sum(q.macs for q in qnet.layers)
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {qnet.name}, {len(qnet.layers)} "
+          f"layers ({', '.join(f'{n} {k}' for k, n in sorted(ops.items()))}), input "
+          f"{list(qnet.input_shape)}, {macs:,} MACs per image")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -499,4 +528,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
-            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo}
+            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import}

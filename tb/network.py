@@ -1,11 +1,13 @@
 """Run a quantized-network artifact on the RTL layer engine, layer by layer.
 
 Conv and fully-connected layers run on ``qlayer_engine`` (the host does ``im2col`` with
-the golden model's own function, padding with the input zero point); pooling, flatten
-and depthwise layers run on the host with the golden model's functions, because the
+the golden model's own function, padding with the input zero point); every other op
+(pooling, flatten, depthwise, and an imported graph's add, pad, softmax ...) runs on the
+host with the golden model's functions, because the
 engine has no hardware for them.  Every layer's output is compared exactly with
 ``pymodel.graph.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
-layer, so an error cannot hide behind a correct reference.
+layer, so an error cannot hide behind a correct reference.  Graphs (residual branches,
+concatenation) run in layer order, each layer reading the tensors it names.
 
 :func:`run_network` is a coroutine used inside a cocotb test (``tb/test_network.py``);
 :func:`format_report` turns its :class:`NetworkReport` into the tables ``make sim`` prints.
@@ -19,9 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pymodel.graph.artifact import QLayer, QuantizedNetwork
-from pymodel.arithmetic.gemm import im2col
-from pymodel.graph.inference import run_layer
+from pymodel.graph.artifact import INPUT, QLayer, QuantizedNetwork
+from pymodel.graph.inference import gemm_rows, run_layer
 from tb.engine import EngineEnv, GemmJob
 
 ENGINE_OPS = ("conv2d", "fully_connected")
@@ -95,9 +96,9 @@ def gemm_job(layer: QLayer, x: np.ndarray) -> GemmJob:
     """The engine job of a conv / fully-connected layer on the int8 batch ``x``."""
     zp = layer.input.zero_point
     if layer.op == "conv2d":
-        cols, _ = im2col(x, layer.kernel, layer.stride, layer.padding, pad_value=zp)
+        cols = gemm_rows(layer, x)
     else:
-        cols = x.reshape(x.shape[0], -1)
+        cols = x.reshape(-1, layer.weight.shape[1])
     return GemmJob(name=layer.name, cols=np.ascontiguousarray(cols, np.int8), w2d=layer.w2d,
                    in_zero_point=zp, rq=layer.requant())
 
@@ -128,11 +129,13 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
             naming the layer, the element, the tile, the row, the column and the cycle.
     """
     reports = []
+    tensors = {INPUT: xq}                    # every tensor of the graph, as the RTL made it
     x = xq
     for layer in qnet.layers:
-        golden = run_layer(layer, x)
+        xs = [tensors[name] for name in layer.inputs]
+        golden = run_layer(layer, *xs)
         if layer.op in ENGINE_OPS:
-            job = gemm_job(layer, x)
+            job = gemm_job(layer, xs[0])
             job.describe_row = describe_row(layer)
             rows, st = await env.run_layer(job)
             y = rows.reshape(golden.shape)
@@ -145,7 +148,7 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         reports.append(rep)
         if progress is not None:
             progress(rep.macs)
-        x = y
+        tensors[layer.name] = x = y
     return x, reports
 
 
