@@ -202,6 +202,9 @@ scales the way TFLite computes them; the graph is kept as a DAG.""",
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="artifact stem or .yaml path (the .npz goes beside it)")
     p.add_argument("--name", help="artifact name (default: the model file's stem)")
+    p.add_argument("--rounding", choices=("double", "single"), default="double",
+                   help="fixed-point rescale to match: double (gemmlowp; TFLite's default "
+                        "build, default) or single (TFLITE_SINGLE_ROUNDING)")
 
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
@@ -352,7 +355,7 @@ def _is_artifact(path: Path) -> bool:
 def cmd_import(args: argparse.Namespace) -> int:
     from pymodel.frontends.tflite_import import import_tflite
     from pymodel.graph.artifact import save_artifact
-    qnet = import_tflite(args.model, name=args.name)
+    qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
     path = save_artifact(qnet, args.out)
     ops: dict[str, int] = {}
     for q in qnet.layers:

@@ -53,8 +53,9 @@ _PADDING = {0: "same", 1: "valid"}
 class _Ctx:
     """Import state: the model, the artifact name of each TFLite tensor, layers so far."""
 
-    def __init__(self, model: TfModel) -> None:
+    def __init__(self, model: TfModel, rounding: str) -> None:
         self.model = model
+        self.rounding = rounding
         self.names: dict[int, str] = {}
         self.layers: list[QLayer] = []
         self.quant: dict[int, TensorQuant] = {}
@@ -146,12 +147,12 @@ def _explicit_padding(kind: int, in_hw: tuple[int, int], kernel: tuple[int, int]
     return pads[0], pads[1], (out[0], out[1])
 
 
-def _multipliers(s_in: float, w_scales: np.ndarray, s_out: float) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+def _multipliers(s_in: float, w_scales: np.ndarray, s_out: float,
+                 rounding: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``QuantizeMultiplier((double)s_in * (double)s_w[c] / (double)s_out)``."""
     real = (np.float64(np.float32(s_in)) * w_scales.astype(np.float32).astype(np.float64)
             / np.float64(np.float32(s_out)))
-    m0, shift = quantize_multiplier(real)
+    m0, shift = quantize_multiplier(real, rounding)
     return np.asarray(m0, np.int32), np.asarray(shift, np.int32)
 
 
@@ -183,7 +184,7 @@ def _weight_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
     else:
         bias = np.zeros(channels, np.int32)
     w_scales = np.broadcast_to(w_t.scale, (channels,)).astype(np.float32)
-    m0, shift = _multipliers(in_q.scale, w_scales, out_q.scale)
+    m0, shift = _multipliers(in_q.scale, w_scales, out_q.scale, ctx.rounding)
     o = op.options
     act = int(o.get("fused_activation_function", 0))
     act_min, act_max = _act_range(act, out_q, ctx, op)
@@ -226,7 +227,8 @@ def _weight_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
                activation=_ACTIVATIONS[act] if act != 2 else "none", weight=w,
                weight_bits=8, weight_granularity="per_channel" if w_t.per_axis
                else "per_tensor", weight_scale=w_scales.astype(np.float64), bias=bias,
-               m0=m0, shift=shift, macs=int(macs), inputs=(src,), **kw)
+               m0=m0, shift=shift, macs=int(macs), inputs=(src,), rounding=ctx.rounding,
+               **kw)
     return dataclasses.replace(q, bias_folded=fold_input_zero_point(bias, q.w2d,
                                                                      in_q.zero_point))
 
@@ -279,18 +281,23 @@ def _graph_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
 # Driver
 # ----------------------------------------------------------------------------------------
 
-def import_tflite(path: str | Path, name: str | None = None) -> QuantizedNetwork:
+def import_tflite(path: str | Path, name: str | None = None,
+                  rounding: str = "double") -> QuantizedNetwork:
     """Read ``path`` and map it onto a :class:`QuantizedNetwork` (see the module doc).
 
     Args:
         path: the ``.tflite`` file.
         name: the artifact's name (default: the file's stem, made an identifier).
+        rounding: the fixed-point rescale of the runtime to match: ``"double"``
+            (gemmlowp, TFLite's default build) or ``"single"`` (``TFLITE_SINGLE_ROUNDING``).
 
     Raises:
         ValueError: one line naming the file, the operator and what is wrong.
     """
+    if rounding not in ("double", "single"):
+        raise ValueError(f"rounding: {rounding!r} is not 'double' or 'single'")
     model = read_tflite(path)
-    ctx = _Ctx(model)
+    ctx = _Ctx(model, rounding)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ctx.err(None, f"{len(model.inputs)} inputs and {len(model.outputs)} outputs; "
                             "qmac imports single-input, single-output models")

@@ -184,7 +184,7 @@ class QLayer:
             raise ValueError(f"layer {self.name!r}: {self.op} has no requantization")
         return RequantParams(bias=self.bias, m0=self.m0, shift=self.shift,
                              out_zero_point=self.output.zero_point, act_min=self.act_min,
-                             act_max=self.act_max)
+                             act_max=self.act_max, rounding=self.rounding)
 
     @property
     def w2d(self) -> np.ndarray:
