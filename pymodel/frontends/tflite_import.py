@@ -53,9 +53,10 @@ _PADDING = {0: "same", 1: "valid"}
 class _Ctx:
     """Import state: the model, the artifact name of each TFLite tensor, layers so far."""
 
-    def __init__(self, model: TfModel, rounding: str) -> None:
+    def __init__(self, model: TfModel, profile: str) -> None:
         self.model = model
-        self.rounding = rounding
+        self.profile = ROUNDING_PROFILES[profile]
+        self.rounding = "single" if profile == "single" else "double"   # graph ops
         self.names: dict[int, str] = {}
         self.layers: list[QLayer] = []
         self.quant: dict[int, TensorQuant] = {}
@@ -184,7 +185,8 @@ def _weight_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
     else:
         bias = np.zeros(channels, np.int32)
     w_scales = np.broadcast_to(w_t.scale, (channels,)).astype(np.float32)
-    m0, shift = _multipliers(in_q.scale, w_scales, out_q.scale, ctx.rounding)
+    rounding = ctx.profile[kind]
+    m0, shift = _multipliers(in_q.scale, w_scales, out_q.scale, rounding)
     o = op.options
     act = int(o.get("fused_activation_function", 0))
     act_min, act_max = _act_range(act, out_q, ctx, op)
@@ -227,7 +229,7 @@ def _weight_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
                activation=_ACTIVATIONS[act] if act != 2 else "none", weight=w,
                weight_bits=8, weight_granularity="per_channel" if w_t.per_axis
                else "per_tensor", weight_scale=w_scales.astype(np.float64), bias=bias,
-               m0=m0, shift=shift, macs=int(macs), inputs=(src,), rounding=ctx.rounding,
+               m0=m0, shift=shift, macs=int(macs), inputs=(src,), rounding=rounding,
                **kw)
     return dataclasses.replace(q, bias_folded=fold_input_zero_point(bias, q.w2d,
                                                                      in_q.zero_point))
@@ -268,7 +270,8 @@ def _graph_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
     try:
         spec = opset.prepare(kind, op_options=dict(op.options), inputs=[ctx.t(i) for i in acts],
                              input_quants=in_qs, input_shapes=shapes, consts=consts,
-                             output=y_t, output_quant=out_q, output_shape=out_shape)
+                             output=y_t, output_quant=out_q, output_shape=out_shape,
+                             rounding=ctx.rounding)
     except ValueError as exc:
         raise ctx.err(op, str(exc)) from None
     return QLayer(name=f"{kind}_{op.index}", op=kind, input_shape=shapes[0],
@@ -281,21 +284,36 @@ def _graph_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
 # Driver
 # ----------------------------------------------------------------------------------------
 
+#: Rounding profiles: the fixed-point rescale of each weight op.  ``litert`` is what
+#: ai-edge-litert 2.3's reference kernels compute, measured tensor by tensor
+#: (docs/conformance.md): gemmlowp double rounding in CONV_2D / DEPTHWISE_CONV_2D and the
+#: element-wise ops, but one rounding shift of the 64-bit product in FULLY_CONNECTED.
+ROUNDING_PROFILES = {
+    "litert": {"conv2d": "double", "depthwise_conv2d": "double", "fully_connected": "single"},
+    "double": {"conv2d": "double", "depthwise_conv2d": "double", "fully_connected": "double"},
+    "single": {"conv2d": "single", "depthwise_conv2d": "single", "fully_connected": "single"},
+}
+
+
 def import_tflite(path: str | Path, name: str | None = None,
-                  rounding: str = "double") -> QuantizedNetwork:
+                  rounding: str = "litert") -> QuantizedNetwork:
     """Read ``path`` and map it onto a :class:`QuantizedNetwork` (see the module doc).
 
     Args:
         path: the ``.tflite`` file.
         name: the artifact's name (default: the file's stem, made an identifier).
-        rounding: the fixed-point rescale of the runtime to match: ``"double"``
-            (gemmlowp, TFLite's default build) or ``"single"`` (``TFLITE_SINGLE_ROUNDING``).
+        rounding: the fixed-point rescale of the runtime to match, a key of
+            :data:`ROUNDING_PROFILES`: ``"litert"`` (default: LiteRT's reference kernels),
+            ``"double"`` (gemmlowp everywhere) or ``"single"`` (``TFLITE_SINGLE_ROUNDING``
+            everywhere).  Element-wise ops follow ``"single"`` only in the ``single``
+            profile.
 
     Raises:
         ValueError: one line naming the file, the operator and what is wrong.
     """
-    if rounding not in ("double", "single"):
-        raise ValueError(f"rounding: {rounding!r} is not 'double' or 'single'")
+    if rounding not in ROUNDING_PROFILES:
+        raise ValueError(f"rounding: {rounding!r} is not one of "
+                         f"{', '.join(ROUNDING_PROFILES)}")
     model = read_tflite(path)
     ctx = _Ctx(model, rounding)
     if len(model.inputs) != 1 or len(model.outputs) != 1:

@@ -128,7 +128,102 @@ def _run_concatenation(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate(xs, axis=layer.params["axis"] + 1)
 
 
+# ----------------------------------------------------------------------------------------
+# Arithmetic ops: the kernels of pymodel.ops
+# ----------------------------------------------------------------------------------------
+
+#: TFLite's ActivationFunctionType -> the activation names of pymodel.ops.
+FUSED = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+
+
+def _fused(op_options: Mapping[str, Any]) -> str:
+    act = int(op_options.get("fused_activation_function", 0))
+    if act not in FUSED:
+        raise ValueError(f"fused activation {act} is not supported; supported: NONE, RELU, "
+                         "RELU_N1_TO_1, RELU6")
+    return FUSED[act]
+
+
+def _quant_of(t: Any) -> tuple[Any, int]:
+    """(float32 scale, zero point) of a per-tensor quantized TFLite tensor."""
+    if t.scale.size != 1:
+        raise ValueError(f"tensor {t.index} ({t.name!r}) must be quantized per tensor")
+    return t.scale[0], int(t.zero_point[0])
+
+
+def _binary_operands(inputs: Sequence[Any], consts: Mapping[int, Any]
+                     ) -> tuple[list[Any], dict[str, np.ndarray], int | None]:
+    """The two operand tensors in order; a constant operand goes into ``consts``."""
+    if len(inputs) == 2:
+        return list(inputs), {}, None
+    if len(inputs) == 1 and len(consts) == 1:
+        pos, c = next(iter(consts.items()))
+        if c.dtype != "int8":
+            raise ValueError(f"constant operand (tensor {c.index}) is {c.dtype}; int8 needed")
+        ops = [inputs[0], c] if pos == 1 else [c, inputs[0]]
+        return ops, {"operand": np.asarray(c.data, np.int8)}, pos
+    raise ValueError("needs two operands (two activations, or one activation and a constant)")
+
+
+def _prepare_binary(kind: str) -> Callable[..., OpSpec]:
+    def prepare(*, op_options: Mapping[str, Any], inputs: Sequence[Any],
+                consts: Mapping[int, Any], output: Any, rounding: str = "double",
+                **_: Any) -> OpSpec:
+        from pymodel.ops import elementwise as E
+        (a, b), cst, pos = _binary_operands(inputs, consts)
+        (s1, z1), (s2, z2), (so, zo) = _quant_of(a), _quant_of(b), _quant_of(output)
+        fn = {"add": E.prepare_add, "sub": E.prepare_sub, "mul": E.prepare_mul}[kind]
+        prm = fn(s1, z1, s2, z2, so, zo, activation=_fused(op_options), rounding=rounding)
+        params = _params_of(prm)
+        if pos is not None:
+            params["const_position"] = pos
+        return OpSpec(params=params, consts=cst, act_min=prm.act_min, act_max=prm.act_max)
+    return prepare
+
+
+def _run_binary(kind: str) -> Callable[[Any, Sequence[np.ndarray]], np.ndarray]:
+    def run(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+        from pymodel.ops import elementwise as E
+        params = dict(layer.params)
+        pos = params.pop("const_position", None)
+        cls = E.MulParams if kind == "mul" else E.AddParams
+        prm = cls(**params)
+        a, b = (xs[0], xs[1]) if pos is None else (
+            (xs[0], layer.consts["operand"]) if pos == 1 else (layer.consts["operand"], xs[0]))
+        y = getattr(E, kind)(a, b, prm)
+        return y.reshape(xs[0].shape[0], *layer.output_shape)
+    return run
+
+
+def _prepare_mean(*, op_options: Mapping[str, Any], inputs: Sequence[Any],
+                  consts: Mapping[int, Any], output: Any, rounding: str = "double",
+                  **_: Any) -> OpSpec:
+    from pymodel.ops import reduce as R
+    if 1 not in consts:
+        raise ValueError("MEAN needs constant axes")
+    rank = len(inputs[0].shape)
+    axes = R.resolve_axes(tuple(int(a) for a in np.asarray(consts[1].data).reshape(-1)), rank)
+    if 0 in axes:
+        raise ValueError(f"MEAN over the batch axis (axes {list(axes)}) is not supported")
+    (si, zi), (so, zo) = _quant_of(inputs[0]), _quant_of(output)
+    prm = R.prepare_mean(si, zi, so, zo, rounding=rounding)
+    return OpSpec(params={**_params_of(prm), "axes": tuple(axes),
+                          "keep_dims": bool(op_options.get("keep_dims", False))})
+
+
+def _run_mean(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+    from pymodel.ops import reduce as R
+    params = dict(layer.params)
+    axes, keep = params.pop("axes"), params.pop("keep_dims")
+    y = R.mean(xs[0], tuple(axes), R.MeanParams(**params), keep_dims=keep)
+    return y.reshape(xs[0].shape[0], *layer.output_shape)
+
+
 OPS: dict[str, OpDef] = {
+    "add": OpDef(_prepare_binary("add"), _run_binary("add")),
+    "sub": OpDef(_prepare_binary("sub"), _run_binary("sub")),
+    "mul": OpDef(_prepare_binary("mul"), _run_binary("mul")),
+    "mean": OpDef(_prepare_mean, _run_mean),
     "reshape": OpDef(_prepare_reshape, _run_reshape),
     "pad": OpDef(_prepare_pad, _run_pad),
     "concatenation": OpDef(_prepare_concatenation, _run_concatenation),

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from pymodel.frontends.tflite_import import import_tflite
-from pymodel.graph.artifact import QuantizedNetwork
-from pymodel.graph.inference import run_tensors
+from pymodel.graph.artifact import INPUT, QuantizedNetwork
+from pymodel.graph.inference import run_layer, run_tensors
 
 #: LiteRT op resolvers: the reference kernels, the optimized builtin kernels, and the
 #: default interpreter (XNNPACK delegate applied).
@@ -79,12 +79,26 @@ def litert_tensors(model_path: str | Path, x: np.ndarray, indices: Sequence[int]
 
 
 def compare(model_path: str | Path, x: np.ndarray, kernels: str = "reference",
-            qnet: QuantizedNetwork | None = None) -> list[LayerDiff]:
-    """Every layer's output: golden model vs LiteRT (``kernels``) on the int8 batch ``x``."""
+            qnet: QuantizedNetwork | None = None, isolate: bool = True) -> list[LayerDiff]:
+    """Every layer's output: golden model vs LiteRT (``kernels``) on the int8 batch ``x``.
+
+    Args:
+        isolate: run each golden layer on the *runtime's* input tensors, so that a
+            difference is the op's own and not one propagated from an earlier layer
+            (``False``: the golden model runs the whole graph on its own tensors).
+    """
     qnet = qnet or import_tflite(model_path)
     mapping = dict(qnet.meta["tflite"]["tensors"])
-    golden = run_tensors(qnet, x)
     ref = litert_tensors(model_path, x, list(mapping.values()), kernels)
+    if isolate:
+        shaped = {INPUT: x}
+        golden = {}
+        for layer in qnet.layers:
+            args = [shaped[n] for n in layer.inputs]
+            golden[layer.name] = run_layer(layer, *args)
+            shaped[layer.name] = ref[mapping[layer.name]].reshape(golden[layer.name].shape)
+    else:
+        golden = run_tensors(qnet, x)
     rows = []
     for layer in qnet.layers:
         t = mapping[layer.name]
@@ -108,12 +122,12 @@ def by_op(rows: Sequence[LayerDiff]) -> dict[str, tuple[int, int, int]]:
 def model_inputs(model_path: str | Path, qnet: QuantizedNetwork, images: int = 64,
                  random: int = 64, seed: int = 0) -> np.ndarray:
     """The conformance inputs: the model's bundled int8 test images (``<stem>_test.npz``
-    beside it, array ``xq``) and ``random`` seeded uniform int8 inputs."""
+    beside it, array ``x_int8``) and ``random`` seeded uniform int8 inputs."""
     parts = []
     bundled = Path(model_path).with_name(Path(model_path).stem + "_test.npz")
     if bundled.exists() and images:
         with np.load(bundled) as z:
-            parts.append(np.asarray(z["xq"][:images], np.int8))
+            parts.append(np.asarray(z["x_int8"][:images], np.int8))
     if random:
         rng = np.random.default_rng(seed)
         parts.append(rng.integers(-128, 128, (random, *qnet.input_shape)).astype(np.int8))
