@@ -113,3 +113,27 @@ def mean_one(values: list[int], p: dict) -> int:
     shifted = ref.wrap32(temp_sum - p["zi"] * n)
     out = mbqm(shifted, m2, shift2, p["rounding"]) + p["zo"]
     return min(max(out, -128), 127)
+
+
+# ------------------------------------------------------------ QUANTIZE / DEQUANTIZE
+def quantize_one(x: float, scale: float, zp: int) -> int:
+    """AffineQuantize: (int32) TfLiteRound(val / (float) scale) + zp, clamped;
+    an out-of-int32 quotient converts to INT32_MIN (x86-64 cvttss2si)."""
+    q = f32(f32(x) / f32(scale))
+    r = tflite_round(q)
+    v = int(r) if -2.0**31 <= r < 2.0**31 else -(2**31)
+    return min(max(ref.wrap32(v + zp), -128), 127)
+
+
+def requantize_prepare(s_in, zp_in, s_out, zp_out, rounding="double"):
+    return dict(zi=zp_in, zo=zp_out, m=quantize_multiplier(float(f32(s_in)) / float(f32(s_out)),
+                                                           rounding), rounding=rounding)
+
+
+def requantize_one(x: int, p: dict) -> int:
+    out = mbqm(x - p["zi"], *p["m"], p["rounding"]) + p["zo"]
+    return min(max(out, -128), 127)
+
+
+def dequantize_one(x: int, scale: float, zp: int) -> np.float32:
+    return f32(float(f32(scale)) * (x - zp))
