@@ -358,6 +358,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from pymodel.frontends.tflite_import import import_tflite
     from pymodel.graph.artifact import save_artifact
     qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     path = save_artifact(qnet, args.out)
     ops: dict[str, int] = {}
     for q in qnet.layers:

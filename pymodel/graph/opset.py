@@ -69,7 +69,7 @@ def _axis(axis: int, rank_with_batch: int, what: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------
-# Data movement: reshape, pad, concatenation (no arithmetic; quantization passes through)
+# Data movement: reshape, pad, concatenation (pymodel.ops.shape; quantization passes through)
 # ----------------------------------------------------------------------------------------
 
 def _prepare_reshape(*, input_quants: Sequence[Any], output_quant: Any, **_: Any) -> OpSpec:
@@ -80,52 +80,66 @@ def _prepare_reshape(*, input_quants: Sequence[Any], output_quant: Any, **_: Any
 
 
 def _run_reshape(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
-    x = xs[0]
-    return x.reshape(x.shape[0], *layer.output_shape)
+    from pymodel.ops import shape as S
+    return S.reshape(xs[0], (xs[0].shape[0], *layer.output_shape))
 
 
-def _prepare_pad(*, consts: Mapping[int, Any], input_quants: Sequence[Any],
-                 input_shapes: Sequence[tuple[int, ...]], output_quant: Any,
-                 **_: Any) -> OpSpec:
-    q_in, q_out = input_quants[0], output_quant
-    if (q_in.scale, q_in.zero_point) != (q_out.scale, q_out.zero_point):
-        raise ValueError("PAD input and output quantization differ (TFLite requires equal)")
+def _prepare_pad(*, consts: Mapping[int, Any], inputs: Sequence[Any],
+                 input_shapes: Sequence[tuple[int, ...]], output: Any, **_: Any) -> OpSpec:
+    from pymodel.ops import shape as S
     if 1 not in consts:
         raise ValueError("PAD needs constant paddings")
     pads = np.asarray(consts[1].data, np.int64).reshape(-1, 2)
-    if pads.shape[0] != len(input_shapes[0]) + 1 or np.any(pads[0] != 0) or np.any(pads < 0):
-        raise ValueError(f"PAD paddings {pads.tolist()}: the batch axis must not be padded "
-                         "and paddings must be >= 0")
-    value = q_out.zero_point
-    if 2 in consts:                                   # PADV2's constant value (int8)
-        value = int(np.asarray(consts[2].data).reshape(-1)[0])
-    return OpSpec(params={"paddings": tuple(tuple(int(v) for v in p) for p in pads[1:]),
-                          "value": int(value)})
+    if pads.shape[0] != len(input_shapes[0]) + 1 or np.any(pads[0] != 0):
+        raise ValueError(f"PAD paddings {pads.tolist()}: the batch axis must not be padded")
+    (si, zi), (so, zo) = _quant_of(inputs[0]), _quant_of(output)
+    if (si, zi) != (so, zo):
+        raise ValueError("PAD input and output quantization differ (TFLite requires equal)")
+    if 2 in consts:                                   # PADV2's constant value
+        c = consts[2]
+        cs, cz = _quant_of(c)
+        prm = S.prepare_pad(zo, int(np.asarray(c.data).reshape(-1)[0]), cs, cz, so)
+    else:
+        prm = S.prepare_pad(zo)
+    return OpSpec(params={**_params_of(prm), "paddings": tuple(tuple(int(v) for v in p)
+                                                               for p in pads)})
 
 
 def _run_pad(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
-    """TFLite PAD / PADV2 (int8): the input surrounded by ``value``."""
-    pads = [(0, 0)] + [tuple(p) for p in layer.params["paddings"]]
-    return np.pad(xs[0], pads, mode="constant", constant_values=layer.params["value"])
+    from pymodel.ops import shape as S
+    return S.pad(xs[0], layer.params["paddings"], S.PadParams(layer.params["pad_value"]))
 
 
-def _prepare_concatenation(*, op_options: Mapping[str, Any], input_quants: Sequence[Any],
-                           input_shapes: Sequence[tuple[int, ...]], output_quant: Any,
+def _prepare_concatenation(*, op_options: Mapping[str, Any], inputs: Sequence[Any],
+                           input_shapes: Sequence[tuple[int, ...]], output: Any,
                            **_: Any) -> OpSpec:
-    for i, q in enumerate(input_quants):
-        if (q.scale, q.zero_point) != (output_quant.scale, output_quant.zero_point):
-            raise ValueError(f"CONCATENATION input {i} has scale {q.scale} / zero point "
-                             f"{q.zero_point} but the output {output_quant.scale} / "
-                             f"{output_quant.zero_point}; TFLite's int8 kernel requires them "
-                             "equal (the converter inserts a QUANTIZE)")
-    if int(op_options.get("fused_activation_function", 0)) != 0:
-        raise ValueError("CONCATENATION with a fused activation is not supported for int8")
+    from pymodel.ops import shape as S
+    qs = [_quant_of(t) for t in inputs]
+    so, zo = _quant_of(output)
+    prm = S.prepare_concatenation([s for s, _ in qs], [z for _, z in qs], so, zo,
+                                  _fused(op_options))
     axis = _axis(int(op_options.get("axis", -1)), len(input_shapes[0]) + 1, "CONCATENATION")
-    return OpSpec(params={"axis": axis})
+    return OpSpec(params={**_params_of(prm), "axis": axis + 1})
 
 
 def _run_concatenation(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
-    return np.concatenate(xs, axis=layer.params["axis"] + 1)
+    from pymodel.ops import shape as S
+    return S.concatenation(xs, layer.params["axis"], S.ConcatParams(layer.params["zero_point"]))
+
+
+def _prepare_quantize(*, inputs: Sequence[Any], output: Any, rounding: str = "double",
+                      **_: Any) -> OpSpec:
+    from pymodel.ops import quantize as Q
+    if inputs[0].dtype != "int8":
+        raise ValueError(f"QUANTIZE from {inputs[0].dtype} inside the graph; only int8 -> "
+                         "int8 requantization (and float -> int8 at the model input)")
+    (si, zi), (so, zo) = _quant_of(inputs[0]), _quant_of(output)
+    return OpSpec(params=_params_of(Q.prepare_requantize(si, zi, so, zo, rounding=rounding)))
+
+
+def _run_quantize(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+    from pymodel.ops import quantize as Q
+    return Q.requantize(xs[0], Q.RequantizeParams(**layer.params))
 
 
 # ----------------------------------------------------------------------------------------
@@ -224,6 +238,7 @@ OPS: dict[str, OpDef] = {
     "sub": OpDef(_prepare_binary("sub"), _run_binary("sub")),
     "mul": OpDef(_prepare_binary("mul"), _run_binary("mul")),
     "mean": OpDef(_prepare_mean, _run_mean),
+    "quantize": OpDef(_prepare_quantize, _run_quantize),
     "reshape": OpDef(_prepare_reshape, _run_reshape),
     "pad": OpDef(_prepare_pad, _run_pad),
     "concatenation": OpDef(_prepare_concatenation, _run_concatenation),
