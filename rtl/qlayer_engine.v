@@ -86,6 +86,7 @@ module qlayer_engine #(
     endgenerate
 
     localparam integer AK_W  = (A_DEPTH > 1) ? $clog2(A_DEPTH) : 1;     // tap index within a chunk
+    localparam integer AB_W  = AK_W + 1;                                // activation word address
     localparam integer ROW_W = (ROWS > 1) ? $clog2(ROWS) : 1;           // row index within a block
     localparam integer FQ_W  = (ACC_FIFO > 1) ? $clog2(ACC_FIFO) : 1;   // descriptor FIFO pointer
 
@@ -134,11 +135,14 @@ module qlayer_engine #(
     wire        fill_end  = (fill_k_q == fill_len - 16'd1);             // last tap of the chunk
     wire        fill_lastc = (fill_rest <= k_tile_q);                   // chunk ends the block
     assign act_ready_o = !full_q[fill_bank_q];
+    // word bank*A_DEPTH + k (not {bank, k}: A_DEPTH need not be a power of two)
+    wire [AB_W-1:0] fill_addr = (fill_bank_q ? AB_W'(A_DEPTH) : {AB_W{1'b0}})
+                              + {1'b0, fill_k_q[AK_W-1:0]};
     wire act_fire = act_valid_i && act_ready_o;
 
     always @(posedge clk_i) begin
         if (act_fire) begin
-            a_mem[{fill_bank_q, fill_k_q[AK_W-1:0]}] <= act_data_i;
+            a_mem[fill_addr] <= act_data_i;
         end
     end
 
@@ -155,7 +159,9 @@ module qlayer_engine #(
     wire         op_valid   = full_q[comp_bank_q] && !(comp_last && fifo_full);
     wire         op_fire    = op_valid && op_ready;
     wire [23:0]  w_rd_addr  = comp_tbase_q + {8'd0, base_q[comp_bank_q]} + {8'd0, comp_k_q};
-    wire [ROWS*8-1:0] op_a  = a_mem[{comp_bank_q, comp_k_q[AK_W-1:0]}];
+    wire [AB_W-1:0]   comp_addr = (comp_bank_q ? AB_W'(A_DEPTH) : {AB_W{1'b0}})
+                                + {1'b0, comp_k_q[AK_W-1:0]};  // word bank*A_DEPTH + k
+    wire [ROWS*8-1:0] op_a  = a_mem[comp_addr];
     wire [COLS*8-1:0] op_b  = w_mem[w_rd_addr[WA_W-1:0]];
     // The host keeps N_TILES * K <= W_DEPTH and registers in range (checked in simulation
     // below), so the high address bits and the high register-write bits are never used.
