@@ -21,14 +21,21 @@ from pymodel.graph.artifact import QLayer, QuantizedNetwork, TensorQuant
 from pymodel.arithmetic.gemm import im2col
 from pymodel.arithmetic.qparams import dequantize as _dequantize
 from pymodel.arithmetic.qparams import quantize as _quantize
+from pymodel.graph.prepared_cache import prepared_layer
 
 
-def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
+def run_layer(layer: QLayer, x: np.ndarray, reference: bool = False) -> np.ndarray:
     """Run one quantized layer.
+
+    Weight layers run prepared (:func:`pymodel.graph.prepared_cache.prepared_layer`: the
+    weight-side work done once per layer object); ``reference=True`` calls the readable
+    :mod:`pymodel.ops.layers` functions instead -- the same integers
+    (``tests/test_prepared.py``).
 
     Args:
         layer: the layer (from :func:`pymodel.graph.artifact.load_artifact`).
         x: int8 ``[N, *layer.input_shape]``.
+        reference: run the readable per-call path.
 
     Returns:
         int8 ``[N, *layer.output_shape]``.
@@ -40,6 +47,8 @@ def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"x: layer {layer.name!r} expects [N, "
                          f"{', '.join(map(str, layer.input_shape))}]; got {list(x.shape)}")
     zp = layer.input.zero_point
+    if layer.has_weights and not reference:
+        return prepared_layer(layer)(x)
     if layer.op == "conv2d":
         return L.conv2d(x, layer.weight, zp, layer.requant(), layer.stride, layer.padding,
                         layer=layer.name)
