@@ -22,16 +22,24 @@ from pymodel.graph.opset import run_graph_op
 from pymodel.arithmetic.gemm import im2col
 from pymodel.arithmetic.qparams import dequantize as _dequantize
 from pymodel.arithmetic.qparams import quantize as _quantize
+from pymodel.graph.prepared_cache import prepared_layer
 
 
-def run_layer(layer: QLayer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
+def run_layer(layer: QLayer, x: np.ndarray, *more: np.ndarray,
+              reference: bool = False) -> np.ndarray:
     """Run one quantized layer.
+
+    Weight layers run prepared (:func:`pymodel.graph.prepared_cache.prepared_layer`: the
+    weight-side work done once per layer object); ``reference=True`` calls the readable
+    :mod:`pymodel.ops.layers` functions instead -- the same integers
+    (``tests/test_prepared.py``).
 
     Args:
         layer: the layer (from :func:`pymodel.graph.artifact.load_artifact`).
         x: int8 ``[N, *layer.input_shape]``.
         more: the further inputs of a multi-input op (``add``, ``concatenation`` ...), int8
             ``[N, *layer.input_shapes[i]]``, in ``layer.inputs`` order.
+        reference: run the readable per-call path.
 
     Returns:
         int8 ``[N, *layer.output_shape]``.
@@ -45,6 +53,8 @@ def run_layer(layer: QLayer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
         raise ValueError(f"x: layer {layer.name!r} expects [N, "
                          f"{', '.join(map(str, layer.input_shape))}]; got {list(x.shape)}")
     zp = layer.input.zero_point
+    if layer.has_weights and not reference and _preparable(layer):
+        return prepared_layer(layer)(x)
     if layer.op == "conv2d":
         return L.conv2d(x, layer.weight, zp, layer.requant(), layer.stride, layer.padding,
                         layer=layer.name, **_dilation(layer))
@@ -65,6 +75,15 @@ def run_layer(layer: QLayer, x: np.ndarray, *more: np.ndarray) -> np.ndarray:
     if layer.op == "flatten":
         return x.reshape(x.shape[0], -1)        # NHWC order, C fastest
     raise ValueError(f"layer {layer.name!r}: unknown op {layer.op!r}")
+
+
+def _preparable(layer: QLayer) -> bool:
+    """Layers the prepared fast path covers: no dilation, fully connected over a flat
+    input (an imported ``keep_num_dims`` FC runs the readable path)."""
+    if layer.dilation is not None and tuple(layer.dilation) != (1, 1):
+        return False
+    return layer.op != "fully_connected" or (len(layer.input_shape) == 1
+                                             and len(layer.output_shape) == 1)
 
 
 def _dilation(layer: QLayer) -> dict[str, Any]:
