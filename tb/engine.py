@@ -108,7 +108,104 @@ def _param(dut: Any, name: str) -> int:
     return int(getattr(dut, name).value)
 
 
-class EngineEnv:
+class EngineGeometry:
+    """What a host must know of a ``qlayer_engine`` build to prepare its jobs.
+
+    Shared by the cocotb driver (:class:`EngineEnv`) and the Verilator bulk harness
+    (``tb/bulk.py``), so both split, pad and check a layer the same way.
+
+    Attributes:
+        rows, cols, a_depth, w_depth, n_tiles_max: the engine's parameters.
+    """
+
+    rows: int
+    cols: int
+    a_depth: int
+    w_depth: int
+    n_tiles_max: int
+
+    def plan(self, job: GemmJob) -> tuple[int, int]:
+        """``(n_tiles, k_tile)`` of a job; ValueError if it does not fit this engine."""
+        n_tiles = -(-job.n // self.cols)
+        # default: the fewest chunks that fit a bank, of balanced length (K=72 with
+        # A_DEPTH=64 runs as 36 + 36, not 64 + 8: every chunk end costs a result drain)
+        chunks = -(-job.k // self.a_depth)
+        k_tile = job.k_tile or -(-job.k // chunks)
+        problems = []
+        if not 1 <= job.k <= 0xFFFF:
+            problems.append(f"K={job.k} is outside 1..65535")
+        if n_tiles > self.n_tiles_max:
+            problems.append(f"N={job.n} channels need {n_tiles} tiles of {self.cols}; "
+                            f"N_TILES_MAX={self.n_tiles_max}")
+        if n_tiles * job.k > self.w_depth:
+            problems.append(f"N_TILES*K = {n_tiles}*{job.k} = {n_tiles * job.k} weight words "
+                            f"exceed W_DEPTH={self.w_depth}")
+        if not 1 <= k_tile <= self.a_depth:
+            problems.append(f"k_tile={k_tile} is outside 1..A_DEPTH={self.a_depth}")
+        if problems:
+            raise ValueError(f"layer {job.name!r} does not fit the engine: " + "; ".join(problems)
+                             + " (run_layer splits a layer over output channels)")
+        return n_tiles, k_tile
+
+    def channel_groups(self, job: GemmJob) -> list[GemmJob]:
+        """Split a job over output channels into groups that fit the engine.
+
+        A group holds up to ``min(N_TILES_MAX, W_DEPTH // K)`` channel tiles; each group
+        is a job of its own (its weight rows, its requantize parameters), run one after
+        the other over the same activations.  ValueError if not even one channel tile of
+        K taps fits the weight buffer, or K is out of range.
+        """
+        tiles = min(self.n_tiles_max, self.w_depth // job.k) if job.k else 0
+        if tiles < 1 or job.k > 0xFFFF:
+            raise ValueError(f"layer {job.name!r} does not fit the engine: K={job.k} taps need "
+                             f"K <= 65535 and K <= W_DEPTH={self.w_depth} (one channel tile); "
+                             "build a larger engine")
+        size = tiles * self.cols
+        if job.n <= size:
+            return [job]
+        groups = []
+        for c0 in range(0, job.n, size):
+            c1 = min(c0 + size, job.n)
+            rq = RequantParams(bias=job.rq.bias[c0:c1], m0=job.rq.m0[c0:c1],
+                               shift=job.rq.shift[c0:c1], out_zero_point=job.rq.out_zero_point,
+                               act_min=job.rq.act_min, act_max=job.rq.act_max,
+                               rounding=job.rq.rounding)
+            groups.append(GemmJob(name=f"{job.name}[channels {c0}..{c1 - 1}]", cols=job.cols,
+                                  w2d=job.w2d[c0:c1], in_zero_point=job.in_zero_point, rq=rq,
+                                  k_tile=job.k_tile, check_bound=job.check_bound,
+                                  describe_row=job.describe_row))
+        return groups
+
+    def layout(self, job: GemmJob) -> tuple[np.ndarray, np.ndarray, RequantParams, np.ndarray]:
+        """The job as the engine sees it, and what it must produce.
+
+        Returns:
+            ``(a, w, rq, expected)``: int8 ``[blocks*ROWS, K]`` rows padded with the input
+            zero point; int8 ``[n_tiles*COLS, K]`` weights padded with zero channels;
+            requantize parameters of the ``n_tiles*COLS`` channels (padding: zeros); int8
+            ``[blocks*ROWS, n_tiles*COLS]`` expected outputs
+            (``pymodel.layers.quantized_gemm``).
+        """
+        n_tiles, _ = self.plan(job)
+        r, c = self.rows, self.cols
+        blocks = -(-job.m // r)
+        a = np.full((blocks * r, job.k), job.in_zero_point, np.int8)
+        a[: job.m] = job.cols
+        w = np.zeros((n_tiles * c, job.k), np.int8)
+        w[: job.n] = job.w2d
+        pad = n_tiles * c - job.n
+        rq = RequantParams(
+            bias=np.concatenate([job.rq.bias, np.zeros(pad, np.int32)]),
+            m0=np.concatenate([job.rq.m0, np.zeros(pad, np.int32)]),
+            shift=np.concatenate([job.rq.shift, np.zeros(pad, np.int32)]),
+            out_zero_point=job.rq.out_zero_point, act_min=job.rq.act_min,
+            act_max=job.rq.act_max, rounding=job.rq.rounding)
+        expected = quantized_gemm(a, w, job.in_zero_point, rq, layer=job.name,
+                                  check_bound=job.check_bound)  # [M', N']
+        return a, w, rq, expected
+
+
+class EngineEnv(EngineGeometry):
     """Clock, streams, scoreboard and loaders around one ``qlayer_engine``.
 
     Args:
@@ -173,58 +270,6 @@ class EngineEnv:
         self.sink.start()
 
     # -- loading --------------------------------------------------------------------
-    def plan(self, job: GemmJob) -> tuple[int, int]:
-        """``(n_tiles, k_tile)`` of a job; ValueError if it does not fit this engine."""
-        n_tiles = -(-job.n // self.cols)
-        # default: the fewest chunks that fit a bank, of balanced length (K=72 with
-        # A_DEPTH=64 runs as 36 + 36, not 64 + 8: every chunk end costs a result drain)
-        chunks = -(-job.k // self.a_depth)
-        k_tile = job.k_tile or -(-job.k // chunks)
-        problems = []
-        if not 1 <= job.k <= 0xFFFF:
-            problems.append(f"K={job.k} is outside 1..65535")
-        if n_tiles > self.n_tiles_max:
-            problems.append(f"N={job.n} channels need {n_tiles} tiles of {self.cols}; "
-                            f"N_TILES_MAX={self.n_tiles_max}")
-        if n_tiles * job.k > self.w_depth:
-            problems.append(f"N_TILES*K = {n_tiles}*{job.k} = {n_tiles * job.k} weight words "
-                            f"exceed W_DEPTH={self.w_depth}")
-        if not 1 <= k_tile <= self.a_depth:
-            problems.append(f"k_tile={k_tile} is outside 1..A_DEPTH={self.a_depth}")
-        if problems:
-            raise ValueError(f"layer {job.name!r} does not fit the engine: " + "; ".join(problems)
-                             + " (run_layer splits a layer over output channels)")
-        return n_tiles, k_tile
-
-    def channel_groups(self, job: GemmJob) -> list[GemmJob]:
-        """Split a job over output channels into groups that fit the engine.
-
-        A group holds up to ``min(N_TILES_MAX, W_DEPTH // K)`` channel tiles; each group
-        is a job of its own (its weight rows, its requantize parameters), run one after
-        the other over the same activations.  ValueError if not even one channel tile of
-        K taps fits the weight buffer, or K is out of range.
-        """
-        tiles = min(self.n_tiles_max, self.w_depth // job.k) if job.k else 0
-        if tiles < 1 or job.k > 0xFFFF:
-            raise ValueError(f"layer {job.name!r} does not fit the engine: K={job.k} taps need "
-                             f"K <= 65535 and K <= W_DEPTH={self.w_depth} (one channel tile); "
-                             "build a larger engine")
-        size = tiles * self.cols
-        if job.n <= size:
-            return [job]
-        groups = []
-        for c0 in range(0, job.n, size):
-            c1 = min(c0 + size, job.n)
-            rq = RequantParams(bias=job.rq.bias[c0:c1], m0=job.rq.m0[c0:c1],
-                               shift=job.rq.shift[c0:c1], out_zero_point=job.rq.out_zero_point,
-                               act_min=job.rq.act_min, act_max=job.rq.act_max,
-                               rounding=job.rq.rounding)
-            groups.append(GemmJob(name=f"{job.name}[channels {c0}..{c1 - 1}]", cols=job.cols,
-                                  w2d=job.w2d[c0:c1], in_zero_point=job.in_zero_point, rq=rq,
-                                  k_tile=job.k_tile, check_bound=job.check_bound,
-                                  describe_row=job.describe_row))
-        return groups
-
     async def run_layer(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
         """:meth:`run`, after splitting the job over output channels if it does not fit
         (:meth:`channel_groups`); outputs are stitched back and the figures summed."""
@@ -306,19 +351,7 @@ class EngineEnv:
         n_tiles, _ = self.plan(job)
         r, c = self.rows, self.cols
         blocks = -(-job.m // r)
-        a = np.full((blocks * r, job.k), job.in_zero_point, np.int8)
-        a[: job.m] = job.cols
-        w = np.zeros((n_tiles * c, job.k), np.int8)
-        w[: job.n] = job.w2d
-        pad = n_tiles * c - job.n
-        rq = RequantParams(
-            bias=np.concatenate([job.rq.bias, np.zeros(pad, np.int32)]),
-            m0=np.concatenate([job.rq.m0, np.zeros(pad, np.int32)]),
-            shift=np.concatenate([job.rq.shift, np.zeros(pad, np.int32)]),
-            out_zero_point=job.rq.out_zero_point, act_min=job.rq.act_min,
-            act_max=job.rq.act_max, rounding=job.rq.rounding)
-        expected = quantized_gemm(a, w, job.in_zero_point, rq, layer=job.name,
-                                  check_bound=job.check_bound)  # [M', N']
+        a, _, _, expected = self.layout(job)
         self._expected, self._job = expected, job
         self._outputs = np.zeros((blocks * r, n_tiles * c), np.int64)
         self._slots, self._next_slot = [], 0

@@ -64,7 +64,10 @@ class LayerReport:
 
 @dataclass
 class NetworkReport:
-    """A whole network run: per-layer reports and per-image predictions."""
+    """A whole network run: per-layer reports and per-image predictions.
+
+    ``sim_seconds`` is the wall time spent simulating; ``simulator`` names what ran the RTL.
+    """
 
     network: str
     images: int
@@ -75,6 +78,7 @@ class NetworkReport:
     golden_pred: list[int] = field(default_factory=list)
     float_pred: list[int] = field(default_factory=list)
     sim_seconds: float = 0.0
+    simulator: str = "Icarus Verilog"
 
     @property
     def total_cycles(self) -> int:
@@ -157,7 +161,7 @@ def format_report(rep: NetworkReport) -> str:
     e = rep.engine
     lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
              f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
-             f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, Icarus Verilog", ""]
+             f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, {rep.simulator}", ""]
     head = (f"{'layer':8s} {'op':16s} {'on':4s} {'output':>12s} {'GEMM MxKxN':>14s} "
             f"{'MACs':>9s} {'cycles':>8s} {'load':>6s} {'util':>6s} {'mismatch':>8s}")
     lines += [head, "-" * len(head)]

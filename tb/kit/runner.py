@@ -1,4 +1,4 @@
-"""Build and run one cocotb testbench on Icarus Verilog (``cocotb_tools.runner``).
+"""Build and run one cocotb testbench on Icarus Verilog or Verilator (``cocotb_tools.runner``).
 
 :func:`run_testbench` is what every ``tb/test_<dut>.py::run()`` calls:
 
@@ -14,7 +14,9 @@
 * a failing cocotb test raises :class:`TestbenchFailed` (also outside pytest), and so
   does any error the simulator itself reports -- ``$error``, ``$fatal``, a failed
   assertion (:func:`simulator_errors` scans the simulator's log ``<build dir>/sim.log``),
-  even when every cocotb test passed.
+  even when every cocotb test passed;
+* ``simulator="verilator"`` (or ``$QMAC_SIM``): the ``.venv`` Verilator, builds in
+  ``<build dir>-verilator`` reused while the sources are unchanged (:mod:`.verilator`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .seed import derive_seed, session_seed
+from .verilator import cocotb_options, simulator as simulator_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RTL_DIR = REPO_ROOT / "rtl"
@@ -127,7 +130,7 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
                   seed: int | None = None, build_dir: Path | str | None = None,
                   testcase: str | Sequence[str] | None = None,
                   extra_env: Mapping[str, str] | None = None,
-                  dut_name: str | None = None) -> Path:
+                  dut_name: str | None = None, simulator: str | None = None) -> Path:
     """Build ``toplevel`` from ``sources`` and run the cocotb tests of ``test_module``.
 
     Args:
@@ -143,6 +146,7 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
         testcase: run only these test(s) of ``test_module``.
         extra_env: extra environment for the simulator (names not already set).
         dut_name: name used for the build directory and seed (default ``toplevel``).
+        simulator: ``"icarus"`` or ``"verilator"`` (default ``$QMAC_SIM``, else icarus).
 
     Returns:
         The results XML file.
@@ -157,6 +161,9 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
     params = dict(parameters or {})
     tag = param_tag(params)
     bdir = Path(build_dir) if build_dir is not None else default_build_dir(dut, params)
+    sim = simulator_name(simulator)
+    sim_opts = cocotb_options(sim, bdir, toplevel, waves)   # icarus: {} and bdir unchanged
+    bdir = sim_opts.pop("build_dir")
     if seed is None:
         seed = derive_seed(dut, tag)
     # The simulator's Python gets the host's sys.path; make sure the repo root (home of
@@ -169,20 +176,26 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
           f"build {bdir.relative_to(REPO_ROOT) if bdir.is_relative_to(REPO_ROOT) else bdir}",
           flush=True)
 
-    runner = get_runner("icarus")
+    runner = get_runner(sim)
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
-                 build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"))
+                 build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"),
+                 **sim_opts.pop("build", {}))
     env = {"QMAC_TB_PARAMS": ",".join(f"{k}={v}" for k, v in params.items())}
     env.update(extra_env or {})
     # vvp -l: a copy of everything the simulator prints (the console output stays live),
     # scanned for $error / $fatal / assertion messages after the run.
     sim_log = bdir / "sim.log"
     sim_log.unlink(missing_ok=True)
+    test_opts = sim_opts.pop("test", {})
+    if sim == "icarus":
+        test_opts["test_args"] = [*test_opts.get("test_args", []), "-l", str(sim_log)]
+    else:                        # Verilator: the run's output goes to the log, then scanned
+        test_opts["log_file"] = sim_log
     try:
         results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=bdir,
                               test_dir=bdir, seed=seed, waves=waves, testcase=testcase,
                               parameters=params, extra_env=env, timescale=("1ns", "1ps"),
-                              test_args=["-l", str(sim_log)])
+                              **test_opts)
     except (SystemExit, RuntimeError) as exc:  # cocotb_tools exits (under pytest), or
         # raises on a non-zero exit status of the simulator (e.g. after $fatal)
         _raise_on_simulator_errors(sim_log, f"{dut} {tag}", seed)
