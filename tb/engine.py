@@ -24,8 +24,6 @@ from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 from pymodel.ops.layers import RequantParams, fold_input_zero_point, quantized_gemm
 from tb import kit
 
-CFG_K, CFG_N_TILES, CFG_K_TILE = 0, 1, 2  # configuration register addresses
-
 
 @dataclass
 class GemmJob:
@@ -237,13 +235,16 @@ class EngineEnv(EngineGeometry):
         self._job: GemmJob | None = None
         self._slots: list[tuple[int, int]] = []  # (row, first channel) of each expected beat
         self._next_slot = 0
+        self._bank = 0                            # weight / parameter bank of the next load
 
     # -- set-up ---------------------------------------------------------------------
     async def start(self) -> None:
         """Clock, idle inputs, reset; then the sink, the X/Z checker, the beat counter."""
         d = self.dut
-        for sig in (d.cfg_we_i, d.w_we_i, d.prm_we_i, d.out_ready_i):
+        for sig in (d.w_we_i, d.prm_we_i, d.out_ready_i, d.bank_i, d.w_bank_i, d.prm_bank_i):
             sig.value = 0
+        for sig in (d.k_i, d.n_tiles_i, d.k_tile_i):
+            sig.value = 1
         self.clock.start()
         self.src.start()
         await self.clock.reset(3)
@@ -295,12 +296,17 @@ class EngineEnv(EngineGeometry):
         we.value = 0
 
     async def load(self, job: GemmJob) -> int:
-        """Write configuration, weights and requantize parameters; returns the cycles used."""
+        """Set the configuration, write weights and requantize parameters; returns the cycles used.
+
+        Successive loads alternate between the engine's two weight / parameter banks (the
+        engine is idle in between, so the configuration inputs change with nothing in flight).
+        """
         d = self.dut
         n_tiles, k_tile = self.plan(job)
         start = self.clock.cycle()
-        for addr, value in ((CFG_K, job.k), (CFG_N_TILES, n_tiles), (CFG_K_TILE, k_tile)):
-            await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+        bank, self._bank = self._bank, 1 - self._bank
+        d.k_i.value, d.n_tiles_i.value, d.k_tile_i.value = job.k, n_tiles, k_tile
+        d.bank_i.value = d.w_bank_i.value = d.prm_bank_i.value = bank
         w = np.zeros((n_tiles * self.cols, job.k), np.int8)
         w[: job.n] = job.w2d
         for t in range(n_tiles):

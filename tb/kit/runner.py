@@ -178,6 +178,7 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
 
     runner = get_runner(sim)
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
+                 includes=[str(RTL_DIR)],   # `include "qmac_regs.vh" (generated register map)
                  build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"),
                  **sim_opts.pop("build", {}))
     env = {"QMAC_TB_PARAMS": ",".join(f"{k}={v}" for k, v in params.items())}
