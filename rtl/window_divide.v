@@ -1,0 +1,96 @@
+// window_divide: TFLite's rounded division of a window sum by its tap count, one lane
+// (pure datapath, no control state).
+//
+// Implements pymodel.ops.window_stages.rounding_divide_by_count: for a sum s of n int8
+// taps (n >= 1), q = (s > 0 ? s + n/2 : s - n/2) / n with C division (truncation toward
+// zero), i.e. s / n rounded to nearest, ties away from zero -- TFLite's average pool.
+// |s| <= 128 n, so |q| <= 128 and the numerator's magnitude |s| + n/2 < 2^24 (n < 2^16).
+//
+//   reg stage  register                   operation
+//   4          rdc_num_q, rdc_neg_q       sign and magnitude of the numerator: |s| + n/2
+//   5          rdc_rem_5_q, rdc_quo_5_q   restoring division, quotient bits 7..4
+//   6          rdc_rem_6_q, rdc_quo_6_q   restoring division, quotient bits 3..0
+//   7          rounding_divide_by_count_q quotient with the numerator's sign
+//
+// Truncating division of a signed numerator = the magnitude's floor division with the
+// sign put back, which is what stages 5-7 compute (a restoring divider, 4 bits a stage).
+// Registers load every cycle and are not reset (datapath only).
+`default_nettype none
+
+module window_divide (
+    input  wire               clk_i,     // clock, rising edge
+    input  wire signed [31:0] sum_i,     // stage 3: window sum s, |s| <= 128 n
+    input  wire [15:0]        count_i,   // stage 3: in-image taps n, 1 .. 65535
+    output wire signed [31:0] quo_o      // stage 7: rounding_divide_by_count_q
+);
+    // ------------------------------------------ register stage 4: numerator magnitude
+    // s > 0: s + n/2; otherwise s - n/2 = -(|s| + n/2). Only the low 24 bits of |s| can
+    // be non-zero (|s| <= 128 * 65535 < 2^23).
+    wire               neg_d = !(sum_i > 32'sd0);
+    wire [31:0]        mag_d = neg_d ? (32'd0 - $unsigned(sum_i)) : $unsigned(sum_i);
+    wire unused_mag = &{1'b0, mag_d[31:24]};
+    reg  [23:0]        rdc_num_q;
+    reg                rdc_neg_q;
+    reg  [15:0]        count_4_q;
+    always @(posedge clk_i) begin
+        rdc_num_q <= mag_d[23:0] + {9'd0, count_i[15:1]};
+        rdc_neg_q <= neg_d;
+        count_4_q <= count_i;
+    end
+
+    // ---------------------------------------------- register stages 5 and 6: division
+    // r >= n * 2^b ? (r - n * 2^b, quotient bit b set) : (r, bit clear), b = 7 .. 0.
+    function automatic [27:0] div_step4;      // {remainder[23:0], quotient bits[3:0]}
+        input [23:0] rem;
+        input [15:0] n;
+        input integer top;                    // highest quotient bit of this stage
+        reg   [23:0] r;
+        reg   [3:0]  q;
+        reg   [24:0] d;
+        integer b;
+        begin
+            r = rem;
+            q = 4'd0;
+            for (b = 3; b >= 0; b = b - 1) begin
+                d = {9'd0, n} << (top - 3 + b);
+                if ({1'b0, r} >= d) begin
+                    r = r - d[23:0];
+                    q[b] = 1'b1;
+                end
+            end
+            div_step4 = {r, q};
+        end
+    endfunction
+
+    wire [27:0] step5_d = div_step4(rdc_num_q, count_4_q, 7);
+    reg  [23:0] rdc_rem_5_q;
+    reg  [3:0]  rdc_quo_5_q;
+    reg         rdc_neg_5_q;
+    reg  [15:0] count_5_q;
+    always @(posedge clk_i) begin
+        rdc_rem_5_q <= step5_d[27:4];
+        rdc_quo_5_q <= step5_d[3:0];
+        rdc_neg_5_q <= rdc_neg_q;
+        count_5_q   <= count_4_q;
+    end
+
+    wire [27:0] step6_d = div_step4(rdc_rem_5_q, count_5_q, 3);
+    reg  [7:0]  rdc_quo_6_q;
+    reg         rdc_neg_6_q;
+    always @(posedge clk_i) begin
+        rdc_quo_6_q <= {rdc_quo_5_q, step6_d[3:0]};
+        rdc_neg_6_q <= rdc_neg_5_q;
+    end
+    wire unused_rem = &{1'b0, step6_d[27:4]};   // the final remainder is not needed
+
+    // ------------------------------------------ register stage 7: put the sign back
+    reg signed [31:0] rounding_divide_by_count_q;
+    wire signed [31:0] quo_d = $signed({24'd0, rdc_quo_6_q});
+    always @(posedge clk_i) begin
+        rounding_divide_by_count_q <= rdc_neg_6_q ? -quo_d : quo_d;
+    end
+    assign quo_o = rounding_divide_by_count_q;
+
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,425 @@
+"""Driver of ``rtl/window_engine.v`` inside a cocotb test: depthwise conv and pooling layers.
+
+:class:`WindowEnv` splits a layer into engine jobs -- one image, one channel group of
+LANES channels, one spatial tile whose input fits ``H_MAX x W_MAX`` -- loads each job
+(configuration registers, weights, requantize parameters), streams its input pixels and
+checks every output beat exactly against ``pymodel.ops.window_stages`` (whose
+compositions equal ``pymodel.ops.layers``).  A mismatch names the op, the layer, the
+output pixel (image, y, x), the channel, the cycle and both values.
+
+Host-side duties (the engine has no hardware for them): cutting the layer into jobs
+(each tile's padding and output size computed here), folding the input zero point into
+the bias, loading the identity requantize parameters for pooling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
+
+from pymodel.arithmetic.fixedpoint import requantize
+from pymodel.ops.layers import RequantParams, fold_input_zero_point
+from pymodel.ops.window_stages import (depthwise_accumulate, identity_requant,
+                                       rounding_divide_by_count, window_count, window_gather,
+                                       window_max, window_pads, window_sum, window_taps)
+from tb import kit
+
+MODES = {"dw": 0, "max": 1, "avg": 2, "sum": 3}
+(CFG_H, CFG_W, CFG_KH, CFG_KW, CFG_SH, CFG_SW, CFG_DH, CFG_DW, CFG_PAD_T, CFG_PAD_L, CFG_OH,
+ CFG_OW, CFG_PAD, CFG_GROUP, CFG_MODE) = range(15)
+
+
+@dataclass
+class WindowLayer:
+    """One depthwise / pooling layer as the window engine runs it.
+
+    Attributes:
+        name: layer name for messages.
+        op: ``"dw"`` (depthwise, multiplier 1), ``"max"`` or ``"avg"`` (pooling).
+        x: int8 NHWC ``[N, H, W, C]``.
+        kernel, stride, dilation: ``(h, w)`` pairs.
+        padding: ``"valid"``, ``"same"``, an int or ``((top, bottom), (left, right))``.
+        w: int8 ``[1, kh, kw, C]`` depthwise weights (``op == "dw"``).
+        in_zero_point: input zero point (``dw``: padding value, folded into the bias).
+        rq: requantize parameters (``dw``); pooling uses the identity and ``act_min`` /
+            ``act_max``.
+        act_min, act_max: pooling clamp.
+        check_bound: apply the accumulator bound check (off only at the contract's edges).
+    """
+
+    name: str
+    op: str
+    x: np.ndarray
+    kernel: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: Any = "valid"
+    w: np.ndarray | None = None
+    in_zero_point: int = 0
+    rq: RequantParams | None = None
+    act_min: int = -128
+    act_max: int = 127
+    check_bound: bool = True
+
+    @property
+    def channels(self) -> int:
+        return int(self.x.shape[3])
+
+    @property
+    def taps(self) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+
+@dataclass
+class Golden:
+    """Golden model of a layer, stage by stage (``pymodel.ops.window_stages``).
+
+    Attributes:
+        out: int8 ``[N, OH, OW, C]``.
+        pre_clamp: int64 ``[N, OH, OW, C]``: the value the clamp saw.
+        tie: bool ``[N, OH, OW, C]``: the output's rounding was a tie (average: the sum
+            exactly half-way between two multiples of n; depthwise: the requantize
+            right shift's remainder exactly one half; max: two taps equal the maximum).
+        pads: ``((top, bottom), (left, right))``.
+        inside: bool ``[OH, OW, T]``.
+    """
+
+    out: np.ndarray
+    pre_clamp: np.ndarray
+    tie: np.ndarray
+    pads: tuple[tuple[int, int], tuple[int, int]]
+    inside: np.ndarray
+
+
+def golden(layer: WindowLayer) -> Golden:
+    """The layer's outputs and the intermediate values the coverage model needs."""
+    x = layer.x.astype(np.int64)
+    c = layer.channels
+    pads = window_pads(layer.padding, x.shape[1:3], layer.kernel, layer.stride, layer.dilation)
+    iy, ix, inside = window_taps(x.shape[1:3], layer.kernel, layer.stride, layer.dilation, pads)
+    big = (-(1 << 31), (1 << 31) - 1)
+    if layer.op == "dw":
+        assert layer.w is not None and layer.rq is not None
+        rq = layer.rq
+        wt = layer.w.reshape(layer.taps, c).astype(np.int64)
+        taps = window_gather(x, iy, ix, inside, layer.in_zero_point)
+        acc = depthwise_accumulate(taps, wt)
+        bias = fold_input_zero_point(rq.bias, wt.T, layer.in_zero_point)
+        args = (acc.astype(np.int32), bias, rq.m0, rq.shift, rq.out_zero_point)
+        out = requantize(*args, rq.act_min, rq.act_max)
+        pre = requantize(*args, *big)
+        # rounding_divide_by_pot's operand: the pipeline's value before the right shift
+        x1 = requantize(acc.astype(np.int32), bias, rq.m0, np.maximum(rq.shift, 0), 0, *big)
+        e = np.maximum(-rq.shift, 0).astype(np.int64)
+        tie = (e > 0) & ((x1.astype(np.int64) & ((1 << e) - 1)) == np.where(e > 0, 1 << np.maximum(e - 1, 0), -1))
+    else:
+        fill = -128 if layer.op == "max" else 0
+        taps = window_gather(x, iy, ix, inside, fill)
+        if layer.op == "max":
+            acc = window_max(taps)
+            tie = (taps == acc[:, :, :, None, :]).sum(axis=3) >= 2
+        else:
+            s = window_sum(taps)
+            n = window_count(inside)[None, :, :, None]
+            acc = rounding_divide_by_count(s, n)
+            tie = (2 * (np.abs(s) % n) == n)
+        rq = identity_requant(c, layer.act_min, layer.act_max)
+        out = requantize(acc.astype(np.int32), rq.bias, rq.m0, rq.shift, 0, rq.act_min, rq.act_max)
+        pre = acc
+    return Golden(out=np.asarray(out).astype(np.int8), pre_clamp=np.asarray(pre, np.int64),
+                  tie=np.asarray(tie, bool), pads=pads, inside=inside)
+
+
+@dataclass
+class Job:
+    """One engine job: image ``n``, channel group ``g``, output rows / columns of a tile."""
+
+    n: int
+    g: int
+    oy: tuple[int, int]        # output rows [oy0, oy1)
+    ox: tuple[int, int]        # output columns [ox0, ox1)
+    iy: tuple[int, int]        # input rows [r0, r1)
+    ix: tuple[int, int]        # input columns [c0, c1)
+    pad_t: int
+    pad_l: int
+
+
+@dataclass
+class WindowStats:
+    """What one layer run measured (cycles from the first input beat to the last output)."""
+
+    cycles: int = 0
+    load_cycles: int = 0
+    macs: int = 0              # useful taps x channels (MACs for dw, compares / adds for pools)
+    lanes: int = 1
+    outputs: int = 0
+    jobs: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def utilization(self) -> float:
+        """Useful tap operations / (LANES * cycles)."""
+        return self.macs / (self.lanes * self.cycles) if self.cycles else 0.0
+
+
+def _param(dut: Any, name: str) -> int:
+    return int(getattr(dut, name).value)
+
+
+class WindowEnv:
+    """Clock, streams, scoreboard and loaders around one ``window_engine``.
+
+    Args:
+        dut: cocotb handle of ``window_engine``.
+        rng: the test's numpy Generator (stalls and idle garbage).
+        in_stall, out_stall: probability of an idle input cycle / a low ``out_ready_i``.
+    """
+
+    def __init__(self, dut: Any, rng: np.random.Generator, *, in_stall: float = 0.0,
+                 out_stall: float = 0.0) -> None:
+        self.dut = dut
+        self.lanes = _param(dut, "LANES")
+        self.h_max = _param(dut, "H_MAX")
+        self.w_max = _param(dut, "W_MAX")
+        self.taps_max = _param(dut, "TAPS_MAX")
+        self.groups_max = _param(dut, "GROUPS_MAX")
+        self.clock = kit.ClockReset(dut.clk_i, dut.rst_i)
+        self.sb = kit.Scoreboard("out", width=8, log=dut._log)
+        self.src = kit.StreamSource.from_dut(dut, self.clock, "in", ["data"],
+                                             stall_prob=in_stall, rng=rng)
+        self.sink = kit.StreamSink.from_dut(dut, self.clock, "out", ["data", "last"],
+                                            stall_prob=out_stall, rng=rng, on_beat=self._on_beat)
+        self.sink.keep_beats = False
+        self.xz = kit.NoXZChecker(self.clock, kit.dut_outputs(dut))
+        self._slots: list[tuple[str, int, int, int, int, bool]] = []  # op, n, oy, ox, c0, last
+        self._next = 0
+        self._out: np.ndarray | None = None
+
+    async def start(self) -> None:
+        """Clock, idle inputs, reset; then the sink and the X/Z checker."""
+        d = self.dut
+        for sig in (d.cfg_we_i, d.w_we_i, d.prm_we_i, d.out_ready_i):
+            sig.value = 0
+        self.clock.start()
+        self.src.start()
+        await self.clock.reset(3)
+        self.sink.start()
+        self.xz.start()
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Synchronous reset in the middle of traffic: everything in flight is dropped."""
+        self.src.stop()
+        self.src.clear()
+        self.sink.stop()
+        await self.clock.reset(cycles)
+        self.sb.clear()
+        self._slots, self._next = [], 0
+        self.src.start()
+        self.sink.start()
+
+    # -- planning ---------------------------------------------------------------------
+    def jobs(self, layer: WindowLayer, g: Golden) -> list[Job]:
+        """Cut a layer into jobs whose input tiles fit ``H_MAX x W_MAX``."""
+        n_img, h, w, c = layer.x.shape
+        (pt, _), (pl, _) = g.pads
+        (kh, kw), (sh, sw), (dh, dw) = layer.kernel, layer.stride, layer.dilation
+        if layer.op == "dw" and kh * kw > self.taps_max:
+            raise ValueError(f"layer {layer.name!r}: kernel {kh}x{kw} has more than TAPS_MAX = "
+                             f"{self.taps_max} taps")
+        if -(-c // self.lanes) > self.groups_max and layer.op == "dw":
+            raise ValueError(f"layer {layer.name!r}: {c} channels need more than GROUPS_MAX = "
+                             f"{self.groups_max} groups of {self.lanes}")
+        oh, ow = g.out.shape[1:3]
+        keh, kew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+        # output rows / columns per tile: the tile's input span must fit the buffer
+        th = (self.h_max - keh) // sh + 1
+        tw = (self.w_max - kew) // sw + 1
+        if th < 1 or tw < 1:
+            raise ValueError(f"layer {layer.name!r}: a {keh}x{kew} (dilated) window does not fit "
+                             f"the {self.h_max}x{self.w_max} input buffer")
+
+        def spans(o: int, t: int, s: int, p: int, ke: int, size: int) -> list[tuple]:
+            out = []
+            for o0 in range(0, o, t):
+                o1 = min(o0 + t, o)
+                lo = o0 * s - p
+                hi = (o1 - 1) * s - p + ke
+                r0, r1 = max(lo, 0), min(hi, size)
+                out.append(((o0, o1), (r0, r1), r0 - lo))
+            return out
+
+        jobs = []
+        groups = -(-c // self.lanes)
+        for n in range(n_img):
+            for grp in range(groups):
+                for oyr, iyr, ptile in spans(oh, th, sh, pt, keh, h):
+                    for oxr, ixr, pltile in spans(ow, tw, sw, pl, kew, w):
+                        jobs.append(Job(n, grp, oyr, oxr, iyr, ixr, ptile, pltile))
+        return jobs
+
+    # -- loading ----------------------------------------------------------------------
+    async def _write(self, we: Any, fields: dict[Any, int]) -> None:
+        for sig, value in fields.items():
+            sig.value = value
+        we.value = 1
+        await RisingEdge(self.dut.clk_i)
+        we.value = 0
+
+    async def load_group(self, layer: WindowLayer, grp: int) -> int:
+        """Weights and requantize parameters of channel group ``grp``; returns cycles."""
+        d = self.dut
+        start = self.clock.cycle()
+        c0 = grp * self.lanes
+        cs = slice(c0, min(c0 + self.lanes, layer.channels))
+        real = cs.stop - cs.start
+        hw_group = grp % self.groups_max if layer.op != "dw" else grp
+        if layer.op == "dw":
+            assert layer.w is not None and layer.rq is not None
+            wt = layer.w.reshape(layer.taps, layer.channels)[:, cs]
+            for t in range(layer.taps):
+                lanes = np.zeros(self.lanes, np.int64)
+                lanes[:real] = wt[t]
+                await self._write(d.w_we_i, {d.w_addr_i: t, d.w_data_i: kit.pack(lanes, 8)})
+            rq = layer.rq
+            bias = fold_input_zero_point(rq.bias[cs], wt.T, layer.in_zero_point)
+            m0, shift = rq.m0[cs], rq.shift[cs]
+            zp, lo, hi = rq.out_zero_point, rq.act_min, rq.act_max
+        else:
+            rq = identity_requant(real, layer.act_min, layer.act_max)
+            bias, m0, shift, zp, lo, hi = rq.bias, rq.m0, rq.shift, 0, rq.act_min, rq.act_max
+        for lane in range(self.lanes):
+            ok = lane < real
+            await self._write(d.prm_we_i, {
+                d.prm_chan_i: hw_group * self.lanes + lane,
+                d.prm_bias_i: int(bias[lane]) & 0xFFFFFFFF if ok else 0,
+                d.prm_m0_i: int(m0[lane]) if ok else 0,
+                d.prm_shift_i: int(shift[lane]) & 0x3F if ok else 0,
+                d.prm_zp_i: zp & 0xFF, d.prm_act_min_i: lo & 0xFF, d.prm_act_max_i: hi & 0xFF})
+        return self.clock.cycle() - start
+
+    async def configure(self, layer: WindowLayer, job: Job) -> None:
+        """Configuration registers of one job."""
+        d = self.dut
+        regs = {CFG_H: job.iy[1] - job.iy[0], CFG_W: job.ix[1] - job.ix[0],
+                CFG_KH: layer.kernel[0], CFG_KW: layer.kernel[1],
+                CFG_SH: layer.stride[0], CFG_SW: layer.stride[1],
+                CFG_DH: layer.dilation[0], CFG_DW: layer.dilation[1],
+                CFG_PAD_T: job.pad_t, CFG_PAD_L: job.pad_l,
+                CFG_OH: job.oy[1] - job.oy[0], CFG_OW: job.ox[1] - job.ox[0],
+                CFG_PAD: layer.in_zero_point & 0xFF if layer.op == "dw" else 0,
+                CFG_GROUP: job.g if layer.op == "dw" else job.g % self.groups_max,
+                CFG_MODE: MODES[layer.op]}
+        for addr, value in regs.items():
+            await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+
+    # -- checking ---------------------------------------------------------------------
+    def _on_beat(self, beat: kit.Beat) -> None:
+        lanes = kit.unpack(beat["data"], self.lanes, 8)
+        slot = self._slots[self._next] if self._next < len(self._slots) else None
+        try:
+            self.sb.compare(lanes, cycle=beat.cycle)
+        except kit.Mismatch as exc:
+            if slot is None:
+                raise
+            op, n, oy, ox, c0, _ = slot
+            raise kit.Mismatch(f"{exc}\n  op {op}, output pixel (image {n}, y {oy}, x {ox}), "
+                               f"channel {c0} + column") from None
+        assert slot is not None
+        op, n, oy, ox, c0, last = slot
+        if bool(beat["last"]) != last:
+            raise kit.Mismatch(f"out: op {op}, pixel (image {n}, y {oy}, x {ox}), cycle "
+                               f"{beat.cycle}: out_last_o is {beat['last']}, expected {int(last)}")
+        if self._out is not None:
+            c1 = min(c0 + self.lanes, self._out.shape[3])
+            self._out[n, oy, ox, c0:c1] = lanes[: c1 - c0]
+        self._next += 1
+
+    def queue_job(self, layer: WindowLayer, g: Golden, job: Job) -> int:
+        """Queue a job's input beats and expected output pixels; returns its output beats."""
+        c0 = job.g * self.lanes
+        real = min(self.lanes, layer.channels - c0)
+        x = layer.x[job.n, job.iy[0]:job.iy[1], job.ix[0]:job.ix[1], c0:c0 + real]
+        for row in x:
+            for px in row:
+                lanes = np.zeros(self.lanes, np.int64)
+                lanes[:real] = px
+                self.src.send({"data": kit.pack(lanes, 8)})
+        beats = 0
+        for oy in range(*job.oy):
+            for ox in range(*job.ox):
+                exp = np.zeros(self.lanes, np.int64)
+                exp[:real] = g.out[job.n, oy, ox, c0:c0 + real]
+                if real < self.lanes:
+                    # padding lanes: zero input, zero weights / identity -> clamp(0 or requant(0))
+                    exp[real:] = self._pad_lane_value(layer)
+                self.sb.expect(exp, f"op {layer.op} layer {layer.name!r} pixel (image {job.n}, "
+                                    f"y {oy}, x {ox}) channels {c0}..{c0 + self.lanes - 1}")
+                last = oy == job.oy[1] - 1 and ox == job.ox[1] - 1
+                self._slots.append((layer.op, job.n, oy, ox, c0, last))
+                beats += 1
+        return beats
+
+    @staticmethod
+    def _pad_lane_value(layer: WindowLayer) -> int:
+        """Output of an unused lane (input 0, weight 0, parameters 0 / identity)."""
+        if layer.op == "dw":
+            assert layer.rq is not None
+            # acc 0, bias 0, m0 0 -> 0 + zp, clamped
+            return int(np.clip(layer.rq.out_zero_point, layer.rq.act_min, layer.rq.act_max))
+        return int(np.clip(0, layer.act_min, layer.act_max))
+
+    async def run_layer(self, layer: WindowLayer) -> tuple[np.ndarray, WindowStats, Golden]:
+        """Run and check a whole layer; returns the engine's outputs, figures, golden."""
+        g = golden(layer)
+        jobs = self.jobs(layer, g)
+        self._out = np.zeros(g.out.shape, np.int64)
+        st = WindowStats(lanes=self.lanes, jobs=len(jobs))
+        loaded = None
+        for job in jobs:
+            if loaded != job.g:
+                st.load_cycles += await self.load_group(layer, job.g)
+                loaded = job.g
+            t0 = self.clock.cycle()
+            await self.configure(layer, job)
+            st.load_cycles += self.clock.cycle() - t0
+            self._slots, self._next = [], 0
+            start = self.clock.cycle()
+            beats = self.queue_job(layer, g, job)
+            out0 = self.sink.count
+            n_in = (job.iy[1] - job.iy[0]) * (job.ix[1] - job.ix[0])
+            budget = 20 * (n_in + beats * (layer.taps + 30)) + 5_000
+            try:
+                await with_timeout(self._finish(out0 + beats), budget * self.clock.period_ns, "ns")
+            except SimTimeoutError:
+                raise kit.Mismatch(
+                    f"layer {layer.name!r} ({layer.op}): timeout after {budget} cycles with "
+                    f"{self.src.pending} input beats unsent and {out0 + beats - self.sink.count} "
+                    f"of {beats} output beats missing (cycle {self.clock.cycle()})") from None
+            self.sb.check_done()
+            st.cycles += self.clock.cycle() - start + 1
+            real = min(self.lanes, layer.channels - job.g * self.lanes)
+            inside = g.inside[job.oy[0]:job.oy[1], job.ox[0]:job.ox[1]]
+            st.macs += real * (int(inside.size) if layer.op == "dw" else int(inside.sum()))
+            st.outputs += beats * real
+        out = self._out.astype(np.int8)
+        assert np.array_equal(out, g.out), f"layer {layer.name!r}: assembled outputs differ"
+        return out, st, g
+
+    async def _finish(self, beats: int) -> None:
+        await self.src.wait_idle()
+        await self.sink.wait_for(beats)
+
+    def start_job_unchecked(self, layer: WindowLayer) -> None:
+        """For reset tests: queue the first job's input without waiting (after load)."""
+        g = golden(layer)
+        job = self.jobs(layer, g)[0]
+        cocotb.start_soon(self._start_unchecked(layer, g, job))
+
+    async def _start_unchecked(self, layer: WindowLayer, g: Golden, job: Job) -> None:
+        await self.load_group(layer, job.g)
+        await self.configure(layer, job)
+        self.queue_job(layer, g, job)
