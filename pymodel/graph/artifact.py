@@ -44,6 +44,7 @@ from pymodel.ops.layers import ACTIVATIONS, RequantParams, fold_input_zero_point
 from pymodel.graph.network import NAME_RE, OPS, POOL_OPS, WEIGHT_OPS
 from pymodel.arithmetic.qparams import QuantParams, qrange
 from pymodel.schema import Checker, load_yaml
+from pymodel.validate import NPZ_READ_ERRORS
 
 FORMAT = "qmac-quantized-network"
 VERSION = 2
@@ -705,7 +706,7 @@ def load_artifact(path: str | Path) -> QuantizedNetwork:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ck.error("arrays.file", f"{npz} not found") from None
-    except (OSError, ValueError) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise ck.error("arrays.file", f"{npz} is not a readable .npz ({exc})") from None
     return dataclasses.replace(parse_artifact(config, arrays, source=str(p)), path=str(p))
 
