@@ -385,9 +385,10 @@ module qlayer_engine #(
     assign array_fire_o = op_fire;
 `ifndef SYNTHESIS
     // ---------------------------------------------------------------- simulation checks
-    // A configuration outside the documented ranges is the host's error; say so loudly.
+    // A configuration outside the documented ranges is the host's error; say so loudly,
+    // once per chunk (checked on the chunk's first activation beat, when it is used).
     always @(posedge clk_i) begin
-        if (!rst_i && full_q != 2'b00) begin
+        if (!rst_i && act_fire && fill_k_q == 16'd0) begin
             if (k_i == 16'd0)
                 $error("qlayer_engine: K = 0 is outside 1..65535");
             if (n_tiles_i == 0 || 32'(n_tiles_i) > N_TILES_MAX)

@@ -36,7 +36,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from pymodel.layers import fold_input_zero_point
+from pymodel.ops.layers import fold_input_zero_point
 from tb import kit
 from tb.engine import EngineGeometry, GemmJob, LayerStats
 from tb.kit.verilator import (COVERAGE_ARGS, TRACE_ARGS, coverage_dir, coverage_enabled,
@@ -356,9 +356,9 @@ def run(artifact: str | Path | None = None, *, images: int = 16, waves: bool = F
             is left (path in the message).
     """
     from pymodel import datasets
-    from pymodel.artifact import load_artifact
-    from pymodel.inference import quantize_input, run_network as golden_network
-    from pymodel.network import load_network
+    from pymodel.graph.artifact import load_artifact
+    from pymodel.graph.inference import quantize_input, run_network as golden_network
+    from pymodel.graph.network import load_network
     from tb.network import NetworkReport, run_network
     from tb.test_network import DEFAULT_ARTIFACT, FLOAT_NETWORK
 

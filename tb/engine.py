@@ -182,7 +182,7 @@ class EngineGeometry:
             zero point; int8 ``[n_tiles*COLS, K]`` weights padded with zero channels;
             requantize parameters of the ``n_tiles*COLS`` channels (padding: zeros); int8
             ``[blocks*ROWS, n_tiles*COLS]`` expected outputs
-            (``pymodel.layers.quantized_gemm``).
+            (``pymodel.ops.layers.quantized_gemm``).
         """
         n_tiles, _ = self.plan(job)
         r, c = self.rows, self.cols

@@ -2,7 +2,7 @@
 
 Driven through cocotbext-axi (``AxiLiteMaster``, ``AxiStreamSource`` / ``AxiStreamSink``
 with random pause generators) by :class:`tb.top.TopEnv`: every output beat equals
-``pymodel.layers.quantized_gemm``; the AXI rules are checked on everything the DUT drives
+``pymodel.ops.layers.quantized_gemm``; the AXI rules are checked on everything the DUT drives
 (``m_axis_out``, the AXI4-Lite B and R channels: valid held and payload stable until
 ready; no X/Z on any ready / valid / output after reset).
 

@@ -114,35 +114,44 @@ async def test_requant_checks(dut: Any) -> None:
     await clock.cycles(15)
 
 
-# ------------------------------------------------------------ qlayer_engine (6 checks)
-async def _cfg(dut: Any, addr: int, value: int) -> None:
-    dut.cfg_addr_i.value, dut.cfg_wdata_i.value, dut.cfg_we_i.value = addr, value, 1
-    await RisingEdge(dut.clk_i)
-    dut.cfg_we_i.value = 0
+# ------------------------------------------------------------ qlayer_engine (5 checks)
+async def _engine_config(dut: Any, k: int, n_tiles: int, k_tile: int) -> None:
+    dut.k_i.value, dut.n_tiles_i.value, dut.k_tile_i.value = k, n_tiles, k_tile
+
+
+async def _one_beat(dut: Any, clock: Any) -> None:
+    """Push one activation beat (the first tap of a chunk: the configuration is checked)."""
+    dut.act_valid_i.value, dut.act_data_i.value = 1, 1
+    while True:
+        await RisingEdge(dut.clk_i)
+        if int(dut.act_ready_o.value) == 1:
+            break
+    dut.act_valid_i.value = 0
+    await clock.cycles(3)
 
 
 @cocotb.test()
 async def test_engine_checks(dut: Any) -> None:
-    """qlayer_engine (ROWS=COLS=1, A_DEPTH=4, W_DEPTH=9, N_TILES_MAX=2): each register
-    out of range, the unused address, a weight read beyond W_DEPTH, a result row without
-    a descriptor."""
+    """qlayer_engine (ROWS=COLS=1, A_DEPTH=4, W_DEPTH=9, N_TILES_MAX=2): each configuration
+    input out of range at a chunk's first beat, a weight read beyond W_DEPTH, a result row
+    without a descriptor."""
     clock = kit.ClockReset(dut.clk_i, dut.rst_i)
-    for sig in (dut.cfg_we_i, dut.cfg_addr_i, dut.cfg_wdata_i, dut.w_we_i, dut.w_addr_i,
-                dut.w_data_i, dut.prm_we_i, dut.prm_chan_i, dut.prm_bias_i, dut.prm_m0_i,
-                dut.prm_shift_i, dut.prm_zp_i, dut.act_valid_i, dut.act_data_i):
+    for sig in (dut.k_i, dut.n_tiles_i, dut.k_tile_i, dut.bank_i, dut.w_we_i, dut.w_bank_i,
+                dut.w_addr_i, dut.w_data_i, dut.prm_we_i, dut.prm_bank_i, dut.prm_chan_i,
+                dut.prm_bias_i, dut.prm_m0_i, dut.prm_shift_i, dut.prm_zp_i, dut.act_valid_i,
+                dut.act_data_i):
         sig.value = 0
     dut.prm_act_min_i.value, dut.prm_act_max_i.value = 0x80, 0x7F
     dut.out_ready_i.value = 1
     await clock.start_and_reset()
     a_depth, n_max = int(dut.A_DEPTH.value), int(dut.N_TILES_MAX.value)
-    for addr, value in ((0, 0), (0, 0x10000), (1, 0), (1, n_max + 1), (2, 0), (2, a_depth + 1),
-                        (3, 1)):
-        await _cfg(dut, addr, value)
-        await clock.cycles(1)
-    await clock.reset(2)
+    for k, n_tiles, k_tile in ((0, 1, 1), (1, 0, 1), (1, n_max + 1, 1), (1, 1, 0),
+                               (1, 1, a_depth + 1)):
+        await _engine_config(dut, k, n_tiles, k_tile)
+        await _one_beat(dut, clock)
+        await clock.reset(2)
     # N_TILES * K = 2 * 5 = 10 weight words > W_DEPTH = 9: tile 1 reads word 9 once
-    for addr, value in ((0, 5), (1, 2), (2, 4)):
-        await _cfg(dut, addr, value)
+    await _engine_config(dut, 5, 2, 4)
     for w in range(int(dut.W_DEPTH.value)):
         dut.w_addr_i.value, dut.w_data_i.value, dut.w_we_i.value = w, 1, 1
         await RisingEdge(dut.clk_i)
@@ -161,8 +170,7 @@ async def test_engine_checks(dut: Any) -> None:
     await clock.cycles(60)
     await clock.reset(2)
     # one result row leaves the MAC array while the descriptor count has been wiped out
-    for addr, value in ((0, 1), (1, 1), (2, 1)):
-        await _cfg(dut, addr, value)
+    await _engine_config(dut, 1, 1, 1)
     dut.dq_count_q.value = Force(0)   # held at 0 while the tile runs and its row leaves
     dut.act_valid_i.value = 1
     await RisingEdge(dut.clk_i)

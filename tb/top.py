@@ -7,7 +7,7 @@ an optional random pause generator (back-pressure and gaps on every stream).  Th
 offsets and stream field positions come from ``tb/qmac_regs.py``, generated from
 ``rtl/regs.yaml``.
 
-Every output beat is compared exactly with ``pymodel.layers.quantized_gemm`` (the golden
+Every output beat is compared exactly with ``pymodel.ops.layers.quantized_gemm`` (the golden
 model of the engine) by the kit's scoreboard, through a protocol-checking monitor on
 ``m_axis_out`` that also checks the AXI-Stream source rules; the AXI4-Lite B and R channels
 are watched by the same monitors.
@@ -30,7 +30,7 @@ from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
-from pymodel.layers import RequantParams, fold_input_zero_point, quantized_gemm
+from pymodel.ops.layers import RequantParams, fold_input_zero_point, quantized_gemm
 from tb import kit
 from tb import qmac_regs as R
 from tb.engine import EngineEnv, GemmJob, LayerStats

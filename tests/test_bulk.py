@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from pymodel.layers import RequantParams
+from pymodel.ops.layers import RequantParams
 from tb import bulk, kit
 from tb.engine import EngineGeometry, GemmJob
 from tb.test_qlayer_engine import random_job, random_rq

@@ -31,9 +31,10 @@ SOURCES = {  # module -> glob patterns of the files it needs
 _ENGINE = ("qlayer_engine: ROWS = {ROWS}, COLS = {COLS}, A_DEPTH = {A_DEPTH}, W_DEPTH = {W_DEPTH}, "
            "N_TILES_MAX = {N_TILES_MAX}, ACC_FIFO = {ACC_FIFO}: all must be >= 1 (ACC_FIFO >= 3)")
 _ENGINE_DEF = dict(ROWS=8, COLS=8, A_DEPTH=64, W_DEPTH=2048, N_TILES_MAX=8, ACC_FIFO=4)
-_RQ = ("requant_pipeline: LANES = {LANES}, CHANNELS = {CHANNELS}, USER_W = {USER_W}: need LANES "
-       ">= 1, CHANNELS a non-zero multiple of LANES")
-_RQ_DEF = dict(LANES=8, CHANNELS=64, USER_W=1)
+_RQ = ("requant_pipeline: LANES = {LANES}, CHANNELS = {CHANNELS}, USER_W = {USER_W}, "
+       "SINGLE_ROUNDING = {SINGLE_ROUNDING}: need LANES >= 1, CHANNELS a non-zero multiple of "
+       "LANES")
+_RQ_DEF = dict(LANES=8, CHANNELS=64, USER_W=1, SINGLE_ROUNDING=0)
 
 
 def _engine(**p: int) -> str:
@@ -90,7 +91,7 @@ def _sources(module: str) -> list[str]:
 def _icarus(module: str, params: dict[str, int], tmp: Path) -> tuple[int, str]:
     """Elaborate with iverilog and run vvp; (vvp exit status, all output)."""
     vvp = tmp / f"{module}.vvp"
-    comp = subprocess.run(["iverilog", "-g2012", "-o", str(vvp), "-s", module,
+    comp = subprocess.run(["iverilog", "-g2012", "-I", str(RTL_DIR), "-o", str(vvp), "-s", module,
                            *[f"-P{module}.{k}={v}" for k, v in params.items()], *_sources(module)],
                           capture_output=True, text=True)
     assert comp.returncode == 0, f"iverilog failed before the check could fire:\n{comp.stderr}"
@@ -99,7 +100,7 @@ def _icarus(module: str, params: dict[str, int], tmp: Path) -> tuple[int, str]:
 
 
 def _verilator(module: str, params: dict[str, int]) -> tuple[int, str]:
-    run = subprocess.run(["verilator", "--lint-only", "--top-module", module,
+    run = subprocess.run(["verilator", "--lint-only", f"-I{RTL_DIR}", "--top-module", module,
                           *[f"-G{k}={v}" for k, v in params.items()], *_sources(module)],
                          capture_output=True, text=True, timeout=120)
     return run.returncode, run.stdout + run.stderr

@@ -4,7 +4,7 @@
 b in -128..127 (inner): once with ``clr`` on every beat (the captured sum is the product)
 and once accumulating all 65,536 products (the captured sums are the running int32 sum,
 which passes through both signs and the -128 x -128 = 16384 corner).  Every captured
-value is compared ``==`` with ``pymodel.gemm.matmul_int32`` (products: the outer product
+value is compared ``==`` with ``pymodel.arithmetic.gemm.matmul_int32`` (products: the outer product
 as a K=1 GEMM; running sums: a one-row GEMM of a lower-triangular ones matrix, wrapped
 to int32).  Plain Icarus, no cocotb: 262,144 cycles in well under a second.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymodel.fixedpoint import wrap_int32
-from pymodel.gemm import matmul_int32
+from pymodel.arithmetic.fixedpoint import wrap_int32
+from pymodel.arithmetic.gemm import matmul_int32
 from tb.kit import REPO_ROOT, RTL_DIR
 
 TB = REPO_ROOT / "tb" / "hdl" / "mac_pe_exhaustive_tb.v"

@@ -160,13 +160,11 @@ class Harness {
             return false;
         }
         const uint64_t start = cycle_;
-        // ---- configuration, weights, parameters: one write per cycle
-        const uint32_t cfg[3] = {j.k, j.n_tiles, j.k_tile};
-        for (uint32_t a = 0; a < 3; ++a) {
-            d.cfg_we_i = 1; d.cfg_addr_i = a; d.cfg_wdata_i = cfg[a];
-            if (!step(reply)) return false;
-        }
-        d.cfg_we_i = 0;
+        // ---- configuration (inputs held for the whole job; bank 0 computes and is
+        // written: the harness runs one job at a time), then weights and parameters,
+        // one write per cycle
+        d.k_i = j.k; d.n_tiles_i = j.n_tiles; d.k_tile_i = j.k_tile;
+        d.bank_i = 0; d.w_bank_i = 0; d.prm_bank_i = 0;
         const uint32_t words = j.n_tiles * j.k;
         for (uint32_t w = 0; w < words; ++w) {
             d.w_we_i = 1; d.w_addr_i = w;
@@ -248,7 +246,7 @@ class Harness {
 
     void idle_inputs() {
         Vqlayer_engine& d = *top_;
-        d.cfg_we_i = 0; d.w_we_i = 0; d.prm_we_i = 0; d.act_valid_i = 0; d.out_ready_i = 0;
+        d.w_we_i = 0; d.prm_we_i = 0; d.act_valid_i = 0; d.out_ready_i = 0;
     }
     void dump() {
 #if VM_TRACE
