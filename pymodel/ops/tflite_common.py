@@ -28,7 +28,8 @@ INT8_MIN, INT8_MAX = -128, 127
 FUSED_ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
 
 __all__ = ["INT8_MIN", "INT8_MAX", "FUSED_ACTIVATIONS", "scale_f32", "zero_point",
-           "activation_range", "multiplier", "check_rounding", "int8_input", "check_act"]
+           "activation_range", "multiplier", "check_rounding", "int8_input", "check_act",
+           "prepare_conv_requant"]
 
 
 def scale_f32(name: str, value: Any) -> np.float32:
@@ -135,3 +136,53 @@ def check_act(act_min: Any, act_max: Any) -> tuple[int, int]:
     if lo > hi:
         raise ValueError(f"act_min/act_max: act_min {lo} exceeds act_max {hi}")
     return lo, hi
+
+
+def prepare_conv_requant(in_scale: Any, weight_scales: Any, out_scale: Any,
+                         out_zero_point: int, bias: Any, channels: int,
+                         activation: str = "none", rounding: str = "double",
+                         op: str = "conv") -> Any:
+    """``RequantParams`` of a TFLite CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED from
+    the model's float32 scales and int32 bias (``PopulateConvolutionQuantizationParams``).
+
+    Per output channel ``c``: ``QuantizeMultiplier(double(s_in) * double(s_w[c]) /
+    double(s_out))`` (left to right, in double) -- CONV_2D and DEPTHWISE_CONV_2D always,
+    FULLY_CONNECTED with per-channel weights.  FULLY_CONNECTED with one weight scale uses
+    ``GetQuantizedConvolutionMultipler``: ``double(f32(s_in * s_w)) / double(s_out)`` (the
+    product in float32).  The bias is kept as given (int32, no float round trip); the clamp
+    from :func:`activation_range` (float32 division).
+
+    Args:
+        in_scale, out_scale: per-tensor float32 scales.
+        weight_scales: float32 scale per output channel (``[C]``) or one per tensor.
+        out_zero_point: int8 output zero point.
+        bias: int32 ``[C]`` or ``None`` (zeros).
+        channels: ``C``.
+        activation: the op's fused activation.
+        rounding: ``"double"`` or ``"single"``.
+        op: ``"conv"`` (CONV_2D, DEPTHWISE_CONV_2D) or ``"fully_connected"``.
+
+    Returns:
+        :class:`pymodel.ops.layers.RequantParams`.
+    """
+    from pymodel.ops.layers import RequantParams      # layers imports nothing from here
+
+    s_in, s_out = scale_f32("in_scale", in_scale), scale_f32("out_scale", out_scale)
+    w = np.asarray(weight_scales, np.float64).astype(np.float32).reshape(-1)
+    if w.size not in (1, channels) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"weight_scales: need {channels} (or 1) finite positive float32 "
+                         f"scales; got shape {np.shape(weight_scales)}")
+    validate.one_of("op", op, ("conv", "fully_connected"))
+    if op == "fully_connected" and w.size == 1:
+        real = [float(np.float32(s_in * w[0])) / float(s_out)] * channels
+    else:
+        real = [float(s_in) * float(ws) / float(s_out) for ws in np.broadcast_to(w, (channels,))]
+    pairs = [multiplier(f"channel {c} multiplier", r, rounding) for c, r in enumerate(real)]
+    b = np.zeros(channels, np.int64) if bias is None else \
+        validate.int_array("bias", bias, -(1 << 31), (1 << 31) - 1).reshape(-1)
+    if b.size != channels:
+        raise ValueError(f"bias: {b.size} values; need {channels} (one per output channel)")
+    lo, hi = activation_range(activation, s_out, out_zero_point)
+    return RequantParams(bias=b, m0=[p[0] for p in pairs], shift=[p[1] for p in pairs],
+                         out_zero_point=zero_point("out_zero_point", out_zero_point),
+                         act_min=lo, act_max=hi, rounding=check_rounding(rounding))
