@@ -24,7 +24,7 @@ export QMAC_SEED := $(SEED)
 export QMAC_WAVES := $(WAVES)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup tools-sim tools-lint tools-synth test sim bench lint synth accuracy clean tflite-models
+.PHONY: help setup tools-sim tools-lint tools-synth test sim bench lint synth accuracy clean tflite-models runtimes-study
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -81,6 +81,9 @@ $(STAMP_TF): requirements-tf.txt
 
 tflite-models: $(STAMP_TF) ## regenerate models/tflite (int8 .tflite test models) with TensorFlow
 	$(VENV_TF)/bin/python scripts/gen_tflite_models.py --out models/tflite
+
+runtimes-study: $(STAMP) ## LiteRT / XNNPACK / TFLM vs LiteRT reference kernels, per op -> build/conformance
+	$(PY) -m pymodel.study.runtimes --out build/conformance
 
 clean: ## remove build products (keeps .venv)
 	rm -rf sim/build sim/waves sim/out .pytest_cache .hypothesis
