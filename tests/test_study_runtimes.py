@@ -68,6 +68,19 @@ def test_pinned_differences(result: dict) -> None:
     assert _cell(result, "FULLY_CONNECTED", "litert-opt")["differing"] == 132
 
 
+def test_elementwise_ops_exhaustively(result: dict) -> None:
+    """All 256 int8 inputs of every one-input element-wise op: TFLM's integer kernels and
+    LiteRT's optimized kernels equal the reference ones (LOGISTIC's float table included)."""
+    rows = result["exhaustive"]
+    assert {r["op"] for r in rows} == {"DEQUANTIZE", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC",
+                                       "QUANTIZE int8->int8", "RELU", "RELU6"}
+    for r in rows:
+        assert r["compared"] >= 256
+        if r["runtime"] in ("litert-ref", "tflm") or (
+                r["runtime"] == "litert-opt" and r["op"] != "DEQUANTIZE"):
+            assert r["differing"] == 0, r
+
+
 def test_report_is_deterministic(result: dict, tmp_path: Path) -> None:
     assert study.main(["--out", str(tmp_path), "--only", "float_io"]) == 0
     first = (tmp_path / "runtimes.md").read_bytes()

@@ -252,6 +252,19 @@ def gemm_outputs(info: ModelInfo, op: OpInfo, x: np.ndarray) -> dict[str, np.nda
         (len(x),) + t_out.shape[1:]).astype(np.int8) for mode, y in ys.items()}
 
 
+# Element-wise ops with one int8 input: 256 possible input values, tested exhaustively.
+UNARY = ("LOGISTIC", "HARD_SWISH", "LEAKY_RELU", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE")
+
+
+def all_int8_values(shape: tuple[int, ...]) -> np.ndarray:
+    """Every int8 value -128..127 at least once, as a batch of tensors of ``shape``
+    (batch axis first: ceil(256 / size) images, values cycled)."""
+    size = int(np.prod(shape[1:]))
+    n = -(-256 // size)
+    values = np.resize(np.arange(-128, 128, dtype=np.int64), n * size)
+    return values.astype(np.int8).reshape((n,) + tuple(shape[1:]))
+
+
 # --------------------------------------------------------------------------- the study
 @dataclass
 class Tally:
@@ -300,6 +313,7 @@ def study(models_dir: Path = DEFAULT_MODELS, n_random: int = 64, seed: int = 0,
     rounding: dict[tuple[str, str, str], int] = {}
     xnn_taken: dict[str, set] = {}
     end_to_end = []
+    exhaustive: dict[tuple[str, str], Tally] = {}
     inputs_desc = []
     for k, path in enumerate(paths):
         blob = path.read_bytes()
@@ -322,6 +336,13 @@ def study(models_dir: Path = DEFAULT_MODELS, n_random: int = 64, seed: int = 0,
             kind = op_kind(info, op)
             single = single_op_model(blob, op.index)
             sinfo = read_model(single)
+            if op.name in UNARY and info.tensors[op.inputs[0]].dtype == "int8":
+                xa = all_int8_values(info.tensors[op.inputs[0]].shape)
+                outs = {r: rt.run(single, [xa], r).tensors[op.outputs[0]] for r in runtimes}
+                for r in runtimes:
+                    tally = exhaustive.setdefault((kind, r), Tally())
+                    tally.ops.add(f"{path.stem}#{op.index}")
+                    tally.add(outs[r], outs[REFERENCE])
             xs = [ref.tensors[t] for t in sinfo.inputs]
             xnn_taken.setdefault(kind, set()).add(rt.delegated_ops(single))
             gem = gemm_outputs(info, op, ref.tensors[op.inputs[0]])
@@ -350,6 +371,10 @@ def study(models_dir: Path = DEFAULT_MODELS, n_random: int = 64, seed: int = 0,
         "per_op": rows,
         "xnnpack_delegates": {k: sorted(v) == [True] for k, v in sorted(xnn_taken.items())},
         "end_to_end": end_to_end,
+        "exhaustive": [{"op": k, "runtime": r, "compared": t.compared, "differing": t.differing,
+                        "max_abs": t.max_abs, "ops": sorted(t.ops)}
+                       for (k, r), t in sorted(exhaustive.items(),
+                                               key=lambda kv: (kv[0][0], runtimes.index(kv[0][1])))],
         "rounding": [{"op": o, "runtime": r, "mode": m, "count": c}
                      for (o, r, m), c in sorted(rounding.items())],
     }
@@ -421,6 +446,19 @@ def render_markdown(res: dict) -> str:
     for (o, r), c in sorted(rnd.items(), key=lambda kv: (kv[0][0], runtimes.index(kv[0][1]))):
         lines.append(f"| {o} | {r} | {c.get('elements', 0)} | "
                      + " | ".join(str(c.get(m, 0)) for m in ROUNDING_MODES) + " |")
+    lines += ["", "## Element-wise ops on all 256 int8 inputs", "",
+              "Each one-input element-wise op of the models fed every int8 value: elements "
+              "differing from `litert-ref` / compared (max |diff|).  Exhaustive, so a 0 "
+              "here is equality of the whole 256-entry function.", "",
+              "| op | " + " | ".join(runtimes) + " |", "|---|" + "---|" * len(runtimes)]
+    ex: dict[str, dict[str, dict]] = {}
+    for row in res["exhaustive"]:
+        ex.setdefault(row["op"], {})[row["runtime"]] = row
+    for kind, cells in ex.items():
+        parts = [f"{c['differing']} / {c['compared']}"
+                 + (f" ({_num(c['max_abs'])})" if c["differing"] else "")
+                 for c in (cells[r] for r in runtimes)]
+        lines.append(f"| {kind} | " + " | ".join(parts) + " |")
     lines += ["", "## End to end (graph outputs, each runtime running the whole model)", "",
               "| model | runtime | differing / compared | max abs diff | top-1 agreement |",
               "|---|---|---|---|---|"]
