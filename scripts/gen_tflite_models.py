@@ -234,6 +234,7 @@ MODELS = {
 
 # --------------------------------------------------------------------------- pipeline
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int) -> None:
+    """Adam (lr 3e-3), batch 32, sparse cross-entropy; x (N,H,W,C) float32, y (N,) int64."""
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(
                       from_logits=model.layers[-1].__class__.__name__ != "Softmax"),
@@ -317,6 +318,7 @@ def readme_section(name: str, desc: str, path: Path, accuracy: float) -> str:
 
 
 def run_tflite(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    """Outputs (N, ...) of the converted model on x (N, H, W, C), one image at a time."""
     interp = tf.lite.Interpreter(model_content=model_bytes)
     interp.allocate_tensors()
     i_det, o_det = interp.get_input_details()[0], interp.get_output_details()[0]
