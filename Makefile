@@ -28,7 +28,7 @@ export QMAC_WAVES := $(WAVES)
 export QMAC_SIM := $(SIM)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim bench lint synth accuracy clean
+.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim bench lint synth accuracy clean tflite-models runtimes-study
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -75,6 +75,24 @@ synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
 
 accuracy: $(STAMP) ## accuracy study -> docs/accuracy.md and plots
 	$(PY) -m pymodel report --out docs
+
+# TensorFlow is only needed to regenerate the committed int8 TFLite test models; it lives in
+# its own venv so that `make test` never installs it.
+VENV_TF      := .venv-tf
+STAMP_TF     := $(VENV_TF)/.installed-stamp
+
+$(STAMP_TF): requirements-tf.txt
+	@$(PYTHON) -m venv $(VENV_TF)
+	@echo "qmac: installing TensorFlow into $(VENV_TF) (pinned in requirements-tf.txt; large)"
+	@$(VENV_TF)/bin/pip install --quiet --upgrade pip
+	@$(VENV_TF)/bin/pip install --quiet -r requirements-tf.txt
+	@touch $@
+
+tflite-models: $(STAMP_TF) ## regenerate models/tflite (int8 .tflite test models) with TensorFlow
+	$(VENV_TF)/bin/python scripts/gen_tflite_models.py --out models/tflite
+
+runtimes-study: $(STAMP) ## LiteRT / XNNPACK / TFLM vs LiteRT reference kernels, per op -> build/conformance
+	$(PY) -m pymodel.study.runtimes --out build/conformance
 
 clean: ## remove build products (keeps .venv)
 	rm -rf sim/build sim/waves sim/out .pytest_cache .hypothesis
