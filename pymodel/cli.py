@@ -15,32 +15,78 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import numpy as np
+# numpy and the rest of pymodel are imported inside main() and the commands, so that a
+# Ctrl-C while they load (a second or more) is reported in one line like any other
 
-EPILOG = """\
-examples:
-  python -m pymodel demo --images 8
-  python -m pymodel calibrate models/digits/digits_cnn.yaml --out /tmp/stats.npz
-  python -m pymodel quantize models/digits/digits_cnn.yaml --stats /tmp/stats.npz \\
-      --calibrator percentile:99.99 --out /tmp/digits_int8
-  python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 \\
-      --granularity per_channel --out /tmp/digits_w4a8
-  python -m pymodel quantize models/digits/digits_cnn.yaml --layer-bits fc1=4 \\
-      --out /tmp/digits_mixed
-  python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 \\
-      --granularity per_tensor --equalize --bias-correction --out /tmp/digits_w4_cle_bc
-  python -m pymodel qat models/digits/digits_cnn.yaml --weight-bits 4 \\
-      --granularity per_tensor --out /tmp/digits_w4a8_qat
-  python -m pymodel eval /tmp/digits_int8.yaml
-  python -m pymodel eval models/digits/digits_cnn.yaml --split test
-  python -m pymodel report --out docs
+EXAMPLES = {
+    "demo": ["python -m pymodel demo --images 8"],
+    "calibrate": ["python -m pymodel calibrate models/digits/digits_cnn.yaml "
+                  "--out /tmp/stats.npz"],
+    "quantize": [
+        "python -m pymodel quantize models/digits/digits_cnn.yaml --stats /tmp/stats.npz \\\n"
+        "    --calibrator percentile:99.99 --out /tmp/digits_int8",
+        "python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 \\\n"
+        "    --granularity per_channel --out /tmp/digits_w4a8",
+        "python -m pymodel quantize models/digits/digits_cnn.yaml --layer-bits fc1=4 \\\n"
+        "    --out /tmp/digits_mixed",
+        "python -m pymodel quantize models/digits/digits_cnn.yaml --weight-bits 4 \\\n"
+        "    --granularity per_tensor --equalize --bias-correction \\\n"
+        "    --out /tmp/digits_w4_cle_bc"],
+    "qat": ["python -m pymodel qat models/digits/digits_cnn.yaml --weight-bits 4 \\\n"
+            "    --granularity per_tensor --out /tmp/digits_w4a8_qat"],
+    "eval": ["python -m pymodel eval /tmp/digits_int8.yaml",
+             "python -m pymodel eval models/digits/digits_cnn.yaml --split test"],
+    "report": ["python -m pymodel report --out build/accuracy"],
+}
 
+CALIBRATORS_NOTE = """\
 calibrators: minmax, ema[:C] (default C=0.01), percentile[:P] (default 99.99),
 entropy (TensorRT KL), mse.  Data: a built-in dataset (digits: splits train / calib /
 test) or an .npz with x [N, ...] float and optional y [N] int.
 """
+
+
+def _examples(*commands: str, note: bool = False) -> str:
+    """The ``examples:`` block of ``commands`` (the top-level help shows all of them;
+    a subcommand's help only its own)."""
+    lines = ["examples:"] + ["  " + e.replace("\n", "\n  ")
+                             for c in commands for e in EXAMPLES[c]]
+    return "\n".join(lines) + "\n" + ("\n" + CALIBRATORS_NOTE if note else "")
+
+
+EPILOG = _examples(*EXAMPLES, note=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``<prog>: error: <message> (see <prog> --help)``,
+    exit status 2 (argparse's default prints the usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1 (batch sizes, image counts, bins, epochs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer (>= 1)")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be an integer >= 0")
+    return value
 
 
 def _add_data(p: argparse.ArgumentParser, split: str) -> None:
@@ -48,8 +94,9 @@ def _add_data(p: argparse.ArgumentParser, split: str) -> None:
                                                "network's `dataset:`)")
     p.add_argument("--split", default=split, choices=("train", "calib", "test"),
                    help=f"split of a built-in dataset (default: {split})")
-    p.add_argument("--images", type=int, metavar="N", help="use only the first N images")
-    p.add_argument("--batch-size", type=int, default=32, metavar="B",
+    p.add_argument("--images", type=_non_negative, metavar="N",
+                   help="use only the first N images")
+    p.add_argument("--batch-size", type=_positive, default=32, metavar="B",
                    help="images per batch (default: 32)")
 
 
@@ -72,7 +119,7 @@ def qat_defaults() -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m pymodel", description=__doc__.replace("``", ""), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="command", required=True)
@@ -80,17 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="collect activation statistics (histograms, "
                                          "min/max, EMA) over a calibration set",
-                       epilog=EPILOG, formatter_class=fmt)
+                       epilog=_examples("calibrate", note=True), formatter_class=fmt)
     p.add_argument("network", type=Path, help="network YAML")
     p.add_argument("--weights", type=Path, help="weights .npz (default: the YAML's)")
     _add_data(p, "calib")
-    p.add_argument("--bins", type=int, default=2048, help="histogram bins (default 2048)")
+    p.add_argument("--bins", type=_positive, default=2048, help="histogram bins (default 2048)")
     p.add_argument("--out", type=Path, required=True, help="statistics .npz to write")
     _add_progress(p)
 
     p = sub.add_parser("quantize", help="calibrate (or load statistics) and write a "
                                         "quantized-network artifact (YAML + .npz)",
-                       epilog=EPILOG, formatter_class=fmt)
+                       epilog=_examples("quantize", note=True), formatter_class=fmt)
     p.add_argument("network", type=Path, help="network YAML")
     p.add_argument("--weights", type=Path, help="weights .npz (default: the YAML's)")
     p.add_argument("--stats", type=Path, help="statistics from `calibrate` (default: "
@@ -122,7 +169,7 @@ at the PTQ calibration of the calib split and follow an EMA of the training batc
 until the last --freeze-epochs epochs. Prints float, PTQ and QAT test accuracy and
 checks, image by image, that the integer artifact predicts what the fake-quant
 network predicts (exit status 1 if not).""",
-        epilog=EPILOG, formatter_class=fmt)
+        epilog=_examples("qat", note=True), formatter_class=fmt)
     p.add_argument("network", type=Path, help="network YAML (trained float weights)")
     p.add_argument("--weights", type=Path, help="weights .npz (default: the YAML's)")
     p.add_argument("--data", metavar="D", help="built-in dataset (splits train / calib / "
@@ -132,7 +179,7 @@ network predicts (exit status 1 if not).""",
                                                      "ranges (default: --data, split calib)")
     p.add_argument("--test-data", metavar="D", help="evaluation data (default: --data, "
                                                     "split test)")
-    p.add_argument("--train-images", type=int, metavar="N",
+    p.add_argument("--train-images", type=_positive, metavar="N",
                    help="train on the first N training images only (quick runs)")
     p.add_argument("--calibrator", metavar="C", help="override every layer output's "
                                                      "calibrator (initial ranges)")
@@ -144,16 +191,16 @@ network predicts (exit status 1 if not).""",
     p.add_argument("--activation-bits", type=int, metavar="B",
                    help="override every layer output's activation bits (2..8)")
     d = qat_defaults()
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs (default "
+    p.add_argument("--epochs", type=_positive, default=d.epochs, help=f"epochs (default "
                                                                 f"{d.epochs})")
-    p.add_argument("--freeze-epochs", type=int, default=d.freeze_epochs,
+    p.add_argument("--freeze-epochs", type=_non_negative, default=d.freeze_epochs,
                    help=f"last epochs with frozen activation ranges (default "
                         f"{d.freeze_epochs})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default "
                                                           f"{d.lr:g})")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help=f"L2 weight decay (default {d.weight_decay:g})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+    p.add_argument("--batch-size", type=_positive, default=d.batch_size, metavar="B",
                    help=f"images per step (default {d.batch_size})")
     p.add_argument("--ema-constant", type=float, default=d.ema_constant, metavar="C",
                    help=f"activation range EMA constant (default {d.ema_constant:g})")
@@ -171,7 +218,8 @@ network predicts (exit status 1 if not).""",
     _add_progress(p)
 
     p = sub.add_parser("eval", help="test accuracy of an artifact (integer inference) or "
-                                    "of a float network", epilog=EPILOG, formatter_class=fmt)
+                                    "of a float network",
+                       epilog=_examples("eval", note=True), formatter_class=fmt)
     p.add_argument("model", type=Path, help="artifact YAML or network YAML")
     p.add_argument("--float", dest="float_net", type=Path,
                    help="float network YAML to compare with (default for an artifact: "
@@ -181,18 +229,38 @@ network predicts (exit status 1 if not).""",
 
     p = sub.add_parser("report", help="the accuracy study (PTQ, bias correction, CLE, "
                                       "QAT): docs/accuracy.md + PNG plots",
-                       epilog=EPILOG, formatter_class=fmt)
-    p.add_argument("--out", type=Path, default=Path("docs"), help="docs directory "
-                                                                  "(default: docs)")
+                       epilog=_examples("report"), formatter_class=fmt)
+    p.add_argument("--out", type=Path, default=Path("build/accuracy"),
+                   help="output directory for accuracy.md and img/*.png (default: "
+                        "build/accuracy; `--out docs` refreshes the tracked study)")
     p.add_argument("--artifacts", type=Path, metavar="DIR",
                    help="also write the selected INT8, the mixed-bit and the two QAT "
                         "artifacts (W4A8 per-tensor, mixed) to DIR")
     _add_progress(p)
 
+    p = sub.add_parser(
+        "import", help="import an int8 TFLite model as a quantized-network artifact",
+        description="""\
+Import a full-integer int8 .tflite model (int8 activations, int8 weights, int32
+biases) as a qmac quantized-network artifact (YAML + .npz), the format `eval`, `demo`
+and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
+scales the way TFLite computes them; the graph is kept as a DAG.""",
+        epilog="example:\n  qmac import models/tflite/mobilenetv2.tflite -o build/mobilenetv2",
+        formatter_class=fmt)
+    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="artifact stem or .yaml path (the .npz goes beside it)")
+    p.add_argument("--name", help="artifact name (default: the model file's stem)")
+    p.add_argument("--rounding", choices=("litert", "double", "single"), default="litert",
+                   help="fixed-point rescale to match: litert (default: LiteRT's reference "
+                        "kernels -- gemmlowp double rounding, single rounding in "
+                        "FULLY_CONNECTED), double (gemmlowp everywhere) or single "
+                        "(TFLITE_SINGLE_ROUNDING everywhere)")
+
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
-                       epilog=EPILOG, formatter_class=fmt)
-    p.add_argument("--images", type=int, default=8, metavar="N",
+                       epilog=_examples("demo"), formatter_class=fmt)
+    p.add_argument("--images", type=_positive, default=8, metavar="N",
                    help="test images to run (default: 8)")
     p.add_argument("--artifact", type=Path,
                    help="artifact YAML (default: models/digits/digits_cnn_int8.yaml)")
@@ -202,20 +270,38 @@ network predicts (exit status 1 if not).""",
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (errors: message on stderr, status 2)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point; returns the exit status.
+
+    Bad input: one line on stderr, status 2.  Ctrl-C (at any point, start-up included):
+    one line saying what was written, status 130 (128 + SIGINT, the shell convention).
+    """
+    command = "start-up"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
         return int(COMMANDS[args.command](args) or 0)
     except ValueError as exc:
-        print(f"qmac {args.command}: error: {exc}", file=sys.stderr)
+        print(f"qmac {command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"qmac {args.command}: interrupted; nothing half-written", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"qmac {command}: {_interrupted(exc)}", file=sys.stderr)
         return 130
     except BrokenPipeError:                       # output piped into `head`
         sys.stdout = open(os.devnull, "w")
         return 0
+
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """What a Ctrl-C left behind, truthfully: every output is written atomically, so each
+    one is either complete or untouched; a Ctrl-C during the final renames is held back
+    until they are done, and then the files named here are complete and in place."""
+    from pymodel.atomicio import WrittenThenInterrupted
+    if isinstance(exc, WrittenThenInterrupted):
+        return (f"interrupted after the output was complete: {', '.join(map(str, exc.paths))} "
+                "written in full (Ctrl-C came during the final rename)")
+    return ("interrupted; outputs are written atomically: none is half-written, any not "
+            "reported as written is unchanged")
 
 
 # ----------------------------------------------------------------------------------------
@@ -244,9 +330,19 @@ def _calibration_meta(name: str, split: str, n: int, batch_size: int) -> dict[st
                             "batch_size": batch_size}}
 
 
+def _artifact_out(args: argparse.Namespace) -> None:
+    """Check, before any work, that the artifact named by ``--out`` can be written."""
+    from pymodel.outputs import check_file
+    out = Path(args.out)
+    yaml_path = out if out.suffix in (".yaml", ".yml") else out.with_name(out.name + ".yaml")
+    check_file("--out", yaml_path)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pymodel import datasets
+    from pymodel.outputs import check_file
     from pymodel.quantization import ptq
+    check_file("--out", args.out)
     net = _network(args)
     name, split = _data(args, net.dataset, f"network {net.name!r}")
     stats = ptq.new_stats(net, bins=args.bins, histogram=True)
@@ -267,6 +363,10 @@ def _parse_layer_bits(text: str | None) -> dict[str, int]:
         name, sep, bits = item.partition("=")
         if not sep or not bits.strip().lstrip("-").isdigit():
             raise ValueError(f"--layer-bits: {item!r} is not LAYER=BITS (e.g. fc1=4)")
+        if name.strip() in out:
+            raise ValueError(f"--layer-bits: layer {name.strip()!r} is given twice "
+                             f"({name.strip()}={out[name.strip()]} and {item.strip()}); "
+                             "give each layer once")
         out[name.strip()] = int(bits)
     return out
 
@@ -287,6 +387,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from pymodel.quantization import bias_correction, ptq
     from pymodel import datasets
     from pymodel.graph.artifact import save_artifact
+    _artifact_out(args)
     net = _overrides(_network(args), args)
     if args.stats and net.equalization.enabled:
         raise ValueError("--stats: cross-layer equalization changes the float network, so "
@@ -335,7 +436,24 @@ def _is_artifact(path: Path) -> bool:
     return isinstance(doc, dict) and "format" in doc
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from pymodel.frontends.tflite_import import import_tflite
+    from pymodel.graph.artifact import save_artifact
+    qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = save_artifact(qnet, args.out)
+    ops: dict[str, int] = {}
+    for q in qnet.layers:
+        ops[q.op] = ops.get(q.op, 0) + 1
+    macs = sum(q.macs for q in qnet.layers)
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {qnet.name}, {len(qnet.layers)} "
+          f"layers ({', '.join(f'{n} {k}' for k, n in sorted(ops.items()))}), input "
+          f"{list(qnet.input_shape)}, {macs:,} MACs per image")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
     from pymodel.training import digits
     from pymodel.graph import inference
     from pymodel.graph.network import load_network
@@ -373,10 +491,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_qat(args: argparse.Namespace) -> int:
+    import numpy as np
     from pymodel import atomicio, datasets
     from pymodel.graph import inference
     from pymodel.quantization import ptq, qat
     from pymodel.graph.artifact import save_artifact
+    from pymodel.outputs import check_file
+    _artifact_out(args)
+    if args.save_weights:
+        check_file("--save-weights", args.save_weights)
     net = _overrides(_network(args), args)
     default = net.dataset
     src = args.data or default
@@ -431,7 +554,14 @@ def cmd_qat(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from pymodel.outputs import check_dir
     from pymodel.study.accuracy import write_report
+    check_dir("--out", args.out)
+    check_dir("--out", args.out / "img")
+    if args.artifacts is not None:
+        if not args.artifacts.is_dir():
+            raise ValueError(f"--artifacts: directory {args.artifacts} does not exist")
+        check_dir("--artifacts", args.artifacts)
     st = write_report(args.out, progress=not args.no_progress, artifacts=args.artifacts)
     sel = st.selected_eval
     assert sel is not None
@@ -443,6 +573,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
     from pymodel import datasets
     from pymodel.training import digits
     from pymodel.graph import inference
@@ -499,4 +630,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
-            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo}
+            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import}

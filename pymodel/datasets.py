@@ -25,6 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
+from pymodel.validate import NPZ_READ_ERRORS
+
 DATASETS = ("digits",)
 SPLITS = ("train", "calib", "test")
 DIGITS_SPLIT_SEED = 0
@@ -101,6 +103,11 @@ def load(dataset: str, split: str) -> Split:
             y = np.asarray(z["y"]).astype(np.int64) if "y" in z.files else None
     except FileNotFoundError:
         raise ValueError(f"data: {p}: file not found") from None
+    except NPZ_READ_ERRORS as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith("data: "):
+            raise
+        raise ValueError(f"data: {p} is not a readable .npz ({type(exc).__name__}: "
+                         f"{exc})") from None
     if y is not None and y.shape != (x.shape[0],):
         raise ValueError(f"data: {p}: y has shape {y.shape}; expected ({x.shape[0]},)")
     return Split(x, y)

@@ -7,11 +7,18 @@ allowed -- never a numpy traceback from deep inside a kernel.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
 
 INT_DTYPES = (np.int8, np.int16, np.int32, np.int64)
+
+#: What reading a truncated, bit-flipped or otherwise unreadable ``.npz`` raises
+#: (``np.load`` and the arrays read from it): a missing file, a bad zip directory, a
+#: member whose CRC-32 does not match, a short read, a bad ``.npy`` header.
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def _describe(value: Any) -> str:

@@ -131,7 +131,7 @@ module mac_array #(
             rd_bank_q   <= 1'b0;
             queued_q    <= 1'b0;
             res_valid_q <= 1'b0;
-            row_oh_q    <= {ROWS{1'b0}};
+            row_oh_q    <= '0;
         end else begin
             if (op_fire) begin
                 fresh_q <= 1'b0;
@@ -153,7 +153,7 @@ module mac_array #(
             queued_q <= drain_go ? (queued_q && row0_done) : (queued_q || row0_done);
             if (drain_go) begin
                 res_valid_q <= 1'b1;
-                row_oh_q    <= {ROWS{1'b0}};
+                row_oh_q    <= '0;
                 row_oh_q[0] <= 1'b1;
             end else if (res_fire) begin
                 res_valid_q <= !row_oh_q[ROWS-1];
@@ -167,16 +167,22 @@ module mac_array #(
 
     // One-hot AND-OR row multiplexer over the rows of the bank being drained; zero when no
     // row is presented (so the result data never shows the uninitialised shadow registers).
+    // (ROWS / COLS = 0 build no multiplexer, so that they reach their checks above
+    // instead of a zero replication.)
     reg [COLS*32-1:0] row_sel;
     integer s;
-    always @* begin
-        row_sel = {(COLS*32){1'b0}};
-        for (s = 0; s < ROWS; s = s + 1) begin
-            row_sel = row_sel
-                    | ({(COLS*32){row_oh_q[s] && !rd_bank_q}} & res_b0[s*COLS*32 +: COLS*32])
-                    | ({(COLS*32){row_oh_q[s] &&  rd_bank_q}} & res_b1[s*COLS*32 +: COLS*32]);
+    generate
+        if (ROWS >= 1 && COLS >= 1) begin : g_row_mux
+            always @* begin
+                row_sel = {(COLS*32){1'b0}};
+                for (s = 0; s < ROWS; s = s + 1) begin
+                    row_sel = row_sel
+                            | ({(COLS*32){row_oh_q[s] && !rd_bank_q}} & res_b0[s*COLS*32 +: COLS*32])
+                            | ({(COLS*32){row_oh_q[s] &&  rd_bank_q}} & res_b1[s*COLS*32 +: COLS*32]);
+                end
+            end
         end
-    end
+    endgenerate
 
 `ifndef SYNTHESIS
     // Invariants of the two-bank drain (the testbench would see a lost or repeated tile

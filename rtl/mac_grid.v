@@ -76,7 +76,15 @@ module mac_grid #(
         end
     endgenerate
 
-    assign row0_o = g_diag[COLS-1].en_q && g_diag[COLS-1].cap_q;
+    // (guarded so that an illegal ROWS / COLS reaches its check above instead of a
+    // reference to a diagonal that does not exist)
+    generate
+        if (ROWS >= 1 && COLS >= 1) begin : g_row0
+            assign row0_o = g_diag[COLS-1].en_q && g_diag[COLS-1].cap_q;
+        end else begin : g_no_row0
+            assign row0_o = 1'b0;
+        end
+    endgenerate
 
     // Each PE's operand links live in its own generate scope (g_row[i].g_col[j]):
     // a_in / b_in enter the PE, a_fwd / b_fwd leave it to the right / downwards.  (One

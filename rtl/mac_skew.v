@@ -35,7 +35,9 @@ module mac_skew #(
 
     genvar l;
     generate
-        for (l = 0; l < LANES; l = l + 1) begin : g_lane
+        // (no lanes for an illegal WIDTH, so that it reaches its check above instead of
+        // a zero-width part select)
+        for (l = 0; l < ((WIDTH >= 1) ? LANES : 0); l = l + 1) begin : g_lane
             if (l == 0) begin : g_pass
                 assign data_o[0 +: WIDTH] = data_i[0 +: WIDTH];
             end else if (l == 1) begin : g_one

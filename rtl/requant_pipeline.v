@@ -112,9 +112,11 @@ module requant_pipeline #(
 
     // user sideband: stage 0 .. 7 registers (datapath, not reset); stage s in
     // user_q[USER_W*s +: USER_W]
-    reg [USER_W*(LATENCY-1)-1:0] user_q;
+    // (UW = USER_W, or 1 for an illegal USER_W so that it reaches the check above)
+    localparam integer UW = (USER_W >= 1) ? USER_W : 1;
+    reg [UW*(LATENCY-1)-1:0] user_q;
     always @(posedge clk_i) begin
-        user_q <= {user_q[USER_W*(LATENCY-2)-1:0], in_user_i};
+        user_q <= {user_q[UW*(LATENCY-2)-1:0], in_user_i};
     end
 
     // ------------------------------------------------------------ parameter write decode
@@ -174,15 +176,20 @@ module requant_pipeline #(
         .clk_i  (clk_i),
         .rst_i  (rst_i),
         .push_i (valid_q[LATENCY-2]),
-        .wdata_i({user_q[USER_W*(LATENCY-2) +: USER_W], clamp_all}),
+        .wdata_i({user_q[UW*(LATENCY-2) +: UW], clamp_all}),
         .valid_o(out_valid_o),
         .ready_i(out_ready_i),
         .rdata_o(fifo_rdata)
     );
     // Zero while out_valid_o is low (the FIFO storage is not reset), so no X leaves
-    // the block.
-    assign out_data_o = out_valid_o ? fifo_rdata[8*LANES-1:0]      : {(8*LANES){1'b0}};
-    assign out_user_o = out_valid_o ? fifo_rdata[8*LANES +: USER_W] : {USER_W{1'b0}};
+    // the block.  (Not built for an illegal LANES / USER_W, so that they reach the
+    // parameter check above instead of a zero-width select.)
+    generate
+        if (LANES >= 1 && USER_W >= 1) begin : g_out
+            assign out_data_o = out_valid_o ? fifo_rdata[8*LANES-1:0]      : {(8*LANES){1'b0}};
+            assign out_user_o = out_valid_o ? fifo_rdata[8*LANES +: USER_W] : {USER_W{1'b0}};
+        end
+    endgenerate
 
 `ifndef SYNTHESIS
     // ------------------------------------------------------------ simulation checks

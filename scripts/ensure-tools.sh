@@ -2,6 +2,7 @@
 # Make sure the command-line tools the project needs are on PATH.
 #
 # usage: scripts/ensure-tools.sh <debian-package>:<command>[,<command>...] ...
+#        (a <command> starting with / is a file the package installs, e.g. a header)
 #
 # A missing command is installed from its Debian package when we run as root and
 # apt-get exists; otherwise we stop with one line saying how to install it.
@@ -11,7 +12,8 @@ for spec in "$@"; do
     pkg=${spec%%:*}
     IFS=',' read -r -a cmds <<< "${spec#*:}"
     for cmd in "${cmds[@]}"; do
-        if ! command -v "$cmd" >/dev/null 2>&1; then
+        if [[ $cmd == /* ]] && [ -e "$cmd" ]; then continue; fi
+        if [[ $cmd == /* ]] || ! command -v "$cmd" >/dev/null 2>&1; then
             missing_pkgs+=("$pkg")
             break
         fi

@@ -24,8 +24,6 @@ from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 from pymodel.ops.layers import RequantParams, fold_input_zero_point, quantized_gemm
 from tb import kit
 
-CFG_K, CFG_N_TILES, CFG_K_TILE = 0, 1, 2  # configuration register addresses
-
 
 @dataclass
 class GemmJob:
@@ -108,71 +106,22 @@ def _param(dut: Any, name: str) -> int:
     return int(getattr(dut, name).value)
 
 
-class EngineEnv:
-    """Clock, streams, scoreboard and loaders around one ``qlayer_engine``.
+class EngineGeometry:
+    """What a host must know of a ``qlayer_engine`` build to prepare its jobs.
 
-    Args:
-        dut: cocotb handle of ``qlayer_engine``.
-        rng: the test's numpy Generator (stalls and idle garbage come from it).
-        in_stall: probability of an idle cycle before each activation beat.
-        out_stall: probability that ``out_ready_i`` is low in a cycle.
+    Shared by the cocotb driver (:class:`EngineEnv`) and the Verilator bulk harness
+    (``tb/bulk.py``), so both split, pad and check a layer the same way.
+
+    Attributes:
+        rows, cols, a_depth, w_depth, n_tiles_max: the engine's parameters.
     """
 
-    def __init__(self, dut: Any, rng: np.random.Generator, *, in_stall: float = 0.0,
-                 out_stall: float = 0.0) -> None:
-        self.dut = dut
-        self.rows = _param(dut, "ROWS")
-        self.cols = _param(dut, "COLS")
-        self.a_depth = _param(dut, "A_DEPTH")
-        self.w_depth = _param(dut, "W_DEPTH")
-        self.n_tiles_max = _param(dut, "N_TILES_MAX")
-        self.clock = kit.ClockReset(dut.clk_i, dut.rst_i)
-        self.sb = kit.Scoreboard("out", width=8, log=dut._log)
-        self.src = kit.StreamSource.from_dut(dut, self.clock, "act", ["data"],
-                                             stall_prob=in_stall, rng=rng)
-        self.sink = kit.StreamSink.from_dut(dut, self.clock, "out", ["data", "last"],
-                                            stall_prob=out_stall, rng=rng, on_beat=self._on_beat)
-        self.sink.keep_beats = False
-        self.xz = kit.NoXZChecker(self.clock, kit.dut_outputs(dut))
-        self.array_beats = 0
-        self._outputs: np.ndarray | None = None
-        self._expected: np.ndarray | None = None
-        self._job: GemmJob | None = None
-        self._slots: list[tuple[int, int]] = []  # (row, first channel) of each expected beat
-        self._next_slot = 0
+    rows: int
+    cols: int
+    a_depth: int
+    w_depth: int
+    n_tiles_max: int
 
-    # -- set-up ---------------------------------------------------------------------
-    async def start(self) -> None:
-        """Clock, idle inputs, reset; then the sink, the X/Z checker, the beat counter."""
-        d = self.dut
-        for sig in (d.cfg_we_i, d.w_we_i, d.prm_we_i, d.out_ready_i):
-            sig.value = 0
-        self.clock.start()
-        self.src.start()
-        await self.clock.reset(3)
-        self.sink.start()
-        self.xz.start()
-        cocotb.start_soon(self._count_array_beats())
-
-    async def _count_array_beats(self) -> None:
-        arr = self.dut.u_array
-        while True:
-            await RisingEdge(self.dut.clk_i)
-            if arr.op_valid_i.value == 1 and arr.op_ready_o.value == 1:
-                self.array_beats += 1
-
-    async def reset(self, cycles: int = 2) -> None:
-        """Synchronous reset in the middle of traffic: everything in flight is dropped."""
-        self.src.stop()
-        self.src.clear()
-        self.sink.stop()
-        await self.clock.reset(cycles)
-        self.sb.clear()
-        self._slots, self._next_slot = [], 0
-        self.src.start()
-        self.sink.start()
-
-    # -- loading --------------------------------------------------------------------
     def plan(self, job: GemmJob) -> tuple[int, int]:
         """``(n_tiles, k_tile)`` of a job; ValueError if it does not fit this engine."""
         n_tiles = -(-job.n // self.cols)
@@ -225,6 +174,103 @@ class EngineEnv:
                                   describe_row=job.describe_row))
         return groups
 
+    def layout(self, job: GemmJob) -> tuple[np.ndarray, np.ndarray, RequantParams, np.ndarray]:
+        """The job as the engine sees it, and what it must produce.
+
+        Returns:
+            ``(a, w, rq, expected)``: int8 ``[blocks*ROWS, K]`` rows padded with the input
+            zero point; int8 ``[n_tiles*COLS, K]`` weights padded with zero channels;
+            requantize parameters of the ``n_tiles*COLS`` channels (padding: zeros); int8
+            ``[blocks*ROWS, n_tiles*COLS]`` expected outputs
+            (``pymodel.ops.layers.quantized_gemm``).
+        """
+        n_tiles, _ = self.plan(job)
+        r, c = self.rows, self.cols
+        blocks = -(-job.m // r)
+        a = np.full((blocks * r, job.k), job.in_zero_point, np.int8)
+        a[: job.m] = job.cols
+        w = np.zeros((n_tiles * c, job.k), np.int8)
+        w[: job.n] = job.w2d
+        pad = n_tiles * c - job.n
+        rq = RequantParams(
+            bias=np.concatenate([job.rq.bias, np.zeros(pad, np.int32)]),
+            m0=np.concatenate([job.rq.m0, np.zeros(pad, np.int32)]),
+            shift=np.concatenate([job.rq.shift, np.zeros(pad, np.int32)]),
+            out_zero_point=job.rq.out_zero_point, act_min=job.rq.act_min,
+            act_max=job.rq.act_max, rounding=job.rq.rounding)
+        expected = quantized_gemm(a, w, job.in_zero_point, rq, layer=job.name,
+                                  check_bound=job.check_bound)  # [M', N']
+        return a, w, rq, expected
+
+
+class EngineEnv(EngineGeometry):
+    """Clock, streams, scoreboard and loaders around one ``qlayer_engine``.
+
+    Args:
+        dut: cocotb handle of ``qlayer_engine``.
+        rng: the test's numpy Generator (stalls and idle garbage come from it).
+        in_stall: probability of an idle cycle before each activation beat.
+        out_stall: probability that ``out_ready_i`` is low in a cycle.
+    """
+
+    def __init__(self, dut: Any, rng: np.random.Generator, *, in_stall: float = 0.0,
+                 out_stall: float = 0.0) -> None:
+        self.dut = dut
+        self.rows = _param(dut, "ROWS")
+        self.cols = _param(dut, "COLS")
+        self.a_depth = _param(dut, "A_DEPTH")
+        self.w_depth = _param(dut, "W_DEPTH")
+        self.n_tiles_max = _param(dut, "N_TILES_MAX")
+        self.clock = kit.ClockReset(dut.clk_i, dut.rst_i)
+        self.sb = kit.Scoreboard("out", width=8, log=dut._log)
+        self.src = kit.StreamSource.from_dut(dut, self.clock, "act", ["data"],
+                                             stall_prob=in_stall, rng=rng)
+        self.sink = kit.StreamSink.from_dut(dut, self.clock, "out", ["data", "last"],
+                                            stall_prob=out_stall, rng=rng, on_beat=self._on_beat)
+        self.sink.keep_beats = False
+        self.xz = kit.NoXZChecker(self.clock, kit.dut_outputs(dut))
+        self.array_beats = 0
+        self._outputs: np.ndarray | None = None
+        self._expected: np.ndarray | None = None
+        self._job: GemmJob | None = None
+        self._slots: list[tuple[int, int]] = []  # (row, first channel) of each expected beat
+        self._next_slot = 0
+        self._bank = 0                            # weight / parameter bank of the next load
+
+    # -- set-up ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Clock, idle inputs, reset; then the sink, the X/Z checker, the beat counter."""
+        d = self.dut
+        for sig in (d.w_we_i, d.prm_we_i, d.out_ready_i, d.bank_i, d.w_bank_i, d.prm_bank_i):
+            sig.value = 0
+        for sig in (d.k_i, d.n_tiles_i, d.k_tile_i):
+            sig.value = 1
+        self.clock.start()
+        self.src.start()
+        await self.clock.reset(3)
+        self.sink.start()
+        self.xz.start()
+        cocotb.start_soon(self._count_array_beats())
+
+    async def _count_array_beats(self) -> None:
+        arr = self.dut.u_array
+        while True:
+            await RisingEdge(self.dut.clk_i)
+            if arr.op_valid_i.value == 1 and arr.op_ready_o.value == 1:
+                self.array_beats += 1
+
+    async def reset(self, cycles: int = 2) -> None:
+        """Synchronous reset in the middle of traffic: everything in flight is dropped."""
+        self.src.stop()
+        self.src.clear()
+        self.sink.stop()
+        await self.clock.reset(cycles)
+        self.sb.clear()
+        self._slots, self._next_slot = [], 0
+        self.src.start()
+        self.sink.start()
+
+    # -- loading --------------------------------------------------------------------
     async def run_layer(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
         """:meth:`run`, after splitting the job over output channels if it does not fit
         (:meth:`channel_groups`); outputs are stitched back and the figures summed."""
@@ -250,12 +296,17 @@ class EngineEnv:
         we.value = 0
 
     async def load(self, job: GemmJob) -> int:
-        """Write configuration, weights and requantize parameters; returns the cycles used."""
+        """Set the configuration, write weights and requantize parameters; returns the cycles used.
+
+        Successive loads alternate between the engine's two weight / parameter banks (the
+        engine is idle in between, so the configuration inputs change with nothing in flight).
+        """
         d = self.dut
         n_tiles, k_tile = self.plan(job)
         start = self.clock.cycle()
-        for addr, value in ((CFG_K, job.k), (CFG_N_TILES, n_tiles), (CFG_K_TILE, k_tile)):
-            await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+        bank, self._bank = self._bank, 1 - self._bank
+        d.k_i.value, d.n_tiles_i.value, d.k_tile_i.value = job.k, n_tiles, k_tile
+        d.bank_i.value = d.w_bank_i.value = d.prm_bank_i.value = bank
         w = np.zeros((n_tiles * self.cols, job.k), np.int8)
         w[: job.n] = job.w2d
         for t in range(n_tiles):
@@ -306,19 +357,7 @@ class EngineEnv:
         n_tiles, _ = self.plan(job)
         r, c = self.rows, self.cols
         blocks = -(-job.m // r)
-        a = np.full((blocks * r, job.k), job.in_zero_point, np.int8)
-        a[: job.m] = job.cols
-        w = np.zeros((n_tiles * c, job.k), np.int8)
-        w[: job.n] = job.w2d
-        pad = n_tiles * c - job.n
-        rq = RequantParams(
-            bias=np.concatenate([job.rq.bias, np.zeros(pad, np.int32)]),
-            m0=np.concatenate([job.rq.m0, np.zeros(pad, np.int32)]),
-            shift=np.concatenate([job.rq.shift, np.zeros(pad, np.int32)]),
-            out_zero_point=job.rq.out_zero_point, act_min=job.rq.act_min,
-            act_max=job.rq.act_max, rounding=job.rq.rounding)
-        expected = quantized_gemm(a, w, job.in_zero_point, rq, layer=job.name,
-                                  check_bound=job.check_bound)  # [M', N']
+        a, _, _, expected = self.layout(job)
         self._expected, self._job = expected, job
         self._outputs = np.zeros((blocks * r, n_tiles * c), np.int64)
         self._slots, self._next_slot = [], 0

@@ -1,11 +1,13 @@
 """Run a quantized-network artifact on the RTL layer engine, layer by layer.
 
 Conv and fully-connected layers run on ``qlayer_engine`` (the host does ``im2col`` with
-the golden model's own function, padding with the input zero point); pooling, flatten
-and depthwise layers run on the host with the golden model's functions, because the
+the golden model's own function, padding with the input zero point); every other op
+(pooling, flatten, depthwise, and an imported graph's add, pad, softmax ...) runs on the
+host with the golden model's functions, because the
 engine has no hardware for them.  Every layer's output is compared exactly with
 ``pymodel.graph.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
-layer, so an error cannot hide behind a correct reference.
+layer, so an error cannot hide behind a correct reference.  Graphs (residual branches,
+concatenation) run in layer order, each layer reading the tensors it names.
 
 :func:`run_network` is a coroutine used inside a cocotb test (``tb/test_network.py``);
 :func:`format_report` turns its :class:`NetworkReport` into the tables ``make sim`` prints.
@@ -19,9 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pymodel.graph.artifact import QLayer, QuantizedNetwork
-from pymodel.arithmetic.gemm import im2col
-from pymodel.graph.inference import run_layer
+from pymodel.graph.artifact import INPUT, QLayer, QuantizedNetwork
+from pymodel.graph.inference import gemm_rows, run_layer
 from tb.engine import EngineEnv, GemmJob
 
 ENGINE_OPS = ("conv2d", "fully_connected")
@@ -63,7 +64,10 @@ class LayerReport:
 
 @dataclass
 class NetworkReport:
-    """A whole network run: per-layer reports and per-image predictions."""
+    """A whole network run: per-layer reports and per-image predictions.
+
+    ``sim_seconds`` is the wall time spent simulating; ``simulator`` names what ran the RTL.
+    """
 
     network: str
     images: int
@@ -74,6 +78,7 @@ class NetworkReport:
     golden_pred: list[int] = field(default_factory=list)
     float_pred: list[int] = field(default_factory=list)
     sim_seconds: float = 0.0
+    simulator: str = "Icarus Verilog"
 
     @property
     def total_cycles(self) -> int:
@@ -95,9 +100,9 @@ def gemm_job(layer: QLayer, x: np.ndarray) -> GemmJob:
     """The engine job of a conv / fully-connected layer on the int8 batch ``x``."""
     zp = layer.input.zero_point
     if layer.op == "conv2d":
-        cols, _ = im2col(x, layer.kernel, layer.stride, layer.padding, pad_value=zp)
+        cols = gemm_rows(layer, x)
     else:
-        cols = x.reshape(x.shape[0], -1)
+        cols = x.reshape(-1, layer.weight.shape[1])
     return GemmJob(name=layer.name, cols=np.ascontiguousarray(cols, np.int8), w2d=layer.w2d,
                    in_zero_point=zp, rq=layer.requant())
 
@@ -128,11 +133,13 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
             naming the layer, the element, the tile, the row, the column and the cycle.
     """
     reports = []
+    tensors = {INPUT: xq}                    # every tensor of the graph, as the RTL made it
     x = xq
     for layer in qnet.layers:
-        golden = run_layer(layer, x)
+        xs = [tensors[name] for name in layer.inputs]
+        golden = run_layer(layer, *xs)
         if layer.op in ENGINE_OPS:
-            job = gemm_job(layer, x)
+            job = gemm_job(layer, xs[0])
             job.describe_row = describe_row(layer)
             rows, st = await env.run_layer(job)
             y = rows.reshape(golden.shape)
@@ -145,7 +152,7 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         reports.append(rep)
         if progress is not None:
             progress(rep.macs)
-        x = y
+        tensors[layer.name] = x = y
     return x, reports
 
 
@@ -154,7 +161,7 @@ def format_report(rep: NetworkReport) -> str:
     e = rep.engine
     lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
              f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
-             f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, Icarus Verilog", ""]
+             f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, {rep.simulator}", ""]
     head = (f"{'layer':8s} {'op':16s} {'on':4s} {'output':>12s} {'GEMM MxKxN':>14s} "
             f"{'MACs':>9s} {'cycles':>8s} {'load':>6s} {'util':>6s} {'mismatch':>8s}")
     lines += [head, "-" * len(head)]

@@ -6,6 +6,8 @@
                                        ``--artifact PATH``)
 ``python -m tb.run --test mac_array``  one testbench with its default parameters
                                        (add ``--waves`` for an FST under sim/build/)
+``--sim verilator`` (or ``$QMAC_SIM``)  the network job in bulk on Verilator
+                                       (``tb/bulk.py``); a testbench on cocotb + Verilator
 """
 
 from __future__ import annotations
@@ -38,7 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", default=None,
                         help="quantized-network artifact YAML (default: the shipped INT8 "
                              "digits CNN, models/digits/digits_cnn_int8.yaml)")
+    parser.add_argument("--sim", default=None,
+                        help="simulator: icarus (default) or verilator (default: $QMAC_SIM)")
     args = parser.parse_args(argv)
+    from tb.kit.verilator import SIM_ENV, simulator
+    try:
+        sim = simulator(args.sim)
+    except ValueError as exc:
+        print(f"qmac: error: {exc}", file=sys.stderr)
+        return 2
+    os.environ[SIM_ENV] = sim               # the testbenches' runner reads it
     if args.test and args.test != "network":   # network: the main job below
         if args.test not in testbenches():
             parser.error(f"--test: unknown testbench {args.test!r}; "
@@ -52,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     from tb import kit, test_network
+    if sim == "verilator":
+        from tb import bulk
+        try:
+            return bulk.main(images=args.images, waves=args.waves, artifact=args.artifact)
+        except kit.TestbenchFailed as exc:
+            print(f"\nqmac: FAILED: {exc}", file=sys.stderr)
+            return 1
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"qmac: error: {exc}", file=sys.stderr)
+            return 2
     try:
         return test_network.main(images=args.images, waves=args.waves,
                                  artifact=args.artifact or test_network.DEFAULT_ARTIFACT)

@@ -108,8 +108,8 @@ def test_outlier_drags_minmax_but_not_robust_calibrators(rng, spec):
     t = robust.compute_range().threshold
     # N(0, 1): the bulk ends near 5.3 sigma.  A threshold within [2.5, 6.5] covers the
     # bulk; one dragged by the outlier would be near 100.  Entropy's smallest candidate
-    # is bin 128 of 2048 over [0, 100] (or [0, 200] after widening), i.e. 6.25 (12.5),
-    # so for entropy the bound is that first candidate.
+    # is bin 128 of 2048 over [0, ~100], i.e. ~6.25, so for entropy the bound is that
+    # first candidate.
     hi = 6.5 if spec != "entropy" else 128 / 2048 * robust.stats.hist.range + 1e-9
     assert 2.5 < t <= hi, (spec, t)
 
@@ -125,22 +125,24 @@ def test_entropy_ignores_a_moderate_outlier(rng):
 
 
 def test_histogram_widening_is_exact(rng):
-    # Batches with growing ranges: the widened histogram equals a one-shot histogram of
-    # all the data over the final range, count for count (power-of-two merges keep the
-    # bin edges; scaling by 2^k is exact in floating point).
+    # Batches with growing ranges: the widened fine histogram equals a one-shot histogram
+    # of all the data over the final power-of-two range, count for count (power-of-two
+    # merges keep the bin edges; scaling by 2^k is exact in floating point).
     parts = [rng.normal(size=5000) * s for s in (0.01, 0.3, 1.0, 7.0, 2.0, 40.0)]
     h = AbsHistogram(2048)
     for p in parts:
         h.update(p)
-    one = AbsHistogram(2048)
-    one.range = h.range
-    one.update(np.concatenate(parts))
-    assert one.range == h.range
-    assert np.array_equal(h.counts, one.counts)
+    allx = np.abs(np.concatenate(parts))
+    e = h.exponent
+    assert 2.0 ** (e - 1) <= allx.max() < 2.0 ** e
+    direct = np.bincount(np.floor(allx * 2.0 ** (16 - e)).astype(np.int64),
+                         minlength=h.fine_bins)
+    assert h.fine_bins == 2048 * 32 == 2 ** 16
+    assert np.array_equal(h.fine_counts, direct)
     assert h.total == sum(p.size for p in parts)
-    # range: the first batch's max times a power of two
-    ratio = h.range / np.abs(parts[0]).max()
-    assert ratio == 2.0 ** round(math.log2(ratio))
+    # the final grid: 2048 bins reaching just past max|x| (by less than 1/16 of it)
+    assert allx.max() < h.range < allx.max() * (1 + 1 / 16)
+    assert np.array_equal(h.counts, np.histogram(allx, bins=h.edges())[0])
 
 
 def test_histogram_starts_with_zeros():
@@ -148,7 +150,12 @@ def test_histogram_starts_with_zeros():
     h.update(np.zeros(10))
     assert h.range == 0.0 and int(h.counts[0]) == 10
     h.update(np.array([0.0, 3.0]))
-    assert h.range == 3.0 and int(h.counts[0]) == 11 and int(h.counts[15]) == 1
+    # fine grid [0, 4) of 16 * 32 bins; 3.0 starts fine bin 384, so 385 bins are used:
+    # final bins of ceil(385 / 16) = 25 fine bins, range 16 * 25 / 128 = 3.125
+    assert h.exponent == 2 and h.group == 25 and h.range == 3.125
+    h.update(np.array([4.0]))              # a power of two: the grid grows to [0, 8)
+    assert h.exponent == 3 and int(h.counts[0]) == 11 and h.total == 13
+    assert int(h.counts[0]) == 11 and int(h.counts[15]) == 1
 
 
 def test_all_zero_tensor_gives_degenerate_range():

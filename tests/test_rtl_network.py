@@ -1,7 +1,8 @@
 """Whole-network runs on the RTL layer engine (tb/test_network.py): the shipped INT8
 digits CNN, the mixed INT4/INT8 one and the W4A8 one after quantization-aware training,
 a few images each.  Every layer's output must equal the golden model's, and so must the
-predictions."""
+predictions.  The same images then run through the Verilator bulk harness (tb/bulk.py),
+which must produce the same predictions and the same per-layer figures."""
 
 from __future__ import annotations
 
@@ -25,3 +26,14 @@ def test_network_on_rtl(artifact: str, seed: int) -> None:
         from pymodel.graph.artifact import load_artifact
         qnet = load_artifact(test_network.MODEL_DIR / artifact)
         assert any(q.weight_bits == 4 for q in qnet.layers if q.has_weights)
+    # The bulk path on the same images: same outputs (both == golden), same figures.
+    from tb import bulk
+    fast = bulk.run(test_network.MODEL_DIR / artifact, images=3)
+    assert fast.rtl_pred == rep.rtl_pred
+    for slow_l, fast_l in zip(rep.layers, fast.layers, strict=True):
+        assert (fast_l.name, fast_l.where, fast_l.mismatches) == (slow_l.name, slow_l.where, 0)
+        assert (fast_l.load_cycles, fast_l.array_beats) == (slow_l.load_cycles, slow_l.array_beats)
+        # cycles run from the last load write to the last output beat; on the first layer
+        # cocotb may wake the source coroutine before the loader at that edge (one cycle)
+        assert abs(fast_l.cycles - slow_l.cycles) <= (1 if slow_l is rep.layers[0] else 0), \
+            (fast_l.name, fast_l.cycles, slow_l.cycles)

@@ -4,7 +4,7 @@ Each parameter set builds in its own ``sim/build/requant-<params>/`` (xdist-safe
 100,000-vector random run happens at LANES=8; LANES=1 runs a shorter random test over a
 small parameter memory with a 16-bit sideband; LANES=3 checks a lane count that is not a
 power of two.  LANES4-single builds the single-rounding datapath (SINGLE_ROUNDING=1) and
-runs 30,000 random vectors against ``requantize(..., rounding="single")``.
+runs 20,000 random vectors against ``requantize(..., rounding="single")``.
 """
 
 from __future__ import annotations

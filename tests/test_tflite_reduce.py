@@ -3,8 +3,6 @@ reference ``QuantizedMeanOrSum`` (tests/tflite_ref.py)."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given

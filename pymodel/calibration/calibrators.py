@@ -1,8 +1,11 @@
 """Calibrators: the real range ``[rmin, rmax]`` of a tensor from calibration batches.
 
 Every calibrator streams: :meth:`TensorStats.update` sees one batch at a time and keeps
-``O(bins)`` numbers (running min / max, moving averages, a widening 2048-bin histogram
-of ``|x|`` -- :class:`pymodel.calibration.histogram.AbsHistogram`), never the activations.  The
+``O(bins)`` numbers (running min / max, moving averages, a 2048-bin histogram of ``|x|``
+read from exact fine counts on a power-of-two grid --
+:class:`pymodel.calibration.histogram.AbsHistogram`), never the activations.  The
+histogram, and so every histogram method's threshold, is the same however the data is
+split into batches and in whatever order they come.  The
 range is computed at the end from those statistics, so one pass over the calibration
 set serves every method.
 
@@ -253,8 +256,10 @@ class TensorStats:
             "ema_max": np.asarray(self.ema_max, np.float64),
         }
         if self.hist is not None:
-            out["hist_counts"] = self.hist.counts.copy()
-            out["hist_range"] = np.float64(self.hist.range)
+            out["hist_bins"] = np.int64(self.hist.bins)
+            out["hist_fine_counts"] = self.hist.fine_counts.copy()
+            if self.hist.exponent is not None:
+                out["hist_exponent"] = np.int64(self.hist.exponent)
         return {prefix + k: np.asarray(v) for k, v in out.items()}
 
     @classmethod
@@ -267,18 +272,25 @@ class TensorStats:
                                  f"{prefix + key!r}")
             return np.asarray(arrays[prefix + key])
 
-        has_hist = prefix + "hist_counts" in arrays
-        counts = get("hist_counts") if has_hist else None
+        if prefix + "hist_counts" in arrays and prefix + "hist_fine_counts" not in arrays:
+            raise ValueError(f"statistics file: tensor {name!r} has a histogram in the old "
+                             "first-batch-anchored format; run `calibrate` again")
+        has_hist = prefix + "hist_fine_counts" in arrays
+        counts = get("hist_fine_counts") if has_hist else None
         st = cls(name, histogram=has_hist,
-                 bins=int(counts.size) if counts is not None else DEFAULT_BINS,
+                 bins=int(get("hist_bins")) if has_hist else DEFAULT_BINS,
                  ema_constants=tuple(float(c) for c in get("ema_constants")))
         st.count, st.zeros, st.batches = int(get("count")), int(get("zeros")), int(get("batches"))
         st.min, st.max = float(get("min")), float(get("max"))
         st.ema_min = [float(v) for v in get("ema_min")]
         st.ema_max = [float(v) for v in get("ema_max")]
         if st.hist is not None and counts is not None:
-            st.hist.counts = counts.astype(np.int64)
-            st.hist.range = float(get("hist_range"))
+            if counts.shape != st.hist.fine_counts.shape:
+                raise ValueError(f"statistics file: tensor {name!r}: {prefix}hist_fine_counts "
+                                 f"has {counts.size} bins; expected {st.hist.fine_bins}")
+            st.hist.fine_counts = counts.astype(np.int64)
+            if prefix + "hist_exponent" in arrays:
+                st.hist.exponent = int(get("hist_exponent"))
         return st
 
 

@@ -1,23 +1,39 @@
-"""A streaming histogram of ``|x|`` that widens as larger values arrive.
+"""A streaming histogram of ``|x|`` whose result does not depend on how the data is split.
 
 The histogram-based calibrators (percentile, KL / entropy, MSE) need the distribution
 of an activation tensor over the whole calibration set, but must not keep the
-activations.  :class:`AbsHistogram` holds a fixed number of bins (2048 by default, as
-TensorRT's entropy calibrator does) over ``[0, R]``:
+activations.  They must also give the same answer however the same data arrives: in
+one batch or many, in any order.  :class:`AbsHistogram` gets both from two grids:
 
-* ``R`` starts at ``max|x|`` of the first batch with a non-zero value, so the bins are
-  fully used when no later batch is larger;
-* when a batch holds a value above ``R``, ``R`` doubles as often as needed
-  (``R' = R * 2^k``) and every group of ``2^k`` adjacent bins merges into one.  The bin
-  edges of the old histogram are edges of the new one, so the merge is exact: counts are
-  never interpolated or guessed.
+* **a fine grid anchored at a power of two.**  ``fine_bins = bins * FINE`` bins over
+  ``[0, 2^e)``, with ``e`` the smallest exponent such that ``2^e > max|x|`` seen so far.
+  A value goes to fine bin ``floor(|x| * 2^(log2(fine_bins) - e))`` -- a multiplication
+  by a power of two, exact in floating point -- and when a larger value arrives, ``e``
+  grows and every ``2^k`` adjacent fine bins merge into one (old edges are new edges).
+  So the fine counts are, count for count, the histogram of all the values seen over
+  ``[0, 2^E]`` (``E`` from the overall maximum): a function of the *multiset* of
+  values, not of their order or batching.
+* **the final grid** the calibrators search: ``bins`` (2048, as TensorRT) bins, each
+  ``g`` adjacent fine bins, with ``g = ceil(n / bins)`` and ``n`` the number of fine bins
+  up to the last non-empty one.  The final range ``bins * g * 2^E / fine_bins`` is the
+  overall ``max|x|`` rounded up by less than ``bins + 1`` fine bins, i.e. by less than
+  ``2 / FINE`` of ``max|x|`` (1/16): the final bins are at most ~6 % wider than
+  ``max|x| / bins``.  It is computed from the fine counts alone, so it inherits their
+  independence of the split.
 
-Memory is ``O(bins)`` whatever the number of samples; time is ``O(samples)``, processed
-in chunks of ``CHUNK`` values so the temporaries stay small.
+(A grid anchored at the first batch's maximum, widened by doubling, depends on which
+batch comes first: with ``20`` batches of a heavy-tailed distribution the final range
+can be nearly twice ``max|x|``, and the smallest entropy candidate -- 128 final bins --
+moves with it.)
+
+Memory is ``O(bins * FINE)`` (2048 * 32 int64 counts = 512 KiB) whatever the number of
+samples; time is ``O(samples)``, in chunks of ``CHUNK`` values so the temporaries stay
+small.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,20 +41,30 @@ import numpy as np
 from pymodel import validate
 
 DEFAULT_BINS = 2048
+#: Fine bins per final bin (a power of two).
+FINE = 32
 CHUNK = 1 << 20  # values binned per numpy call: bounds the temporaries to ~16 MB
 
 
-class AbsHistogram:
-    """Histogram of ``|x|`` over ``[0, range]`` with ``bins`` equal bins.
+def ceil_exponent(amax: float) -> int:
+    """The smallest integer ``e`` with ``2^e > amax`` (``amax > 0``, finite): ``frexp``'s
+    exponent.  Strictly greater, so no value lands on the grid's upper edge (a value
+    clamped into the last bin would merge differently from one binned directly)."""
+    return math.frexp(amax)[1]
 
-    Bin ``k`` counts the values with ``k * w <= |x| < (k + 1) * w``, ``w = range / bins``;
-    ``|x| == range`` falls in the last bin.  Until a non-zero value arrives ``range`` is
-    0.0 and every value (all zeros) is counted in bin 0.
+
+class AbsHistogram:
+    """Histogram of ``|x|``: exact fine counts over ``[0, 2^exponent]``, read through a
+    final grid of ``bins`` bins over ``[0, range]``.
+
+    Final bin ``k`` counts the values with ``k * width <= |x| < (k + 1) * width``.  Until a non-zero value arrives
+    there is no exponent, ``range`` is 0.0 and every value (all zeros) is in bin 0.
 
     Attributes:
-        bins: number of bins, a power of two >= 2 (so widening merges bins exactly).
-        counts: int64 ``[bins]``, the counts.
-        range: float, the upper edge ``R`` of the last bin (real units), >= 0.
+        bins: number of final bins, a power of two >= 2.
+        fine_bins: ``bins * FINE``.
+        fine_counts: int64 ``[fine_bins]``, the exact counts over ``[0, 2^exponent)``.
+        exponent: int, or ``None`` before the first non-zero value.
     """
 
     def __init__(self, bins: int = DEFAULT_BINS) -> None:
@@ -47,23 +73,51 @@ class AbsHistogram:
             raise ValueError(f"bins: {b} is not a power of two; the histogram widens by "
                              "merging 2^k bins, which needs a power-of-two bin count")
         self.bins = b
-        self.counts = np.zeros(b, np.int64)
-        self.range = 0.0
+        self.fine_bins = b * FINE
+        self._log2_fine = self.fine_bins.bit_length() - 1
+        self.fine_counts = np.zeros(self.fine_bins, np.int64)
+        self.exponent: int | None = None
+
+    # -- the final grid --------------------------------------------------------------
+    @property
+    def group(self) -> int:
+        """Fine bins per final bin, ``ceil(n / bins)`` (1 .. FINE)."""
+        nz = np.flatnonzero(self.fine_counts)
+        used = int(nz[-1]) + 1 if nz.size else 1
+        return -(-used // self.bins)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """int64 ``[bins]``: the final bins' counts."""
+        g = self.group
+        return self.fine_counts[: self.bins * g].reshape(self.bins, g).sum(axis=1)
+
+    @property
+    def fine_width(self) -> float:
+        """Fine bin width ``2^exponent / fine_bins`` (0.0 before any non-zero value)."""
+        return 0.0 if self.exponent is None else math.ldexp(1.0, self.exponent - self._log2_fine)
 
     @property
     def width(self) -> float:
-        """Bin width ``range / bins`` (real units); 0.0 before any non-zero value."""
-        return self.range / self.bins
+        """Final bin width (real units); 0.0 before any non-zero value."""
+        return self.group * self.fine_width
+
+    @property
+    def range(self) -> float:
+        """Upper edge of the last final bin, ``bins * width`` (real units), >= max|x|
+        (``inf`` only for data within 1/16 of the largest float64)."""
+        return self.bins * self.width
 
     @property
     def total(self) -> int:
         """Number of values counted."""
-        return int(self.counts.sum())
+        return int(self.fine_counts.sum())
 
     def edges(self) -> np.ndarray:
-        """Bin edges, float64 ``[bins + 1]`` from 0 to ``range``."""
+        """Final bin edges, float64 ``[bins + 1]`` from 0 to ``range``."""
         return np.arange(self.bins + 1, dtype=np.float64) * self.width
 
+    # -- streaming -------------------------------------------------------------------
     def update(self, x: Any) -> None:
         """Count the magnitudes of ``x`` (any shape; finite reals, checked by the caller).
 
@@ -74,38 +128,41 @@ class AbsHistogram:
         if flat.size == 0:
             return
         amax = float(np.max(np.abs(flat)))
-        if amax > self.range:
-            self._widen(amax)
-        if self.range == 0.0:          # only zeros so far
-            self.counts[0] += flat.size
+        if amax > 0.0:
+            e = ceil_exponent(amax)
+            if self.exponent is None or e > self.exponent:
+                self._widen(e)
+        if self.exponent is None:          # only zeros so far
+            self.fine_counts[0] += flat.size
             return
-        inv = self.bins / self.range
+        k = self._log2_fine - self.exponent
+        factor = math.ldexp(1.0, k) if -1000 < k < 1000 else None
+        top = self.fine_bins - 1
         for start in range(0, flat.size, CHUNK):
             a = np.abs(flat[start:start + CHUNK])
-            a *= inv
+            if factor is None:
+                a = np.ldexp(a, k)         # exact where 2^k itself is not a normal float
+            else:
+                a *= factor                # exact: a power-of-two scaling
             idx = a.astype(np.int64)
-            np.minimum(idx, self.bins - 1, out=idx)
-            self.counts += np.bincount(idx, minlength=self.bins)
+            np.minimum(idx, top, out=idx)
+            self.fine_counts += np.bincount(idx, minlength=self.fine_bins)
 
-    def _widen(self, amax: float) -> None:
-        """Grow ``range`` to cover ``amax``: first range = ``amax``, then powers of two."""
-        if self.range == 0.0:
-            self.range = amax           # counts so far are zeros, already in bin 0
-            return
-        factor = 1
-        while self.range * factor < amax:
-            factor *= 2
-        if factor >= self.bins:
-            merged = np.zeros(self.bins, np.int64)
-            merged[0] = self.counts.sum()
-        else:
-            merged = np.zeros(self.bins, np.int64)
-            merged[: self.bins // factor] = self.counts.reshape(-1, factor).sum(axis=1)
-        self.counts = merged
-        self.range *= factor
+    def _widen(self, e: int) -> None:
+        """Grow the fine grid to ``[0, 2^e)``, merging ``2^(e - exponent)`` bins."""
+        if self.exponent is not None:
+            k = e - self.exponent
+            merged = np.zeros(self.fine_bins, np.int64)
+            if k >= self._log2_fine:
+                merged[0] = self.fine_counts.sum()
+            else:
+                f = 1 << k
+                merged[: self.fine_bins // f] = self.fine_counts.reshape(-1, f).sum(axis=1)
+            self.fine_counts = merged
+        self.exponent = e                  # first non-zero: the zeros stay in bin 0
 
     def copy(self) -> "AbsHistogram":
         h = AbsHistogram(self.bins)
-        h.counts = self.counts.copy()
-        h.range = self.range
+        h.fine_counts = self.fine_counts.copy()
+        h.exponent = self.exponent
         return h

@@ -44,9 +44,25 @@ from pymodel.ops.layers import ACTIVATIONS, RequantParams, fold_input_zero_point
 from pymodel.graph.network import NAME_RE, OPS, POOL_OPS, WEIGHT_OPS
 from pymodel.arithmetic.qparams import QuantParams, qrange
 from pymodel.schema import Checker, load_yaml
+from pymodel.validate import NPZ_READ_ERRORS
 
 FORMAT = "qmac-quantized-network"
-VERSION = 1
+VERSION = 2
+#: Versions this module reads.  Version 1 is a chain of the ops of :data:`V1_OPS`;
+#: version 2 adds graphs (a layer's ``inputs``), the ops of :data:`GRAPH_OPS`, dilation
+#: and the rounding mode.  A network that needs none of these is still written as
+#: version 1, so the shipped digits artifacts keep their bytes.
+VERSIONS = (1, 2)
+V1_OPS = OPS
+#: Ops imported from other frameworks (TFLite): integer parameters under ``params``,
+#: constant operands under ``tensors``; arithmetic in :mod:`pymodel.graph.opset`.
+GRAPH_OPS = ("add", "sub", "mul", "mean", "pad", "concatenation", "reshape", "quantize",
+             "softmax", "logistic", "hard_swish", "relu", "relu6", "leaky_relu")
+ARTIFACT_OPS = OPS + GRAPH_OPS
+#: Ops whose output keeps the input's quantization.
+SAME_QUANT_OPS = POOL_OPS + ("flatten", "reshape", "pad")
+ROUNDINGS = ("double", "single")
+INPUT = "input"
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,17 @@ class QLayer:
         bias, bias_folded, m0, shift: int32 ``[C]``.
         depth_multiplier: depthwise only.
         macs: multiply-accumulates per image.
+        inputs: names of the tensors the layer reads (a tensor is named after the layer
+            that writes it; the network input is ``"input"``).  Filled in on load: a
+            version-1 layer reads the previous layer's output.
+        input_shapes, input_quants: shape and quantization of each of ``inputs`` (filled
+            in on load; ``input_shape`` / ``input`` are the first's).
+        dilation: ``(dh, dw)`` of a convolution (``None``: 1).
+        rounding: the requantize rounding, ``"double"`` (gemmlowp) or ``"single"``
+            (``TFLITE_SINGLE_ROUNDING``); see ``docs/arithmetic.md``.
+        params: integer parameters of a :data:`GRAPH_OPS` op (multipliers, shifts, axes,
+            paddings), as the op's ``prepare`` function computed them.
+        consts: constant int8 / int32 operands of a :data:`GRAPH_OPS` op, by role.
     """
 
     name: str
@@ -140,6 +167,13 @@ class QLayer:
     shift: np.ndarray | None = None
     depth_multiplier: int | None = None
     macs: int = 0
+    inputs: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    input_quants: tuple[TensorQuant, ...] = ()
+    dilation: tuple[int, int] | None = None
+    rounding: str = "double"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    consts: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def has_weights(self) -> bool:
@@ -151,7 +185,7 @@ class QLayer:
             raise ValueError(f"layer {self.name!r}: {self.op} has no requantization")
         return RequantParams(bias=self.bias, m0=self.m0, shift=self.shift,
                              out_zero_point=self.output.zero_point, act_min=self.act_min,
-                             act_max=self.act_max)
+                             act_max=self.act_max, rounding=self.rounding)
 
     @property
     def w2d(self) -> np.ndarray:
@@ -167,7 +201,7 @@ class QLayer:
     def arrays(self) -> dict[str, np.ndarray]:
         """This layer's arrays under their ``.npz`` names."""
         if not self.has_weights:
-            return {}
+            return {f"{self.name}.{k}": v for k, v in self.consts.items()}
         return {f"{self.name}.{k}": getattr(self, attr) for k, attr in _ARRAYS.items()}
 
 
@@ -196,6 +230,28 @@ class QuantizedNetwork:
     layers: tuple[QLayer, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
     path: str | None = None
+
+    def __post_init__(self) -> None:
+        """Fill in each layer's ``inputs`` (a layer without them reads the previous
+        layer's output) and the shapes and quantization of the tensors it reads, so that
+        a network built in memory equals the same network loaded from disk."""
+        produced: dict[str, tuple[tuple[int, ...], TensorQuant]] = {
+            INPUT: (tuple(self.input_shape), self.input)}
+        prev, layers, changed = INPUT, [], False
+        for q in self.layers:
+            inputs = tuple(q.inputs) or (prev,)
+            if all(s in produced for s in inputs):
+                shapes = tuple(produced[s][0] for s in inputs)
+                quants = tuple(produced[s][1] for s in inputs)
+                if (inputs, shapes, quants) != (q.inputs, q.input_shapes, q.input_quants):
+                    q = dataclasses.replace(q, inputs=inputs, input_shapes=shapes,
+                                            input_quants=quants)
+                    changed = True
+            layers.append(q)
+            produced[q.name] = (tuple(q.output_shape), q.output)
+            prev = q.name
+        if changed:
+            object.__setattr__(self, "layers", tuple(layers))
 
     @property
     def output(self) -> TensorQuant:
@@ -228,14 +284,45 @@ class QuantizedNetwork:
 # Save
 # ----------------------------------------------------------------------------------------
 
-def _layer_config(q: QLayer) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": q.name, "op": q.op,
-                           "input_shape": list(q.input_shape),
-                           "output_shape": list(q.output_shape)}
+def _plain(value: Any) -> Any:
+    """numpy scalars / arrays / tuples -> YAML-safe ints, floats, strings and lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _chain_inputs(qnet: QuantizedNetwork) -> list[tuple[str, ...]]:
+    """What each layer would read as a chain (version 1)."""
+    prev = [INPUT] + [q.name for q in qnet.layers[:-1]]
+    return [(name,) for name in prev]
+
+
+def needs_version2(qnet: QuantizedNetwork) -> bool:
+    """True when the network uses anything version 1 cannot say."""
+    for q, chain in zip(qnet.layers, _chain_inputs(qnet)):
+        if q.op not in V1_OPS or (q.inputs and tuple(q.inputs) != chain):
+            return True
+        if q.rounding != "double" or (q.dilation is not None and tuple(q.dilation) != (1, 1)):
+            return True
+    return False
+
+
+def _layer_config(q: QLayer, chain: tuple[str, ...], v2: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": q.name, "op": q.op}
+    if v2 and q.inputs and tuple(q.inputs) != chain:
+        out["inputs"] = list(q.inputs)
+    out["input_shape"] = list(q.input_shape)
+    out["output_shape"] = list(q.output_shape)
     if q.kernel is not None:
         out["pool" if q.op in POOL_OPS else "kernel"] = list(q.kernel)
         out["stride"] = list(q.stride)  # type: ignore[arg-type]
         out["padding"] = [list(q.padding[0]), list(q.padding[1])]  # type: ignore[index]
+        if v2 and q.dilation is not None and tuple(q.dilation) != (1, 1):
+            out["dilation"] = list(q.dilation)
     if q.has_weights:
         out["activation"] = q.activation
         if q.op == "depthwise_conv2d":
@@ -248,6 +335,13 @@ def _layer_config(q: QLayer) -> dict[str, Any]:
                               "shape": list(getattr(q, attr).shape)}
                           for k, attr in _ARRAYS.items()}
         out["macs"] = int(q.macs)
+    if v2 and q.has_weights and q.rounding != "double":
+        out["rounding"] = q.rounding
+    if q.params:
+        out["params"] = {k: _plain(v) for k, v in q.params.items()}
+    if q.consts:
+        out["tensors"] = {k: {"name": f"{q.name}.{k}", "dtype": v.dtype.name,
+                              "shape": list(v.shape)} for k, v in q.consts.items()}
     out["input"] = {"scale": float(q.input.scale), "zero_point": int(q.input.zero_point)}
     out["output"] = q.output.to_config()
     out["act_min"] = int(q.act_min)
@@ -256,15 +350,17 @@ def _layer_config(q: QLayer) -> dict[str, Any]:
 
 
 def artifact_config(qnet: QuantizedNetwork, digest: str, npz_name: str) -> dict[str, Any]:
-    """The YAML document of an artifact."""
+    """The YAML document of an artifact (version 1 when the network is a plain chain of
+    version-1 ops, else version 2)."""
     inp = qnet.input.to_config()
     inp = {"shape": list(qnet.input_shape), "dtype": "int8", **inp}
+    v2 = needs_version2(qnet)
     return {
-        "format": FORMAT, "version": VERSION, "name": qnet.name,
+        "format": FORMAT, "version": 2 if v2 else 1, "name": qnet.name,
         "arrays": {"file": npz_name, "sha256": digest},
         "meta": dict(qnet.meta),
         "input": inp,
-        "layers": [_layer_config(q) for q in qnet.layers],
+        "layers": [_layer_config(q, c, v2) for q, c in zip(qnet.layers, _chain_inputs(qnet))],
     }
 
 
@@ -335,16 +431,30 @@ def _tensor_quant(ck: Checker, value: Any, path: str, extra: tuple[str, ...] = (
     return TensorQuant(scale, zp, bits, sym, rmin, rmax, cal, thr)
 
 
-LAYER_KEYS = ("name", "op", "input_shape", "output_shape", "kernel", "pool", "stride",
-              "padding", "activation", "depth_multiplier", "weights", "tensors", "macs",
-              "input", "output", "act_min", "act_max")
+LAYER_KEYS = ("name", "op", "inputs", "input_shape", "output_shape", "kernel", "pool",
+              "stride", "padding", "dilation", "activation", "depth_multiplier", "weights",
+              "tensors", "macs", "rounding", "params", "input", "output", "act_min", "act_max")
+SHAPE_RANKS = (1, 2, 3)
+CONST_DTYPES = ("int8", "int32")
+
+
+def _param(ck: Checker, value: Any, path: str) -> Any:
+    """A ``params`` value: an integer, a string, a boolean or a (nested) list of integers."""
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return ck.integer(value, path, -(1 << 31), (1 << 31) - 1)
+    if isinstance(value, list):
+        return tuple(_param(ck, v, f"{path}[{i}]") for i, v in enumerate(value))
+    raise ck.error(path, f"expected an integer, a string, a boolean or a list of integers; "
+                         f"got {value!r}")
 
 
 def _qlayer(ck: Checker, value: Any, path: str, arrays: Mapping[str, np.ndarray],
             used: set[str]) -> QLayer:
     if not isinstance(value, Mapping) or "op" not in value:
         raise ck.error(path, "expected a mapping with an 'op'")
-    op = ck.string(value["op"], f"{path}.op", OPS)
+    op = ck.string(value["op"], f"{path}.op", ARTIFACT_OPS)
     required = ["name", "op", "input_shape", "output_shape", "input", "output", "act_min",
                 "act_max"]
     if op in WEIGHT_OPS:
@@ -358,8 +468,44 @@ def _qlayer(ck: Checker, value: Any, path: str, arrays: Mapping[str, np.ndarray]
     if not NAME_RE.match(name):
         raise ck.error(f"{path}.name", f"{name!r} is not an identifier")
     kw: dict[str, Any] = {"name": name, "op": op}
-    kw["input_shape"] = ck.int_list(m["input_shape"], f"{path}.input_shape", (1, 3), 1)
-    kw["output_shape"] = ck.int_list(m["output_shape"], f"{path}.output_shape", (1, 3), 1)
+    kw["input_shape"] = ck.int_list(m["input_shape"], f"{path}.input_shape", SHAPE_RANKS, 1)
+    kw["output_shape"] = ck.int_list(m["output_shape"], f"{path}.output_shape", SHAPE_RANKS, 1)
+    if "inputs" in m:
+        names = ck.sequence(m["inputs"], f"{path}.inputs")
+        kw["inputs"] = tuple(ck.string(v, f"{path}.inputs[{i}]") for i, v in enumerate(names))
+    if "dilation" in m:
+        kw["dilation"] = ck.int_list(m["dilation"], f"{path}.dilation", 2, 1)
+    if "rounding" in m:
+        kw["rounding"] = ck.string(m["rounding"], f"{path}.rounding", ROUNDINGS)
+    if "params" in m:
+        pm = m["params"]
+        if not isinstance(pm, Mapping):
+            raise ck.error(f"{path}.params", f"expected a mapping; got {pm!r}")
+        kw["params"] = {str(k): _param(ck, v, f"{path}.params.{k}") for k, v in pm.items()}
+    if op in GRAPH_OPS and "tensors" in m:
+        tm = m["tensors"]
+        if not isinstance(tm, Mapping):
+            raise ck.error(f"{path}.tensors", f"expected a mapping; got {tm!r}")
+        consts = {}
+        for k in tm:
+            tpath = f"{path}.tensors.{k}"
+            t = ck.mapping(tm[k], tpath, ("name", "dtype", "shape"), ("name", "dtype", "shape"))
+            aname = ck.string(t["name"], f"{tpath}.name")
+            if aname not in arrays:
+                raise ck.error(f"{tpath}.name", f"array {aname!r} is missing from the .npz")
+            arr = arrays[aname]
+            dt = ck.string(t["dtype"], f"{tpath}.dtype", CONST_DTYPES)
+            if arr.dtype.name != dt:
+                raise ck.error(f"{tpath}.dtype", f"array {aname!r} is {arr.dtype.name}; the "
+                                                 f"YAML says {dt}")
+            shape = ck.int_list(t["shape"], f"{tpath}.shape", tuple(range(0, 5)), 1)
+            if tuple(arr.shape) != shape:
+                raise ck.error(f"{tpath}.shape", f"array {aname!r} has shape "
+                                                 f"{list(arr.shape)}; the YAML says "
+                                                 f"{list(shape)}")
+            used.add(aname)
+            consts[str(k)] = arr
+        kw["consts"] = consts
     kw["input"] = _tensor_quant(ck, m["input"], f"{path}.input", full=False)
     kw["output"] = _tensor_quant(ck, m["output"], f"{path}.output")
     kw["act_min"] = ck.integer(m["act_min"], f"{path}.act_min", -128, 127)
@@ -415,7 +561,7 @@ def _qlayer(ck: Checker, value: Any, path: str, arrays: Mapping[str, np.ndarray]
 
 def _check_layer(ck: Checker, q: QLayer, path: str) -> None:
     """Cross-field checks: shapes, value ranges, the folded bias."""
-    if q.op in POOL_OPS + ("flatten",):
+    if q.op in SAME_QUANT_OPS:
         if (q.output.scale, q.output.zero_point) != (q.input.scale, q.input.zero_point):
             raise ck.error(f"{path}.output", f"{q.op} keeps its input's quantization; got "
                                              f"output ({q.output.scale}, "
@@ -436,8 +582,10 @@ def _check_layer(ck: Checker, q: QLayer, path: str) -> None:
                                                  f"lie in [-{half}, {half}]")
     c = q.output_shape[-1]
     k = tuple(q.kernel or ())
+    n_in = int(np.prod(q.input_shape))
+    fc_k = q.input_shape[-1] if len(q.output_shape) > 1 else n_in
     expect = {"conv2d": (c, *k, q.input_shape[-1]), "depthwise_conv2d": (1, *k, c),
-              "fully_connected": (c, q.input_shape[0])}[q.op]
+              "fully_connected": (c, fc_k)}[q.op]
     if tuple(w.shape) != expect:
         raise ck.error(f"{path}.tensors.weight", f"shape {list(w.shape)} does not fit input "
                                                  f"{list(q.input_shape)} -> output "
@@ -474,8 +622,9 @@ def parse_artifact(config: Any, arrays: Mapping[str, np.ndarray],
     top = ck.mapping(config, "", TOP_KEYS, TOP_KEYS)
     if top["format"] != FORMAT:
         raise ck.error("format", f"{top['format']!r} is not {FORMAT!r}")
-    if top["version"] != VERSION:
-        raise ck.error("version", f"{top['version']!r}: this pymodel reads version {VERSION}")
+    if top["version"] not in VERSIONS:
+        raise ck.error("version", f"{top['version']!r}: this pymodel reads versions "
+                                  f"{', '.join(map(str, VERSIONS))}")
     name = ck.string(top["name"], "name")
     if not isinstance(top["meta"], Mapping):
         raise ck.error("meta", f"expected a mapping; got {top['meta']!r}")
@@ -485,25 +634,43 @@ def parse_artifact(config: Any, arrays: Mapping[str, np.ndarray],
     ck.string(inp["dtype"], "input.dtype", ("int8",))
     in_q = _tensor_quant(ck, {k: v for k, v in inp.items() if k not in ("shape", "dtype")},
                          "input")
+    version = top["version"]
     used: set[str] = set()
-    layers = []
-    prev_shape, prev_q = in_shape, in_q
+    layers: list[QLayer] = []
+    produced: dict[str, tuple[tuple[int, ...], TensorQuant]] = {INPUT: (in_shape, in_q)}
+    prev = INPUT
     for i, item in enumerate(ck.sequence(top["layers"], "layers")):
         path = f"layers[{i}]"
         q = _qlayer(ck, item, path, arrays, used)
-        if q.input_shape != prev_shape:
-            raise ck.error(f"{path}.input_shape", f"{list(q.input_shape)} but the previous "
-                                                  f"layer gives {list(prev_shape)}")
-        if (q.input.scale, q.input.zero_point) != (prev_q.scale, prev_q.zero_point):
+        if version == 1 and (q.op not in V1_OPS or q.inputs or q.dilation or q.params
+                             or q.rounding != "double"):
+            raise ck.error(path, f"op {q.op!r} / inputs / dilation / rounding / params need "
+                                 "artifact version 2")
+        if q.name in produced:
+            raise ck.error(f"{path}.name", f"{q.name!r} names a tensor twice (layer names "
+                                           f"are unique and {INPUT!r} is the network input)")
+        inputs = q.inputs or (prev,)
+        for j, src in enumerate(inputs):
+            if src not in produced:
+                raise ck.error(f"{path}.inputs[{j}]", f"{src!r} is not the network input or "
+                                                      "an earlier layer")
+        shapes = tuple(produced[s][0] for s in inputs)
+        quants = tuple(produced[s][1] for s in inputs)
+        if q.input_shape != shapes[0]:
+            raise ck.error(f"{path}.input_shape", f"{list(q.input_shape)} but {inputs[0]!r} "
+                                                  f"is {list(shapes[0])}")
+        if (q.input.scale, q.input.zero_point) != (quants[0].scale, quants[0].zero_point):
             raise ck.error(f"{path}.input", f"(scale {q.input.scale}, zero_point "
-                                            f"{q.input.zero_point}) differs from the previous "
-                                            f"tensor's (scale {prev_q.scale}, zero_point "
-                                            f"{prev_q.zero_point})")
-        q = dataclasses.replace(q, input=prev_q)       # the full record of that tensor
-        if q.op in POOL_OPS + ("flatten",):
-            q = dataclasses.replace(q, output=prev_q)
+                                            f"{q.input.zero_point}) differs from "
+                                            f"{inputs[0]!r}'s (scale {quants[0].scale}, "
+                                            f"zero_point {quants[0].zero_point})")
+        q = dataclasses.replace(q, input=quants[0], inputs=tuple(inputs), input_shapes=shapes,
+                                input_quants=quants)       # the full record of each tensor
+        if q.op in SAME_QUANT_OPS:
+            q = dataclasses.replace(q, output=quants[0])
         layers.append(q)
-        prev_shape, prev_q = q.output_shape, q.output
+        produced[q.name] = (q.output_shape, q.output)
+        prev = q.name
     names = [q.name for q in layers]
     if len(set(names)) != len(names):
         raise ck.error("layers", f"layer names must be unique; got {names}")
@@ -539,7 +706,7 @@ def load_artifact(path: str | Path) -> QuantizedNetwork:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ck.error("arrays.file", f"{npz} not found") from None
-    except (OSError, ValueError) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise ck.error("arrays.file", f"{npz} is not a readable .npz ({exc})") from None
     return dataclasses.replace(parse_artifact(config, arrays, source=str(p)), path=str(p))
 

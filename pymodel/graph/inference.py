@@ -17,22 +17,35 @@ from typing import Any, Iterator
 import numpy as np
 
 from pymodel.ops import layers as L
-from pymodel.graph.artifact import QLayer, QuantizedNetwork, TensorQuant
+from pymodel.graph.artifact import GRAPH_OPS, INPUT, QLayer, QuantizedNetwork, TensorQuant
+from pymodel.graph.opset import run_graph_op
 from pymodel.arithmetic.gemm import im2col
 from pymodel.arithmetic.qparams import dequantize as _dequantize
 from pymodel.arithmetic.qparams import quantize as _quantize
+from pymodel.graph.prepared_cache import prepared_layer
 
 
-def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
+def run_layer(layer: QLayer, x: np.ndarray, *more: np.ndarray,
+              reference: bool = False) -> np.ndarray:
     """Run one quantized layer.
+
+    Weight layers run prepared (:func:`pymodel.graph.prepared_cache.prepared_layer`: the
+    weight-side work done once per layer object); ``reference=True`` calls the readable
+    :mod:`pymodel.ops.layers` functions instead -- the same integers
+    (``tests/test_prepared.py``).
 
     Args:
         layer: the layer (from :func:`pymodel.graph.artifact.load_artifact`).
         x: int8 ``[N, *layer.input_shape]``.
+        more: the further inputs of a multi-input op (``add``, ``concatenation`` ...), int8
+            ``[N, *layer.input_shapes[i]]``, in ``layer.inputs`` order.
+        reference: run the readable per-call path.
 
     Returns:
         int8 ``[N, *layer.output_shape]``.
     """
+    if layer.op in GRAPH_OPS:
+        return run_graph_op(layer, (x, *more))
     x = np.asarray(x)
     if x.dtype != np.int8:
         raise ValueError(f"x: layer {layer.name!r} takes int8 input; got dtype {x.dtype}")
@@ -40,14 +53,19 @@ def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"x: layer {layer.name!r} expects [N, "
                          f"{', '.join(map(str, layer.input_shape))}]; got {list(x.shape)}")
     zp = layer.input.zero_point
+    if layer.has_weights and not reference and _preparable(layer):
+        return prepared_layer(layer)(x)
     if layer.op == "conv2d":
         return L.conv2d(x, layer.weight, zp, layer.requant(), layer.stride, layer.padding,
-                        layer=layer.name)
+                        layer=layer.name, **_dilation(layer))
     if layer.op == "depthwise_conv2d":
         return L.depthwise_conv2d(x, layer.weight, zp, layer.requant(), layer.stride,
-                                  layer.padding, layer=layer.name)
+                                  layer.padding, layer=layer.name, **_dilation(layer))
     if layer.op == "fully_connected":
-        return L.fully_connected(x, layer.weight, zp, layer.requant(), layer=layer.name)
+        k = layer.weight.shape[1]
+        y = L.fully_connected(x.reshape(-1, k), layer.weight, zp, layer.requant(),
+                              layer=layer.name)
+        return y.reshape(x.shape[0], *layer.output_shape)
     if layer.op == "max_pool2d":
         return L.max_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.act_min,
                             layer.act_max)
@@ -57,6 +75,21 @@ def run_layer(layer: QLayer, x: np.ndarray) -> np.ndarray:
     if layer.op == "flatten":
         return x.reshape(x.shape[0], -1)        # NHWC order, C fastest
     raise ValueError(f"layer {layer.name!r}: unknown op {layer.op!r}")
+
+
+def _preparable(layer: QLayer) -> bool:
+    """Layers the prepared fast path covers: no dilation, fully connected over a flat
+    input (an imported ``keep_num_dims`` FC runs the readable path)."""
+    if layer.dilation is not None and tuple(layer.dilation) != (1, 1):
+        return False
+    return layer.op != "fully_connected" or (len(layer.input_shape) == 1
+                                             and len(layer.output_shape) == 1)
+
+
+def _dilation(layer: QLayer) -> dict[str, Any]:
+    if layer.dilation is None or tuple(layer.dilation) == (1, 1):
+        return {}
+    return {"dilation": tuple(layer.dilation)}
 
 
 def gemm_rows(layer: QLayer, x: np.ndarray) -> np.ndarray:
@@ -76,12 +109,12 @@ def gemm_rows(layer: QLayer, x: np.ndarray) -> np.ndarray:
         or ``[N, in]`` (fully connected).
     """
     if layer.op == "fully_connected":
-        return np.asarray(x)
+        return np.asarray(x).reshape(-1, layer.weight.shape[1])
     if layer.op != "conv2d":
         raise ValueError(f"layer {layer.name!r}: {layer.op} is not a GEMM layer (conv2d or "
                          "fully_connected)")
     cols, _ = im2col(np.asarray(x), layer.kernel, layer.stride, layer.padding,
-                     pad_value=layer.input.zero_point)
+                     pad_value=layer.input.zero_point, **_dilation(layer))
     return cols
 
 
@@ -92,11 +125,24 @@ def run_network(qnet: QuantizedNetwork, x: np.ndarray) -> list[np.ndarray]:
         qnet: the artifact.
         x: int8 ``[N, *qnet.input_shape]`` (see :func:`quantize_input`).
     """
-    outs = []
+    return list(run_tensors(qnet, x).values())[1:]
+
+
+def run_tensors(qnet: QuantizedNetwork, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Integer inference of the graph, returning every tensor by name: ``"input"`` first,
+    then each layer's output (named after the layer) in layer order.
+
+    Args:
+        qnet: the artifact.
+        x: int8 ``[N, *qnet.input_shape]``.
+    """
+    tensors = {INPUT: np.asarray(x)}
+    prev = INPUT
     for layer in qnet.layers:
-        x = run_layer(layer, x)
-        outs.append(x)
-    return outs
+        args = [tensors[name] for name in (layer.inputs or (prev,))]
+        tensors[layer.name] = run_layer(layer, *args)
+        prev = layer.name
+    return tensors
 
 
 def quantize_input(qnet: QuantizedNetwork, x: Any) -> np.ndarray:

@@ -43,6 +43,7 @@ from pymodel.arithmetic.gemm import output_hw, resolve_padding
 from pymodel.ops.layers import (ACTIVATIONS, avg_pool2d_float, conv2d_float, depthwise_conv2d_float,
                      fully_connected_float, max_pool2d_float)
 from pymodel.schema import Checker, load_yaml
+from pymodel.validate import NPZ_READ_ERRORS
 
 WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 POOL_OPS = ("max_pool2d", "avg_pool2d")
@@ -604,10 +605,12 @@ def _check_params(ck: Checker, layers: list[LayerSpec], params: Mapping[str, Any
                                       f"float {list(shape)}); it holds: "
                                       f"{', '.join(sorted(params)) or 'nothing'}")
             arr = np.asarray(params[key])
-            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)) \
-                    or arr.dtype == np.bool_:
+            if not np.issubdtype(arr.dtype, np.floating):
+                # integers here are almost always already-quantized weights given by
+                # mistake: refuse them rather than treat int8 codes as float values
                 raise ck.error(where, f"tensor {key!r} in {weights_source} has dtype "
-                                      f"{arr.dtype}; expected real numbers")
+                                      f"{arr.dtype}; float weights must have a floating "
+                                      "dtype (float16 / float32 / float64)")
             if tuple(arr.shape) != tuple(shape):
                 raise ck.error(where, f"tensor {key!r} in {weights_source} has shape "
                                       f"{list(arr.shape)}; the layer needs {list(shape)}")
@@ -658,5 +661,5 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ValueError(f"{p}: weights file not found") from None
-    except (OSError, ValueError) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise ValueError(f"{p}: not a readable .npz ({exc})") from None

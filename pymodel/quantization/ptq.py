@@ -39,6 +39,7 @@ from pymodel.calibration.histogram import DEFAULT_BINS
 from pymodel.ops.layers import check_accumulator_bound, fold_input_zero_point, make_requant_params
 from pymodel.graph.network import ActivationScheme, LayerSpec, Network, WeightScheme, float_layer
 from pymodel.arithmetic.qparams import QuantParams, compute_qparams, dequantize, quantize
+from pymodel.validate import NPZ_READ_ERRORS
 
 INPUT = "input"  # name of the network input tensor in the statistics
 
@@ -349,7 +350,7 @@ def load_stats(path: str | Path) -> dict[str, TensorStats]:
             arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ValueError(f"stats: {p} not found") from None
-    except (OSError, ValueError) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise ValueError(f"stats: {p} is not a readable .npz ({exc})") from None
     if "__tensors__" not in arrays:
         raise ValueError(f"stats: {p} is not a statistics file (no '__tensors__' array)")

