@@ -123,16 +123,28 @@ class EltwiseEnv:
         self.sink.keep_beats = False
         self.xz = kit.NoXZChecker(self.clock, kit.dut_outputs(dut))
         self._names: list[str] = []
+        self.received: list[np.ndarray] = []     # every result beat's lanes, in order
         self._next = 0
 
-    async def start(self) -> None:
+    def idle_inputs(self) -> None:
+        """Drive the write enables and out_ready_i low."""
         d = self.dut
         for sig in (d.cfg_we_i, d.prm_we_i, d.out_ready_i):
             sig.value = 0
+
+    async def start(self) -> None:
+        self.idle_inputs()
         self.clock.start()
         self.a.start()
         self.b.start()
         await self.clock.reset(3)
+        self.sink.start()
+        self.xz.start()
+
+    def start_streams(self) -> None:
+        """Start the streams and the X/Z checker (clock running, reset done elsewhere)."""
+        self.a.start()
+        self.b.start()
         self.sink.start()
         self.xz.start()
 
@@ -174,6 +186,7 @@ class EltwiseEnv:
 
     def _on_beat(self, beat: kit.Beat) -> None:
         lanes = kit.unpack(beat["data"], self.lanes, 8)
+        self.received.append(lanes)
         try:
             self.sb.compare(lanes, cycle=beat.cycle, last=beat["last"])
         except kit.Mismatch as exc:
@@ -212,6 +225,14 @@ class EltwiseEnv:
                                f" of {beats} beats missing (cycle {self.clock.cycle()})") from None
         self.sb.check_done()
         return tuple(v[:n] for v in g)
+
+    async def run_tensor(self, name: str, op: str, x1: np.ndarray, x2: np.ndarray,
+                         p: Any) -> np.ndarray:
+        """Run and check one tensor pair; returns the unit's int8 outputs, x1's shape."""
+        self.received = []
+        await self.run(name, op, x1.ravel(), x2.ravel(), p)
+        out = np.concatenate(self.received)[: x1.size] if self.received else np.zeros(0)
+        return out.astype(np.int8).reshape(x1.shape)
 
     async def _finish(self, beats: int) -> None:
         await self.a.wait_idle()

@@ -215,14 +215,25 @@ class WindowEnv:
         self._out: np.ndarray | None = None
         self._cfg: dict[int, int] = {}          # last value written to each register
 
-    async def start(self) -> None:
-        """Clock, idle inputs, reset; then the sink and the X/Z checker."""
+    def idle_inputs(self) -> None:
+        """Drive the write enables and out_ready_i low."""
         d = self.dut
         for sig in (d.cfg_we_i, d.w_we_i, d.prm_we_i, d.out_ready_i):
             sig.value = 0
+
+    async def start(self) -> None:
+        """Clock, idle inputs, reset; then the sink and the X/Z checker."""
+        self.idle_inputs()
         self.clock.start()
         self.src.start()
         await self.clock.reset(3)
+        self.start_streams(source=False)
+
+    def start_streams(self, source: bool = True) -> None:
+        """Start the streams and the X/Z checker (the clock runs and reset is done: a
+        unit sharing its clock with others, ``tb/units.py``)."""
+        if source:
+            self.src.start()
         self.sink.start()
         self.xz.start()
 
