@@ -251,11 +251,10 @@ scales the way TFLite computes them; the graph is kept as a DAG.""",
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="artifact stem or .yaml path (the .npz goes beside it)")
     p.add_argument("--name", help="artifact name (default: the model file's stem)")
-    p.add_argument("--rounding", choices=("litert", "double", "single"), default="litert",
-                   help="fixed-point rescale to match: litert (default: LiteRT's reference "
-                        "kernels -- gemmlowp double rounding, single rounding in "
-                        "FULLY_CONNECTED), double (gemmlowp everywhere) or single "
-                        "(TFLITE_SINGLE_ROUNDING everywhere)")
+    p.add_argument("--rounding", choices=("double", "single"), default="double",
+                   help="fixed-point rescale: double (gemmlowp; TFLite's default build, "
+                        "LiteRT's reference kernels and TFLite Micro; default) or single "
+                        "(a runtime built with TFLITE_SINGLE_ROUNDING)")
 
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
