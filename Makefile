@@ -6,7 +6,8 @@
 #   make help       everything else
 #
 # Variables: SEED=n (reproduce a random run), TEST=name, WAVES=1, IMAGES=n, JOBS=n,
-#            SIM=verilator (make sim / make test on Verilator instead of Icarus), ARTIFACT=yaml.
+#            SIM=verilator (make sim / make test on Verilator instead of Icarus), ARTIFACT=yaml,
+#            MODEL=file.tflite (make sim: an imported model on the three RTL units).
 
 SHELL        := /bin/bash
 .DEFAULT_GOAL := help
@@ -21,6 +22,7 @@ WAVES        ?= 0
 IMAGES       ?=
 SIM          ?=
 ARTIFACT     ?=
+MODEL        ?=
 
 # The seed reaches pytest, cocotb and the tools through the environment.
 export QMAC_SEED := $(SEED)
@@ -62,7 +64,7 @@ test: setup ## run the whole regression (SEED=n reproduces a run)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
 
 sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name, SIM=verilator, ARTIFACT=yaml)
-	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ARTIFACT),--artifact $(ARTIFACT))
+	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(MODEL),--model $(MODEL))
 
 bench: setup ## benchmarks, each beside a baseline measured in the same run
 	$(PY) -m bench

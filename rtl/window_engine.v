@@ -19,7 +19,7 @@
 // padding) at one tap of all LANES channels per cycle, and streams the OH x OW output
 // pixels (row-major, one beat = LANES int8 channels; out_last_o on the last pixel).
 // Register stages (each named after its pymodel.ops.window_stages function; the stage
-// table is docs/arithmetic.md section 8):
+// table is docs/arithmetic.md section 9):
 //   0  tap address generation (window_taps): iy = oy*SH - PAD_T + ky*DH, ix likewise
 //   1  feature-map / weight buffer read (registered)
 //   2  window_gather (window_lane)       3  window accumulate (window_lane)
@@ -29,10 +29,13 @@
 // windows in flight plus those in the result FIFO are fewer than RES_FIFO (credits).
 //
 // Configuration (cfg_*; change only while idle, i.e. every output of the last job
-// delivered): address 0 H, 1 W, 2 KH, 3 KW, 4 SH, 5 SW, 6 DH, 7 DW, 8 PAD_T, 9 PAD_L,
+// delivered): address 0 H, 1 W, 2 KH, 3 KW, 4 SH, 5 SW, 6 DH, 7 DW, 8 PAD_T, 9 PAD_L
+// (16-bit two's complement: rows / columns of padding above / left of the tile; negative
+// when the host cuts a tile whose first window starts below / right of the tile's origin),
 // 10 OH, 11 OW, 12 PAD (input zero point, int8), 13 GROUP (requantize channel group:
 // lane l uses channel GROUP*LANES + l), 14 MODE.
 // Weights (w_*, MODE_DW): word ky*KW + kx holds w[ky][kx][c] of lane c in bits [8*c +: 8].
+// synth-uses: requant_*.v
 module window_engine #(
     parameter integer LANES      = 8,     // channels per job (parallel lanes), >= 1
     parameter integer H_MAX      = 32,    // input tile height, power of two >= 1
@@ -100,14 +103,15 @@ module window_engine #(
 
     // ---------------------------------------------------------------- configuration
     reg [15:0]        h_q, w_q, kh_q, kw_q, oh_q, ow_q;
-    reg [7:0]         sh_q, sw_q, dh_q, dw_q, pad_t_q, pad_l_q;
+    reg [7:0]         sh_q, sw_q, dh_q, dw_q;
+    reg signed [15:0] pad_t_q, pad_l_q;    // two's complement: negative = tile starts inside the padding
     reg signed [7:0]  pad_q;
     reg [GW-1:0]      group_q;
     reg [1:0]         mode_q;
     always @(posedge clk_i) begin
         if (rst_i) begin
             h_q <= 16'd1; w_q <= 16'd1; kh_q <= 16'd1; kw_q <= 16'd1; oh_q <= 16'd1; ow_q <= 16'd1;
-            sh_q <= 8'd1; sw_q <= 8'd1; dh_q <= 8'd1; dw_q <= 8'd1; pad_t_q <= 8'd0; pad_l_q <= 8'd0;
+            sh_q <= 8'd1; sw_q <= 8'd1; dh_q <= 8'd1; dw_q <= 8'd1; pad_t_q <= 16'sd0; pad_l_q <= 16'sd0;
             pad_q <= 8'sd0; group_q <= {GW{1'b0}}; mode_q <= MODE_DW;
         end else if (cfg_we_i) begin
             case (cfg_addr_i)
@@ -119,8 +123,8 @@ module window_engine #(
                 4'd5:  sw_q    <= cfg_wdata_i[7:0];
                 4'd6:  dh_q    <= cfg_wdata_i[7:0];
                 4'd7:  dw_q    <= cfg_wdata_i[7:0];
-                4'd8:  pad_t_q <= cfg_wdata_i[7:0];
-                4'd9:  pad_l_q <= cfg_wdata_i[7:0];
+                4'd8:  pad_t_q <= $signed(cfg_wdata_i);
+                4'd9:  pad_l_q <= $signed(cfg_wdata_i);
                 4'd10: oh_q    <= cfg_wdata_i;
                 4'd11: ow_q    <= cfg_wdata_i;
                 4'd12: pad_q   <= $signed(cfg_wdata_i[7:0]);
@@ -196,8 +200,8 @@ module window_engine #(
                     load_q    <= 1'b0;
                     compute_q <= 1'b1;
                     oy_q <= 16'd0; ox_q <= 16'd0; ky_q <= 16'd0; kx_q <= 16'd0;
-                    ybase_q <= -$signed({10'd0, pad_t_q});
-                    xbase_q <= -$signed({10'd0, pad_l_q});
+                    ybase_q <= -{{2{pad_t_q[15]}}, pad_t_q};
+                    xbase_q <= -{{2{pad_l_q[15]}}, pad_l_q};
                     ty_q <= 18'd0; tx_q <= 18'd0; t_q <= {TW{1'b0}};
                 end
             end
@@ -220,7 +224,7 @@ module window_engine #(
                         xbase_q <= xbase_q + $signed({10'd0, sw_q});
                     end else begin
                         ox_q    <= 16'd0;
-                        xbase_q <= -$signed({10'd0, pad_l_q});
+                        xbase_q <= -{{2{pad_l_q[15]}}, pad_l_q};
                         oy_q    <= oy_q + 16'd1;
                         ybase_q <= ybase_q + $signed({10'd0, sh_q});
                     end

@@ -2,7 +2,7 @@
 //
 // Register stages 2 and 3 of rtl/window_engine.v for one channel: the tap value after
 // padding, then the accumulation of the window, each named after its pymodel function
-// (pymodel.ops.window_stages; docs/arithmetic.md section 8):
+// (pymodel.ops.window_stages; docs/arithmetic.md section 9):
 //
 //   reg stage  register           pymodel.ops.window_stages function
 //   1          (window_engine:    -- feature-map and weight buffer reads (registered)

@@ -6,7 +6,8 @@
 #   e.g.          scripts/synth.sh requant_pipeline:LANES=1 mac_array:ROWS=4,COLS=4
 #
 # A top's sources are rtl/<prefix>_*.v, <prefix> being the top's name up to its first
-# underscore (requant_pipeline -> rtl/requant_*.v, mac_array -> rtl/mac_*.v); a top whose
+# underscore (requant_pipeline -> rtl/requant_*.v, mac_array -> rtl/mac_*.v) plus the globs
+# of its "// synth-uses: <glob>" lines (window_engine uses requant_*.v); a top whose
 # rtl/<top>.v does not exist yet is skipped with a message.  For each top, in
 # sim/build/synth/<top>[-<params>]/:
 #   synth/mul.ys      word-level multipliers after wreduce ($mul cells and their widths)
@@ -39,6 +40,8 @@ for spec in "${tops[@]}"; do
         continue
     fi
     files=(rtl/"$prefix"_*.v)
+    # blocks built on another prefix's modules name them in a "// synth-uses: <glob>" line
+    for glob in $(sed -n 's|^// synth-uses: ||p' "rtl/$top.v"); do files+=(rtl/$glob); done
     tag=$top
     chparam=""
     if [ -n "$params" ]; then

@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", default=None,
                         help="quantized-network artifact YAML (default: the shipped INT8 "
                              "digits CNN, models/digits/digits_cnn_int8.yaml)")
+    parser.add_argument("--model", default=None,
+                        help="a .tflite model (models/tflite/*.tflite): every conv / FC / "
+                             "depthwise / pool / MEAN / ADD / SUB / MUL layer on its RTL unit "
+                             "(tb/test_units_network.py); --images of its stored test images "
+                             "(default 1)")
     parser.add_argument("--sim", default=None,
                         help="simulator: icarus (default) or verilator (default: $QMAC_SIM)")
     args = parser.parse_args(argv)
@@ -63,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     from tb import kit, test_network
+    if args.model:
+        from tb import test_units_network
+        images = args.images if "--images" in (argv if argv is not None else sys.argv) else 1
+        try:
+            return test_units_network.main(args.model, images=images, waves=args.waves)
+        except ValueError as exc:
+            print(f"qmac: error: {exc}", file=sys.stderr)
+            return 2
+        except kit.TestbenchFailed as exc:
+            print(f"\nqmac: FAILED: {exc}", file=sys.stderr)
+            return 1
     if sim == "verilator":
         from tb import bulk
         try:

@@ -17,18 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 from pymodel.arithmetic.fixedpoint import requantize
 from pymodel.ops.layers import RequantParams, fold_input_zero_point
-from pymodel.ops.window_stages import (depthwise_accumulate, identity_requant,
+from pymodel.arithmetic.fixedpoint import left_shift, saturating_rounding_doubling_high_mul, wrap_int32
+from pymodel.ops.reduce import MeanParams
+from pymodel.ops.window_stages import (depthwise_accumulate, identity_requant, mean_requant,
                                        rounding_divide_by_count, window_count, window_gather,
                                        window_max, window_pads, window_sum, window_taps)
 from tb import kit
 
-MODES = {"dw": 0, "max": 1, "avg": 2, "sum": 3}
+MODES = {"dw": 0, "max": 1, "avg": 2, "mean": 3}   # mean: MODE_SUM + the MEAN requantize
 (CFG_H, CFG_W, CFG_KH, CFG_KW, CFG_SH, CFG_SW, CFG_DH, CFG_DW, CFG_PAD_T, CFG_PAD_L, CFG_OH,
  CFG_OW, CFG_PAD, CFG_GROUP, CFG_MODE) = range(15)
 
@@ -39,7 +40,8 @@ class WindowLayer:
 
     Attributes:
         name: layer name for messages.
-        op: ``"dw"`` (depthwise, multiplier 1), ``"max"`` or ``"avg"`` (pooling).
+        op: ``"dw"`` (depthwise, multiplier 1), ``"max"`` or ``"avg"`` (pooling), ``"mean"``
+            (spatial MEAN, ``kernel`` = the image, stride 1, valid).
         x: int8 NHWC ``[N, H, W, C]``.
         kernel, stride, dilation: ``(h, w)`` pairs.
         padding: ``"valid"``, ``"same"``, an int or ``((top, bottom), (left, right))``.
@@ -48,6 +50,7 @@ class WindowLayer:
         rq: requantize parameters (``dw``); pooling uses the identity and ``act_min`` /
             ``act_max``.
         act_min, act_max: pooling clamp.
+        mean: MEAN's parameters (``op == "mean"``).
         check_bound: apply the accumulator bound check (off only at the contract's edges).
     """
 
@@ -64,6 +67,7 @@ class WindowLayer:
     act_min: int = -128
     act_max: int = 127
     check_bound: bool = True
+    mean: MeanParams | None = None
 
     @property
     def channels(self) -> int:
@@ -116,6 +120,17 @@ def golden(layer: WindowLayer) -> Golden:
         x1 = requantize(acc.astype(np.int32), bias, rq.m0, np.maximum(rq.shift, 0), 0, *big)
         e = np.maximum(-rq.shift, 0).astype(np.int64)
         tie = (e > 0) & ((x1.astype(np.int64) & ((1 << e) - 1)) == np.where(e > 0, 1 << np.maximum(e - 1, 0), -1))
+    elif layer.op == "mean":
+        assert layer.mean is not None
+        acc = wrap_int32(window_sum(window_gather(x, iy, ix, inside, 0)))
+        rq = mean_requant(layer.mean, int(inside.shape[2]), c)
+        args = (acc.astype(np.int32), rq.bias, rq.m0, rq.shift, rq.out_zero_point)
+        out = requantize(*args, rq.act_min, rq.act_max)
+        pre = requantize(*args, *big)
+        sh, e = int(rq.shift[0]), max(-int(rq.shift[0]), 0)
+        y = np.asarray(saturating_rounding_doubling_high_mul(
+            left_shift(wrap_int32(acc + int(rq.bias[0])), sh), int(rq.m0[0])), np.int64)
+        tie = (e > 0) & ((y & ((1 << e) - 1)) == (1 << max(e - 1, 0)))
     else:
         fill = -128 if layer.op == "max" else 0
         taps = window_gather(x, iy, ix, inside, fill)
@@ -198,15 +213,27 @@ class WindowEnv:
         self._slots: list[tuple[str, int, int, int, int, bool]] = []  # op, n, oy, ox, c0, last
         self._next = 0
         self._out: np.ndarray | None = None
+        self._cfg: dict[int, int] = {}          # last value written to each register
 
-    async def start(self) -> None:
-        """Clock, idle inputs, reset; then the sink and the X/Z checker."""
+    def idle_inputs(self) -> None:
+        """Drive the write enables and out_ready_i low."""
         d = self.dut
         for sig in (d.cfg_we_i, d.w_we_i, d.prm_we_i, d.out_ready_i):
             sig.value = 0
+
+    async def start(self) -> None:
+        """Clock, idle inputs, reset; then the sink and the X/Z checker."""
+        self.idle_inputs()
         self.clock.start()
         self.src.start()
         await self.clock.reset(3)
+        self.start_streams(source=False)
+
+    def start_streams(self, source: bool = True) -> None:
+        """Start the streams and the X/Z checker (the clock runs and reset is done: a
+        unit sharing its clock with others, ``tb/units.py``)."""
+        if source:
+            self.src.start()
         self.sink.start()
         self.xz.start()
 
@@ -216,6 +243,7 @@ class WindowEnv:
         self.src.clear()
         self.sink.stop()
         await self.clock.reset(cycles)
+        self._cfg = {}
         self.sb.clear()
         self._slots, self._next = [], 0
         self.src.start()
@@ -248,14 +276,18 @@ class WindowEnv:
                 o1 = min(o0 + t, o)
                 lo = o0 * s - p
                 hi = (o1 - 1) * s - p + ke
-                r0, r1 = max(lo, 0), min(hi, size)
+                # at least one input row: a tile whose windows lie wholly in the padding
+                # (explicit padding >= the kernel) gets a negative PAD (origin offset)
+                r0 = min(max(lo, 0), size - 1)
+                r1 = max(min(hi, size), r0 + 1)
                 out.append(((o0, o1), (r0, r1), r0 - lo))
             return out
 
         jobs = []
         groups = -(-c // self.lanes)
-        for n in range(n_img):
-            for grp in range(groups):
+        # group-major: a group's weights and parameters are loaded once per layer
+        for grp in range(groups):
+            for n in range(n_img):
                 for oyr, iyr, ptile in spans(oh, th, sh, pt, keh, h):
                     for oxr, ixr, pltile in spans(ow, tw, sw, pl, kew, w):
                         jobs.append(Job(n, grp, oyr, oxr, iyr, ixr, ptile, pltile))
@@ -289,8 +321,13 @@ class WindowEnv:
             m0, shift = rq.m0[cs], rq.shift[cs]
             zp, lo, hi = rq.out_zero_point, rq.act_min, rq.act_max
         else:
-            rq = identity_requant(real, layer.act_min, layer.act_max)
-            bias, m0, shift, zp, lo, hi = rq.bias, rq.m0, rq.shift, 0, rq.act_min, rq.act_max
+            if layer.op == "mean":
+                assert layer.mean is not None
+                rq = mean_requant(layer.mean, layer.taps, real)
+            else:
+                rq = identity_requant(real, layer.act_min, layer.act_max)
+            bias, m0, shift = rq.bias, rq.m0, rq.shift
+            zp, lo, hi = rq.out_zero_point, rq.act_min, rq.act_max
         for lane in range(self.lanes):
             ok = lane < real
             await self._write(d.prm_we_i, {
@@ -308,13 +345,15 @@ class WindowEnv:
                 CFG_KH: layer.kernel[0], CFG_KW: layer.kernel[1],
                 CFG_SH: layer.stride[0], CFG_SW: layer.stride[1],
                 CFG_DH: layer.dilation[0], CFG_DW: layer.dilation[1],
-                CFG_PAD_T: job.pad_t, CFG_PAD_L: job.pad_l,
+                CFG_PAD_T: job.pad_t & 0xFFFF, CFG_PAD_L: job.pad_l & 0xFFFF,
                 CFG_OH: job.oy[1] - job.oy[0], CFG_OW: job.ox[1] - job.ox[0],
                 CFG_PAD: layer.in_zero_point & 0xFF if layer.op == "dw" else 0,
                 CFG_GROUP: job.g if layer.op == "dw" else job.g % self.groups_max,
                 CFG_MODE: MODES[layer.op]}
         for addr, value in regs.items():
-            await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+            if self._cfg.get(addr) != value:      # registers keep their value between jobs
+                await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
+                self._cfg[addr] = value
 
     # -- checking ---------------------------------------------------------------------
     def _on_beat(self, beat: kit.Beat) -> None:
@@ -370,6 +409,9 @@ class WindowEnv:
             assert layer.rq is not None
             # acc 0, bias 0, m0 0 -> 0 + zp, clamped
             return int(np.clip(layer.rq.out_zero_point, layer.rq.act_min, layer.rq.act_max))
+        if layer.op == "mean":
+            assert layer.mean is not None
+            return int(np.clip(layer.mean.out_zero_point, -128, 127))
         return int(np.clip(0, layer.act_min, layer.act_max))
 
     async def run_layer(self, layer: WindowLayer) -> tuple[np.ndarray, WindowStats, Golden]:
@@ -398,7 +440,9 @@ class WindowEnv:
                 raise kit.Mismatch(
                     f"layer {layer.name!r} ({layer.op}): timeout after {budget} cycles with "
                     f"{self.src.pending} input beats unsent and {out0 + beats - self.sink.count} "
-                    f"of {beats} output beats missing (cycle {self.clock.cycle()})") from None
+                    f"of {beats} output beats missing (cycle {self.clock.cycle()}); kernel "
+                    f"{layer.kernel}, stride {layer.stride}, dilation {layer.dilation}, padding "
+                    f"{layer.padding}, input {layer.x.shape}, job {job}") from None
             self.sb.check_done()
             st.cycles += self.clock.cycle() - start + 1
             real = min(self.lanes, layer.channels - job.g * self.lanes)
@@ -413,13 +457,13 @@ class WindowEnv:
         await self.src.wait_idle()
         await self.sink.wait_for(beats)
 
-    def start_job_unchecked(self, layer: WindowLayer) -> None:
-        """For reset tests: queue the first job's input without waiting (after load)."""
+    async def start_job_unchecked(self, layer: WindowLayer) -> None:
+        """For reset tests: load the first job of a layer and queue its input and
+        expected outputs, without waiting for them (the caller resets midway)."""
         g = golden(layer)
         job = self.jobs(layer, g)[0]
-        cocotb.start_soon(self._start_unchecked(layer, g, job))
-
-    async def _start_unchecked(self, layer: WindowLayer, g: Golden, job: Job) -> None:
         await self.load_group(layer, job.g)
         await self.configure(layer, job)
+        self._out = None
+        self._slots, self._next = [], 0
         self.queue_job(layer, g, job)

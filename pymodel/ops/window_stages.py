@@ -2,7 +2,7 @@
 
 ``rtl/window_engine.v`` walks the taps of every output pixel over a stored input tile;
 each of its register stages is one function here, in the same order (house rule 2;
-``docs/arithmetic.md`` section 8)::
+``docs/arithmetic.md`` section 9)::
 
     iy, ix, inside = window_taps(in_hw, kernel, stride, dilation, pads)   stage 0
     taps  = window_gather(x, iy, ix, inside, pad_value)                   stage 2
@@ -39,6 +39,7 @@ from pymodel.arithmetic.fixedpoint import requantize, wrap_int32
 from pymodel.arithmetic.gemm import Padding, output_hw, pair, resolve_padding
 from pymodel.ops.layers import (INT8_MAX, INT8_MIN, RequantParams, check_accumulator_bound,
                                 fold_input_zero_point)
+from pymodel.ops.reduce import MeanParams, mean_multiplier
 
 IDENTITY_M0 = 1 << 30   # m0 of the identity requantize (pooling): 2^30 * 2^1 / 2^31 = 1
 IDENTITY_SHIFT = 1
@@ -47,7 +48,7 @@ __all__ = [
     "IDENTITY_M0", "IDENTITY_SHIFT", "window_pads", "window_taps", "window_gather",
     "window_count", "depthwise_accumulate", "window_max", "window_sum",
     "rounding_divide_by_count", "identity_requant", "depthwise_conv2d_engine",
-    "max_pool2d_engine", "avg_pool2d_engine",
+    "max_pool2d_engine", "avg_pool2d_engine", "mean_requant", "mean_engine",
 ]
 
 
@@ -249,3 +250,36 @@ def avg_pool2d_engine(x: np.ndarray, pool: Any, stride: Any = None,
     q = rounding_divide_by_count(s, window_count(inside)[None, :, :, None])
     rq = identity_requant(x.shape[3], act_min, act_max)
     return _requant(q, rq, rq.bias)
+
+
+def mean_requant(params: MeanParams, n: int, channels: int) -> RequantParams:
+    """Requantize parameters that turn a window sum of ``n`` taps into TFLite's MEAN.
+
+    ``y = clamp8(MBQM(wrap32(sum - zp_in * n), m', sh') + zp_out)`` (``reduce.mean``) is
+    ``requantize(sum, bias = wrap32(-zp_in * n), m', sh', zp_out, -128, 127)`` with
+    ``(m', sh') = mean_multiplier(m, sh, n)``: ``m' < 2^31`` and ``-31 <= sh'``.
+    """
+    if params.rounding != "double":
+        raise ValueError(f"params.rounding: {params.rounding!r}; the window engine's "
+                         "requantize pipeline runs 'double' rounding")
+    m, sh = mean_multiplier(params.multiplier, params.shift, n)
+    bias = int(wrap_int32(-int(params.in_zero_point) * int(n)))
+    return RequantParams(bias=np.full(channels, bias, np.int32), m0=np.full(channels, m, np.int32),
+                         shift=np.full(channels, sh, np.int32),
+                         out_zero_point=params.out_zero_point)
+
+
+def mean_engine(x: np.ndarray, params: MeanParams) -> np.ndarray:
+    """Spatial MEAN (``axis=(1, 2)``, ``keep_dims``) as the window engine computes it: one
+    window of ``H x W`` taps (MODE_SUM), then the requantize pipeline with
+    :func:`mean_requant` (== ``reduce.mean(x, (1, 2), params, keep_dims=True)``).
+
+    Returns:
+        int8 ``[N, 1, 1, C]``.
+    """
+    x = _x(x)
+    h, w = x.shape[1:3]
+    iy, ix, inside = window_taps((h, w), (h, w))
+    s = wrap_int32(window_sum(window_gather(x, iy, ix, inside, 0)))
+    rq = mean_requant(params, h * w, x.shape[3])
+    return _requant(s, rq, rq.bias)

@@ -1,0 +1,36 @@
+"""An imported TFLite model on the three RTL units (tb/test_units_network.py).
+
+resnet_style: every layer but its RESHAPE (host: data movement only) runs on the RTL --
+convolutions and the FC on qlayer_engine, max / average pooling on window_engine, the
+residual ADDs on eltwise_engine -- and every layer's output equals the golden model.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tb import kit
+from tb import test_units_network as tb_units
+
+MODELS = kit.REPO_ROOT / "models" / "tflite"
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_resnet_style_on_the_units(seed: int) -> None:
+    rep = tb_units.run(MODELS / "resnet_style.tflite", 1, seed=seed)
+    on = {l["name"]: l["where"] for l in rep["layers"]}
+    assert [n for n, w in on.items() if w == "host"] == ["reshape_10"], on
+    assert {w for w in on.values()} == {"rtl:gemm", "rtl:window", "rtl:eltwise", "host"}
+    assert all(l["mismatches"] == 0 for l in rep["layers"])
+    assert rep["rtl_pred"] == rep["golden_pred"]
+
+
+def test_bad_model_is_a_one_line_error(tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "tb.run", "--model", str(tmp_path / "no.tflite")],
+                       capture_output=True, text=True, cwd=kit.REPO_ROOT)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "MODEL / model" in r.stderr, r.stderr
