@@ -30,7 +30,7 @@ export QMAC_WAVES := $(WAVES)
 export QMAC_SIM := $(SIM)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim bench lint synth accuracy clean tflite-models runtimes-study
+.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim coverage bench lint synth accuracy clean tflite-models runtimes-study
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -54,7 +54,7 @@ tools-verilator:
 	@scripts/ensure-tools.sh g++:g++ make:make perl:perl liblz4-dev:/usr/include/lz4.h zlib1g-dev:/usr/include/zlib.h
 
 tools-lint:
-	@scripts/ensure-tools.sh verilator:verilator
+	@scripts/ensure-tools.sh verilator:verilator,verilator_coverage
 
 tools-synth:
 	@scripts/ensure-tools.sh yosys:yosys nextpnr-ice40:nextpnr-ice40
@@ -65,6 +65,21 @@ test: setup ## run the whole regression (SEED=n reproduces a run)
 
 sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name, SIM=verilator, ARTIFACT=yaml)
 	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(MODEL),--model $(MODEL))
+
+# Coverage: the RTL regression on Verilator coverage builds (every cocotb testbench at
+# every parameter set, the bulk-harness tests), then every shipped quantized artifact on
+# all 540 digits test images in bulk; merged by verilator_coverage (Debian's), reported
+# with a reason for every uncovered point. Seed 1 unless SEED=n: the page is reproducible.
+COV_ARTIFACTS := $(filter-out models/digits/digits_cnn.yaml,$(wildcard models/digits/digits_cnn_*.yaml))
+
+coverage: setup tools-lint ## Verilator line/branch/toggle coverage of the RTL regression -> docs/coverage.md
+	@rm -rf sim/build/coverage
+	QMAC_SIM=verilator QMAC_COVERAGE=1 QMAC_SEED=$(or $(SEED),1) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	    $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider tests/test_rtl_mac_array.py \
+	    tests/test_rtl_requant.py tests/test_rtl_qlayer_engine.py tests/test_bulk.py
+	@for a in $(COV_ARTIFACTS); do echo "qmac: $$a, 540 images, bulk (coverage build)"; \
+	    QMAC_COVERAGE=1 $(PY) -m tb.run --sim verilator --images 540 --artifact $$a > /dev/null || exit 1; done
+	$(PY) -m tb.coverage_report --check
 
 bench: setup ## benchmarks, each beside a baseline measured in the same run
 	$(PY) -m bench

@@ -85,7 +85,7 @@ def test_bulk_rtl_error_fails(rng: np.random.Generator, monkeypatch: pytest.Monk
         job = random_job(rng, eng, "bad_k_tile")
         job.cols = job.cols[:, :1].copy()
         job.w2d = job.w2d[:, :1].copy()
-        with pytest.raises(bulk.BulkFailed, match="error"):
+        with pytest.raises(bulk.BulkFailed, match="the RTL reported an error"):
             eng.run_sync(job)
 
 

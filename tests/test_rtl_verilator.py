@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from tb import test_mac_array, test_qlayer_engine, test_requant
+from tb import kit, test_mac_array, test_qlayer_engine, test_requant
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
@@ -39,4 +39,9 @@ def test_block_on_verilator(module, parameters: dict, testcase: list[str] | None
                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The block's cocotb tests (``testcase``, default all) pass on Verilator."""
     monkeypatch.setenv("QMAC_SIM", "verilator")
-    module.run(parameters, seed=seed, testcase=testcase)
+    # a build directory of its own (-vlcheck): under `make test SIM=verilator` the Icarus
+    # tests of the same parameter set build on Verilator too, possibly at the same time
+    name = module.__name__.rsplit(".", 1)[-1][len("test_"):]
+    bdir = kit.default_build_dir(name, parameters)
+    module.run(parameters, seed=seed, testcase=testcase,
+               build_dir=bdir.with_name(bdir.name + "-vlcheck"))
