@@ -168,46 +168,63 @@ def _y_bound(acc_bound: int | None, m0: np.ndarray, total_shift: np.ndarray) -> 
     return int(((x * m0) >> total_shift).max()) + 1
 
 
-def apply_plan(plan: RequantPlan, acc: np.ndarray) -> np.ndarray:
+def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np.ndarray:
     """Requantize ``acc`` with a plan.
 
     Args:
-        acc: accumulators ``[..., C]`` holding integers: int32 / int64, or float32 /
-            float64 holding exact integers (the float GEMM's output).
         plan: from :func:`plan_requant`.
+        acc: accumulators holding integers: int32 / int64, or float32 / float64 holding
+            exact integers (the float GEMM's output).  Channel-last ``[..., C]``
+            (``channel_axis=-1``) or channel-major ``[C, ...]`` (``channel_axis=0``).
+            Channel-major is the fast layout when there are many values per channel:
+            the per-channel constants are then constant along numpy's inner loop.
+        channel_axis: ``-1`` or ``0``.
 
     Returns:
-        int8 ``[..., C]`` when the clamp range lies in int8, else int32.
+        int8 of ``acc``'s shape when the clamp range lies in int8, else int32.
     """
-    shape = acc.shape
     c = plan.channels
-    flat = acc.reshape(-1, c)
     out_dtype = np.int8 if -128 <= plan.act_min and plan.act_max <= 127 else np.int32
+    if channel_axis == 0:
+        flat = acc.reshape(c, -1)
+        out = np.empty(flat.shape, out_dtype)
+        rows = max(1, BLOCK // max(flat.shape[1], 1))
+        for start in range(0, c, rows):
+            sl = slice(start, start + rows)
+            out[sl] = _block(plan, flat[sl], sl, True)
+        return out.reshape(acc.shape)
+    flat = acc.reshape(-1, c)
     out = np.empty(flat.shape, out_dtype)
     rows = max(1, BLOCK // max(c, 1))
+    whole = slice(None)
     for start in range(0, flat.shape[0], rows):
-        out[start:start + rows] = _block(plan, flat[start:start + rows])
-    return out.reshape(shape)
+        out[start:start + rows] = _block(plan, flat[start:start + rows], whole, False)
+    return out.reshape(acc.shape)
 
 
-def _block(p: RequantPlan, acc: np.ndarray) -> np.ndarray:
+def _block(p: RequantPlan, acc: np.ndarray, ch: slice, major: bool) -> np.ndarray:
+    """Requantize one block; ``ch`` selects the block's channels, ``major``: channels
+    on axis 0 (constants as ``[c, 1]`` columns) instead of the last axis."""
+    def k(a: np.ndarray) -> np.ndarray:
+        return a[ch, None] if major else a
+
     t = acc.astype(np.int64)
     if p.bias is not None:                          # x1 = wrap32(acc + bias)
-        t += p.bias
+        t += k(p.bias)
         t = t.astype(np.int32)
         if p.rounding == "double" and p.left is not None:
-            t = (t.astype(np.int64) << p.left).astype(np.int32)   # x2 = wrap32(x1 << l)
-        t = np.multiply(t, p.m0)                    # int32 * int64 -> int64
+            t = (t.astype(np.int64) << k(p.left)).astype(np.int32)   # x2 = wrap32(x1 << l)
+        t = np.multiply(t, k(p.m0))                 # int32 * int64 -> int64
     else:
-        np.multiply(t, p.m0, out=t)
-    t += p.add
+        np.multiply(t, k(p.m0), out=t)
+    t += k(p.add)
     if p.neg is not None:                           # c = 2^(r-1) - [t < 0]
         s = t >> 63
-        s &= p.neg
+        s &= k(p.neg)
         t -= s
     if p.off is not None:
-        t += p.off
-    t >>= p.total_shift
+        t += k(p.off)
+    t >>= k(p.total_shift)
     if p.wrap_result:
         t = t.astype(np.int32).astype(np.int64)
     if p.zero_point:

@@ -85,7 +85,7 @@ class PreparedGemm:
             accumulator could leave int32 (``False``: wrap mod 2^32 as the hardware does).
 
     Attributes:
-        chunks: float32 ``[k1 - k0, C]`` C-contiguous weight blocks along ``K``.
+        chunks: float32 ``[C, k1 - k0]`` C-contiguous weight blocks along ``K``.
         plan: the requantize constants.
     """
 
@@ -99,38 +99,41 @@ class PreparedGemm:
         self.plan = _plan(w2d, self.in_zero_point, rq, layer, check_bound)
         wmax = int(np.abs(w2d.astype(np.int16)).max())
         step = self.k if wmax == 0 else max(1, _FLOAT32_EXACT // (_INPUT_MAX * wmax))
-        wt = w2d.T.astype(np.float32)
-        self.chunks = [np.ascontiguousarray(wt[k0:k0 + step]) for k0 in range(0, self.k, step)]
+        wf = w2d.astype(np.float32)
+        self.chunks = [np.ascontiguousarray(wf[:, k0:k0 + step]) for k0 in range(0, self.k, step)]
         self.edges = list(range(0, self.k, step)) + [self.k]
-        # |exact sum| <= K * 128 * wmax; beyond int32 only an unchecked layer can wrap
-        self.acc_fits_float32 = len(self.chunks) == 1
 
-    def accumulate(self, cols: np.ndarray) -> np.ndarray:
-        """Exact ``cols @ w2d.T`` of float32 rows holding int8 values.
+    def accumulate_t(self, cols: np.ndarray) -> np.ndarray:
+        """Exact ``w2d @ cols.T``, channel-major, of float32 rows holding int8 values.
 
         Args:
             cols: float32 ``[M, K]`` (integers in [-128, 127]).
 
         Returns:
-            float32 (one chunk) or float64 ``[M, C]`` of exact integer sums.
+            float32 (one chunk) or float64 ``[C, M]`` of exact integer sums.
         """
-        if self.acc_fits_float32:
-            return cols @ self.chunks[0]
+        if len(self.chunks) == 1:
+            return self.chunks[0] @ cols.T
         acc = None
         for w, k0, k1 in zip(self.chunks, self.edges[:-1], self.edges[1:]):
-            part = cols[:, k0:k1] @ w
+            part = w @ cols[:, k0:k1].T
             acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
         return acc
 
     def run_float_rows(self, cols: np.ndarray) -> np.ndarray:
-        """GEMM + requantize of float32 rows ``[M, K]`` -> int8 ``[M, C]``."""
-        return apply_plan(self.plan, self.accumulate(cols))
+        """GEMM + requantize of float32 rows ``[M, K]`` -> int8 ``[M, C]`` (possibly a
+        transposed view).  The requantize runs in whichever layout gives numpy the longer
+        inner loop: channel-major when there are more rows than channels."""
+        acc_t = self.accumulate_t(cols)
+        if acc_t.shape[1] > self.channels:
+            return apply_plan(self.plan, acc_t, channel_axis=0).T
+        return apply_plan(self.plan, acc_t.T)
 
     def __call__(self, cols: np.ndarray) -> np.ndarray:
         """Same as ``quantized_gemm(cols, w2d, in_zero_point, rq)``: int8 ``[M, K]`` ->
         int8 ``[M, C]``."""
         cols = _activation("cols", cols, 2, self.k, 1)
-        return self.run_float_rows(cols.astype(np.float32))
+        return np.ascontiguousarray(self.run_float_rows(cols.astype(np.float32)))
 
 
 def prepare_gemm(w2d: np.ndarray, in_zero_point: int, rq: RequantParams, layer: str = "gemm",
@@ -179,7 +182,7 @@ class PreparedFullyConnected(PreparedLayer):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """int8 ``[N, in]`` -> int8 ``[N, out]``."""
         x = _activation("x", x, 2, self.gemm.k, 1)
-        return self.gemm.run_float_rows(x.astype(np.float32))
+        return np.ascontiguousarray(self.gemm.run_float_rows(x.astype(np.float32)))
 
 
 def _padded_float(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
@@ -291,26 +294,40 @@ class PreparedDepthwise(PreparedLayer):
         _requant_for(rq, w.shape[3])
         w2d = w.reshape(kh * kw, w.shape[3]).T                      # [C*m, T]
         self.plan = _plan(w2d, zp, rq, layer, check_bound=True)
-        self.taps = w.reshape(kh * kw, w.shape[3]).astype(np.float32)   # [T, C*m]
+        self.taps = np.ascontiguousarray(
+            w.reshape(kh * kw, w.shape[3]).T.astype(np.float32)).reshape(-1, kh * kw, 1, 1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``."""
+        """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``.
+
+        Channel-major inside (``[C*m, N*H, W]``): the per-channel tap weights and
+        requantize constants are then constant along numpy's inner loops.
+        """
         x = _activation("x", x, 4, self.in_ch, 3)
-        n = x.shape[0]
-        pads, (oh, ow) = self.window.geometry((x.shape[1], x.shape[2]))
+        n, h, w = x.shape[:3]
+        pads, (oh, ow) = self.window.geometry((h, w))
+        (pt, pb), (pl, pr) = pads
         kh, kw = self.window.kernel
         sh, sw = self.window.stride
-        xp = _padded_float(x, pads, self.in_zero_point)
+        c = self.in_ch * self.mult
+        hp, wp = h + pt + pb, w + pl + pr
+        xp = np.empty((c, n, hp, wp), np.float32)       # padded, channel-major
+        if pt or pb or pl or pr:
+            xp.fill(self.in_zero_point)
+        xt = x.transpose(3, 0, 1, 2)
         if self.mult > 1:                      # output channel c*m + j reads channel c
-            xp = np.repeat(xp, self.mult, axis=3)
-        acc = np.empty((n, oh, ow, xp.shape[3]), np.float32)
+            xt = np.repeat(xt, self.mult, axis=0)
+        xp[:, :, pt:pt + h, pl:pl + w] = xt
+        acc = np.empty((c, n, oh, ow), np.float32)
         tmp = np.empty_like(acc)
         for t in range(kh * kw):
             dh, dw = divmod(t, kw)
-            tap = xp[:, dh: dh + (oh - 1) * sh + 1: sh, dw: dw + (ow - 1) * sw + 1: sw]
+            tap = xp[:, :, dh: dh + (oh - 1) * sh + 1: sh, dw: dw + (ow - 1) * sw + 1: sw]
+            wt = self.taps[:, t:t + 1, :, :]            # [C*m, 1, 1, 1]
             if t == 0:
-                np.multiply(tap, self.taps[0], out=acc)
+                np.multiply(tap, wt, out=acc)
             else:
-                np.multiply(tap, self.taps[t], out=tmp)
+                np.multiply(tap, wt, out=tmp)
                 acc += tmp
-        return apply_plan(self.plan, acc)
+        y = apply_plan(self.plan, acc, channel_axis=0)  # int8 [C*m, N, OH, OW]
+        return np.ascontiguousarray(y.transpose(1, 2, 3, 0))
