@@ -76,6 +76,10 @@ class RequantPlan:
             into ``add`` (left shifts, or an unchecked accumulator), else ``None``.
         zero_point, act_min, act_max: Python ints.
         wrap_after: whether ``y + zero_point`` can leave int32 (then it is wrapped).
+        wrap_result: single rounding only: whether ``y`` can leave int32 (then wrapped).
+        sign_thr: folded plans: ``[t < 0]`` is ``[acc < sign_thr]`` (see
+            :func:`plan_requant`), tested on the accumulator before the multiply.
+        zp_folded: the zero point is in ``add`` as ``zp * 2^total_shift``.
     """
 
     rounding: str
@@ -91,6 +95,8 @@ class RequantPlan:
     act_max: int
     wrap_after: bool
     wrap_result: bool
+    sign_thr: np.ndarray | None = None
+    zp_folded: bool = False
 
     @property
     def channels(self) -> int:
@@ -136,8 +142,6 @@ def plan_requant(bias: Any, m0: Any, shift: Any, out_zero_point: int, act_min: i
         validate.int_array("bias", b, INT32_MIN, INT32_MAX)
     left = np.maximum(s, 0)
     fold = acc_bound is not None and (rounding == "single" or not left.any())
-    # |y| bound for the zero-point add: |x1| <= 2^31 and m0 < 2^31 give |x1*m0| < 2^62,
-    # then the shift by total_shift (>= 31 for double; any for single -> unbounded).
     if rounding == "double":
         r = np.maximum(-s, 0)
         total = 31 + r
@@ -145,18 +149,47 @@ def plan_requant(bias: Any, m0: Any, shift: Any, out_zero_point: int, act_min: i
         neg = np.where(r > 0, np.int64(1) << 31, 0).astype(np.int64)
         off = np.where(r > 0, (np.int64(1) << np.maximum(r - 1, 0)) << 31, 0).astype(np.int64)
         ybound = _y_bound(None if left.any() else acc_bound, m, total)
-        add = (b * m + base) if fold else np.full_like(m, base)
-        return RequantPlan("double", m, left if left.any() else None, add,
-                           neg if neg.any() else None, off if off.any() else None, total,
-                           None if fold else b, zp, lo, hi,
-                           wrap_after=ybound + abs(zp) > INT32_MAX, wrap_result=False)
+        wrap_after = ybound + abs(zp) > INT32_MAX
+        if not fold:
+            return RequantPlan("double", m, left if left.any() else None, np.full_like(m, base),
+                               neg if neg.any() else None, off if off.any() else None, total,
+                               b, zp, lo, hi, wrap_after=wrap_after, wrap_result=False)
+        # Folded: t = x1*m0 + 2^30 < 0  <=>  x1 < thr with thr = -floor(2^30 / m0)
+        # (m0 > 0; never for m0 = 0), i.e. acc < thr - bias: tested on acc itself.
+        thr = np.where(m > 0, -((np.int64(1) << 30) // np.maximum(m, 1)), -(1 << 62)) - b
+        add = b * m + base + off                   # exact mod 2^64; t itself fits int64
+        zp_fold = _zp_foldable(acc_bound, m, base + off, total, zp) and not wrap_after
+        if zp_fold:
+            add = add + (np.int64(zp) << total)
+        return RequantPlan("double", m, None, add, neg if neg.any() else None, None, total,
+                           None, zp, lo, hi, wrap_after=wrap_after, wrap_result=False,
+                           sign_thr=thr if neg.any() else None, zp_folded=zp_fold)
     total = 31 - s
     base = np.int64(1) << (total - 1)
     ybound = _y_bound(acc_bound, m, total)
-    add = (b * m + base) if fold else base
-    return RequantPlan("single", m, None, add, None, None, total, None if fold else b, zp,
-                       lo, hi, wrap_after=ybound + abs(zp) > INT32_MAX,
-                       wrap_result=ybound > INT32_MAX)
+    wrap_after, wrap_result = ybound + abs(zp) > INT32_MAX, ybound > INT32_MAX
+    if not fold:
+        return RequantPlan("single", m, None, base, None, None, total, b, zp, lo, hi,
+                           wrap_after=wrap_after, wrap_result=wrap_result)
+    add = b * m + base
+    zp_fold = (_zp_foldable(acc_bound, m, base, total, zp) and not wrap_after
+               and not wrap_result)
+    if zp_fold:
+        add = add + (np.int64(zp) << total)
+    return RequantPlan("single", m, None, add, None, None, total, None, zp, lo, hi,
+                       wrap_after=wrap_after, wrap_result=wrap_result, zp_folded=zp_fold)
+
+
+def _zp_foldable(acc_bound: int, m0: np.ndarray, const: np.ndarray, total: np.ndarray,
+                 zp: int) -> bool:
+    """Whether ``|x1 * m0 + const| + |zp| * 2^total < 2^63`` for every channel and every
+    ``|x1| <= acc_bound`` (Python ints: exact), so ``zp * 2^total`` can join the
+    constant: ``floor((N + zp 2^S) / 2^S) = floor(N / 2^S) + zp``."""
+    for mm, cc, tt in zip(m0.tolist(), np.broadcast_to(const, m0.shape).tolist(),
+                          total.tolist()):
+        if acc_bound * mm + abs(cc) + (1 << 31) + abs(zp) * (1 << tt) >= 1 << 63:
+            return False
+    return True
 
 
 def _y_bound(acc_bound: int | None, m0: np.ndarray, total_shift: np.ndarray) -> int:
@@ -208,26 +241,31 @@ def _block(p: RequantPlan, acc: np.ndarray, ch: slice, major: bool) -> np.ndarra
     def k(a: np.ndarray) -> np.ndarray:
         return a[ch, None] if major else a
 
-    t = acc.astype(np.int64)
-    if p.bias is not None:                          # x1 = wrap32(acc + bias)
-        t += k(p.bias)
+    if p.bias is None:                              # folded: acc + bias is exact
+        neg = None if p.sign_thr is None else acc < k(p.sign_thr)
+        t = acc.astype(np.int64)
+        np.multiply(t, k(p.m0), out=t)
+        t += k(p.add)
+        if neg is not None:
+            np.subtract(t, k(p.neg), out=t, where=neg)
+    else:
+        t = acc.astype(np.int64)
+        t += k(p.bias)                              # x1 = wrap32(acc + bias)
         t = t.astype(np.int32)
         if p.rounding == "double" and p.left is not None:
             t = (t.astype(np.int64) << k(p.left)).astype(np.int32)   # x2 = wrap32(x1 << l)
         t = np.multiply(t, k(p.m0))                 # int32 * int64 -> int64
-    else:
-        np.multiply(t, k(p.m0), out=t)
-    t += k(p.add)
-    if p.neg is not None:                           # c = 2^(r-1) - [t < 0]
-        s = t >> 63
-        s &= k(p.neg)
-        t -= s
-    if p.off is not None:
-        t += k(p.off)
+        t += k(p.add)
+        if p.neg is not None:                       # c = 2^(r-1) - [t < 0]
+            s = t >> 63
+            s &= k(p.neg)
+            t -= s
+        if p.off is not None:
+            t += k(p.off)
     t >>= k(p.total_shift)
     if p.wrap_result:
         t = t.astype(np.int32).astype(np.int64)
-    if p.zero_point:
+    if p.zero_point and not p.zp_folded:
         t += p.zero_point
     if p.wrap_after:
         t = t.astype(np.int32)
