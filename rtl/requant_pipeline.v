@@ -1,7 +1,9 @@
 // requant_pipeline: per-channel int32 -> int8 requantization, LANES results per cycle.
 //
-// Bit-exact with pymodel.fixedpoint.requantize (docs/arithmetic.md section 5; the stage
-// diagram is 5.4, the interfaces are described in docs/requant.md).
+// Bit-exact with pymodel.arithmetic.fixedpoint.requantize (docs/arithmetic.md section 5;
+// the stage diagram is 5.4, the interfaces are described in docs/requant.md), with
+// rounding = "double" (gemmlowp, SINGLE_ROUNDING = 0) or "single" (TFLITE_SINGLE_ROUNDING,
+// SINGLE_ROUNDING = 1; m0 must then be >= 0).
 //
 // Parameter memory: CHANNELS entries of {bias, m0, shift, zp, act_min, act_max}, written
 // one channel per cycle through the prm_* port. Channel c lives in bank c % LANES at
@@ -32,6 +34,7 @@ module requant_pipeline #(
     parameter integer LANES    = 8,     // parallel lanes (MAC-array columns), >= 1
     parameter integer CHANNELS = 64,    // parameter-memory depth in channels, multiple of LANES
     parameter integer USER_W   = 1,     // width of the in_user_i / out_user_o sideband, >= 1
+    parameter integer SINGLE_ROUNDING = 0,  // 0: gemmlowp double rounding; 1: TFLITE_SINGLE_ROUNDING
     // derived widths (do not override)
     parameter integer TILES    = (LANES > 0) ? CHANNELS / LANES : 1,     // tiles of LANES channels
     parameter integer TILE_W   = (TILES > 1) ? $clog2(TILES) : 1,        // width of in_tile_i
@@ -64,14 +67,15 @@ module requant_pipeline #(
     generate
         if (LANES < 1 || CHANNELS < LANES || (CHANNELS % LANES) != 0 || USER_W < 1
             || TILES != CHANNELS / LANES || (1 << TILE_W) < TILES
-            || (1 << CHAN_W) < CHANNELS) begin : g_bad_params
+            || (1 << CHAN_W) < CHANNELS
+            || (SINGLE_ROUNDING != 0 && SINGLE_ROUNDING != 1)) begin : g_bad_params
 `ifdef __ICARUS__
             // Icarus 11 has no elaboration-time $error: stop at time 0 instead.
-            initial $fatal(1, "requant_pipeline: LANES = %0d, CHANNELS = %0d, USER_W = %0d: need LANES >= 1, CHANNELS a non-zero multiple of LANES, USER_W >= 1 (and TILES/TILE_W/CHAN_W left at their defaults)",
-                           LANES, CHANNELS, USER_W);
+            initial $fatal(1, "requant_pipeline: LANES = %0d, CHANNELS = %0d, USER_W = %0d, SINGLE_ROUNDING = %0d: need LANES >= 1, CHANNELS a non-zero multiple of LANES, USER_W >= 1, SINGLE_ROUNDING 0 or 1 (and TILES/TILE_W/CHAN_W left at their defaults)",
+                           LANES, CHANNELS, USER_W, SINGLE_ROUNDING);
 `else
-            $error("requant_pipeline: LANES = %0d, CHANNELS = %0d, USER_W = %0d: need LANES >= 1, CHANNELS a non-zero multiple of LANES, USER_W >= 1 (and TILES/TILE_W/CHAN_W left at their defaults)",
-                   LANES, CHANNELS, USER_W);
+            $error("requant_pipeline: LANES = %0d, CHANNELS = %0d, USER_W = %0d, SINGLE_ROUNDING = %0d: need LANES >= 1, CHANNELS a non-zero multiple of LANES, USER_W >= 1, SINGLE_ROUNDING 0 or 1 (and TILES/TILE_W/CHAN_W left at their defaults)",
+                   LANES, CHANNELS, USER_W, SINGLE_ROUNDING);
 `endif
         end
     endgenerate
@@ -145,7 +149,9 @@ module requant_pipeline #(
                 .rdata_o(prm_rdata)
             );
 
-            requant_lane u_lane (
+            requant_lane #(
+                .SINGLE_ROUNDING(SINGLE_ROUNDING)
+            ) u_lane (
                 .clk_i    (clk_i),
                 .acc_i    (acc_q),
                 .bias_i   (prm_rdata[93:62]),

@@ -217,7 +217,8 @@ class EngineEnv:
             c1 = min(c0 + size, job.n)
             rq = RequantParams(bias=job.rq.bias[c0:c1], m0=job.rq.m0[c0:c1],
                                shift=job.rq.shift[c0:c1], out_zero_point=job.rq.out_zero_point,
-                               act_min=job.rq.act_min, act_max=job.rq.act_max)
+                               act_min=job.rq.act_min, act_max=job.rq.act_max,
+                               rounding=job.rq.rounding)
             groups.append(GemmJob(name=f"{job.name}[channels {c0}..{c1 - 1}]", cols=job.cols,
                                   w2d=job.w2d[c0:c1], in_zero_point=job.in_zero_point, rq=rq,
                                   k_tile=job.k_tile, check_bound=job.check_bound,
@@ -315,7 +316,7 @@ class EngineEnv:
             m0=np.concatenate([job.rq.m0, np.zeros(pad, np.int32)]),
             shift=np.concatenate([job.rq.shift, np.zeros(pad, np.int32)]),
             out_zero_point=job.rq.out_zero_point, act_min=job.rq.act_min,
-            act_max=job.rq.act_max)
+            act_max=job.rq.act_max, rounding=job.rq.rounding)
         expected = quantized_gemm(a, w, job.in_zero_point, rq, layer=job.name,
                                   check_bound=job.check_bound)  # [M', N']
         self._expected, self._job = expected, job

@@ -21,6 +21,12 @@ test fails below 100 % of the defined bins.
 * ``test_reset_midstream``     reset with beats in flight: nothing stale comes out
 * ``test_coverage``            prints the coverage; fails below 100 %
 
+Rounding mode: the RTL parameter ``SINGLE_ROUNDING`` (``QMAC_TB_PARAMS``) selects the
+reference (``requantize(..., rounding="single")`` for 1), the stimulus (m0 >= 0, ties of
+the one rounding shift ``(x * m0 + 2^(30 - shift)) >> (31 - shift)`` at every shift) and
+the coverage model (``COV``: the single rounding's tie bins instead of SRDHM's and the
+divide's).  Single rounding runs 30,000 random vectors by default.
+
 Knobs (environment): ``QMAC_REQUANT_VECTORS`` overrides the number of random vectors.
 """
 
@@ -48,6 +54,17 @@ WIDTHS = {"bias": 32, "m0": 32, "shift": 6, "zp": 8, "act_min": 8, "act_max": 8}
 PERIOD_NS = 10
 
 
+def tb_params() -> dict[str, str]:
+    """The RTL parameters of this build (``QMAC_TB_PARAMS``, set by tb/kit/runner.py)."""
+    return dict(kv.split("=", 1) for kv in os.environ.get("QMAC_TB_PARAMS", "").split(",") if kv)
+
+
+# The rounding mode of the DUT (RTL parameter SINGLE_ROUNDING): read once, at import in
+# the simulator, because the coverage model below depends on it.
+SINGLE = tb_params().get("SINGLE_ROUNDING", "0") == "1"
+ROUNDING = "single" if SINGLE else "double"
+
+
 # ======================================================================================
 # Configuration
 # ======================================================================================
@@ -65,8 +82,7 @@ class Config:
 
 def config(dut: Any) -> Config:
     """Read LANES / USER_W from the port widths and CHANNELS from ``QMAC_TB_PARAMS``."""
-    params = dict(kv.split("=", 1) for kv in
-                  os.environ.get("QMAC_TB_PARAMS", "").split(",") if kv)
+    params = tb_params()
     lanes = len(dut.in_data_i) // 32
     channels = int(params.get("CHANNELS", 64))
     user_w = len(dut.in_user_i)
@@ -79,6 +95,9 @@ def config(dut: Any) -> Config:
     env_vectors = os.environ.get("QMAC_REQUANT_VECTORS", "").strip()
     if env_vectors:
         vectors = int(env_vectors)
+    elif SINGLE:
+        # the second rounding mode: 30,000 vectors (its datapath differs in stages 2-6)
+        vectors = lanes * math.ceil(30_000 / lanes)
     else:
         # 100,000 vectors where lanes are wide (12,500 beats at LANES=8); at most
         # 15,000 beats otherwise, to keep the regression short.
@@ -111,18 +130,37 @@ PARAM_BINS = ["params changed between back-to-back beats",
               "write to a channel read in the same cycle (read-first)"]
 
 
-COV = Coverage("requant")
+# Single rounding: one rounding step (p / 2^(31 - shift), ties toward +inf), no SRDHM
+# saturation, m0 >= 0, and a result that can leave int32 (kept modulo 2^32).
+EVENT_BINS_SINGLE = [
+    "add_bias wraps +", "add_bias wraps -", "single rounding result wraps",
+    "add_zero_point wraps",
+    "m0 = 0", "m0 = 2^31-1", "m0 in [2^30, 2^31-1)", "m0 other",
+    "acc = INT32_MIN", "acc = INT32_MAX",
+    "clamped to act_min", "clamped to act_max", "inside [act_min, act_max]",
+    "act_min == act_max",
+]
+
+
+COV = Coverage("requant_single" if SINGLE else "requant")
 COV.point("vector.shift", SHIFTS)
-COV.point("vector.srdhm_round", ROUND_BINS)     # p / 2^31 tie?  sign of p
-COV.point("vector.rdbp_round", ROUND_BINS)      # x3 / 2^e tie?  sign of x3 (e >= 1 only)
 # shifts at which results were seen strictly inside (act_min, act_max): there every
 # stage's error of +-1 reaches the output
 COV.point("vector.unclamped_shift", SHIFTS)
-COV.point("vector.events", EVENT_BINS)
-COV.cross("vector.shift_x_srdhm_round", ["vector.shift", "vector.srdhm_round"])
-# the rounding divide only exists for shift < 0
-COV.cross("vector.shift_x_rdbp_round", ["vector.shift", "vector.rdbp_round"],
-          ignore=lambda s, r: s >= 0)
+if SINGLE:
+    COV.point("vector.single_round", ROUND_BINS)  # p / 2^(31-shift) tie?  sign of p
+    COV.point("vector.events", EVENT_BINS_SINGLE)
+    # shift -31: p = x * m0 = +2^61 (mod 2^62) needs x or m0 >= 2^31: no positive tie
+    COV.cross("vector.shift_x_single_round", ["vector.shift", "vector.single_round"],
+              ignore=lambda s, r: s == -31 and r == "deciding tie +")
+else:
+    COV.point("vector.srdhm_round", ROUND_BINS)     # p / 2^31 tie?  sign of p
+    COV.point("vector.rdbp_round", ROUND_BINS)      # x3 / 2^e tie?  sign of x3 (e >= 1 only)
+    COV.point("vector.events", EVENT_BINS)
+    COV.cross("vector.shift_x_srdhm_round", ["vector.shift", "vector.srdhm_round"])
+    # the rounding divide only exists for shift < 0
+    COV.cross("vector.shift_x_rdbp_round", ["vector.shift", "vector.rdbp_round"],
+              ignore=lambda s, r: s >= 0)
 COV.point("stream.in", STREAM_IN)
 COV.point("stream.out", STREAM_OUT)
 # impossible: with in_ready_o low >= 10 beats are in flight, so >= 2 wait in the FIFO
@@ -150,6 +188,12 @@ def golden_stages(acc: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
     """
     bias, m0, shift, zp, lo, hi = p
     x1 = np.asarray(fx.add_bias(acc, bias), dtype=np.int64)
+    if SINGLE:       # stages 2-6 of single rounding: x2 = x1, x3 = x4 = the one rounding
+        x3 = np.asarray(fx.single_rounding_multiply(x1, m0, shift), dtype=np.int64)
+        x5 = np.asarray(fx.add_zero_point(x3, zp), dtype=np.int64)
+        y = np.asarray(fx.clamp(x5, lo, hi), dtype=np.int64)
+        return {"x1": x1, "x2": x1, "p": x1 * m0, "x3": x3, "e": np.zeros_like(shift),
+                "x4": x3, "x5": x5, "y": y}
     x2 = np.asarray(fx.left_shift(x1, shift), dtype=np.int64)
     x3 = np.asarray(fx.saturating_rounding_doubling_high_mul(x2, m0), dtype=np.int64)
     e = np.maximum(-shift, 0)
@@ -167,6 +211,8 @@ def sample_vector_coverage(acc: np.ndarray, p: np.ndarray) -> int:
     """
     if acc.size == 0:
         return 0
+    if SINGLE:
+        return sample_vector_coverage_single(acc, p)
     g = golden_stages(acc, p)
     bias, m0, shift, zp, lo, hi = p
     prod = g["p"]
@@ -227,6 +273,53 @@ def sample_vector_coverage(acc: np.ndarray, p: np.ndarray) -> int:
     return int(acc.size)
 
 
+def sample_vector_coverage_single(acc: np.ndarray, p: np.ndarray) -> int:
+    """:func:`sample_vector_coverage` for SINGLE_ROUNDING = 1."""
+    g = golden_stages(acc, p)
+    bias, m0, shift, zp, lo, hi = p
+    prod = g["p"]
+    total = 31 - shift                                         # 1 .. 62
+    tie = (prod & ((np.int64(1) << total) - 1)) == (np.int64(1) << (total - 1))
+    y = g["y"]
+    # ties round toward +inf: the other choice is one less
+    other = np.asarray(fx.clamp(fx.add_zero_point(wrap32(g["x3"] - 1), zp), lo, hi),
+                       dtype=np.int64)
+    decides = tie & (other != y)
+    unwrapped = (prod + (np.int64(1) << (total - 1))) >> total
+    ev = {
+        "add_bias wraps +": acc + bias > INT32_MAX,
+        "add_bias wraps -": acc + bias < INT32_MIN,
+        "single rounding result wraps": (unwrapped > INT32_MAX) | (unwrapped < INT32_MIN),
+        "add_zero_point wraps": g["x5"] != g["x4"] + zp,
+        "m0 = 0": m0 == 0,
+        "m0 = 2^31-1": m0 == INT32_MAX,
+        "m0 in [2^30, 2^31-1)": (m0 >= (1 << 30)) & (m0 < INT32_MAX),
+        "m0 other": (m0 > 0) & (m0 < (1 << 30)),
+        "acc = INT32_MIN": acc == INT32_MIN,
+        "acc = INT32_MAX": acc == INT32_MAX,
+        "clamped to act_min": g["x5"] < lo,
+        "clamped to act_max": g["x5"] > hi,
+        "inside [act_min, act_max]": (g["x5"] >= lo) & (g["x5"] <= hi),
+        "act_min == act_max": lo == hi,
+    }
+    names = list(ev)
+    ev_bits = np.stack([ev[n] for n in names], axis=1)
+    round_bin = np.where(tie, np.where(decides, 0, -2), 2) + (prod < 0)
+    unclamped = (g["x5"] > lo) & (g["x5"] < hi)
+    table = np.concatenate([shift[:, None], round_bin[:, None], unclamped[:, None],
+                            ev_bits.astype(np.int64)], axis=1)
+    rows, counts = np.unique(table, axis=0, return_counts=True)
+    for row, count in zip(rows.tolist(), counts.tolist()):
+        COV.sample(count, **{"vector.shift": row[0],
+                             "vector.single_round": ROUND_BINS[row[1]] if row[1] >= 0 else None})
+        if row[2]:
+            COV.hit("vector.unclamped_shift", row[0], count)
+        for n, bit in zip(names, row[3:]):
+            if bit:
+                COV.hit("vector.events", n, count)
+    return int(acc.size)
+
+
 # ======================================================================================
 # Stimulus: parameters and accumulators
 # ======================================================================================
@@ -248,10 +341,11 @@ def random_params(rng: np.random.Generator, n: int) -> np.ndarray:
 
     A third are realistic (``quantize_multiplier`` of a scale in [1e-6, 5]); the rest have
     a uniform shift in -31..30, with m0 mostly in [2^30, 2^31) plus the special values
-    0, 2^31-1, 2^30, INT32_MIN and arbitrary int32 patterns.
+    0, 2^31-1, 2^30, INT32_MIN and arbitrary int32 patterns.  Single rounding: m0 keeps
+    its low 31 bits (m0 >= 0: INT32_MIN becomes 0, arbitrary patterns non-negative).
     """
     real = rng.random(n) < 0.33
-    m0_r, shift_r = fx.quantize_multiplier(10.0 ** rng.uniform(-6, 0.7, n))
+    m0_r, shift_r = fx.quantize_multiplier(10.0 ** rng.uniform(-6, 0.7, n), ROUNDING)
     shift = np.where(real, shift_r, rng.integers(fx.SHIFT_MIN, fx.SHIFT_MAX + 1, n))
     m0 = rng.integers(1 << 30, 1 << 31, n)
     r = rng.random(n)
@@ -259,6 +353,8 @@ def random_params(rng: np.random.Generator, n: int) -> np.ndarray:
                    [0, INT32_MAX, INT32_MIN, 1 << 30, rng.integers(INT32_MIN, INT32_MAX + 1, n)],
                    m0)
     m0 = np.where(real, m0_r, m0)
+    if SINGLE:
+        m0 = m0 & INT32_MAX
     r = rng.random(n)
     bias = np.select([r < 0.45, r < 0.75, r < 0.85],
                      [log_uniform_int(rng, n, 24), rng.integers(INT32_MIN, INT32_MAX + 1, n),
@@ -369,6 +465,8 @@ def random_acc(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     """Accumulators for parameters p [6, n]: uniform int32, log-uniform magnitudes,
     exact and near ties of either rounding step (both signs), int32 extremes, and
     values whose result lands in or near [act_min, act_max]."""
+    if SINGLE:
+        return random_acc_single(rng, p)
     bias, m0, shift = p[0], p[1], p[2]
     n = bias.size
     kind = rng.choice(6, n, p=[0.15, 0.15, 0.2, 0.2, 0.05, 0.25])
@@ -387,12 +485,150 @@ def random_acc(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
     return acc.astype(np.int64)
 
 
+def single_tie_x1(rng: np.random.Generator, m0: np.ndarray, shift: np.ndarray,
+                  sign: np.ndarray, umax_cap: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """x1 values for which ``x1 * m0`` is an exact tie of the single rounding
+    (``p mod 2^T == 2^(T-1)``, ``T = 31 - shift``).
+
+    With ``m0 = odd * 2^t``, ``x1 = u * 2^(T-1-t)`` (u odd) is a tie; it needs
+    ``0 <= T-1-t`` and ``|x1| < 2^31`` (or ``x1 = -2^31``).
+
+    Returns:
+        (x1, ok).
+    """
+    t = np.minimum(_ctz32(m0), 31)
+    k = (31 - shift) - 1 - t
+    ok = (m0 > 0) & (k >= 0) & (k <= 31)
+    k = np.clip(k, 0, 31)
+    umax = (np.int64(1) << (31 - k)) - 1                  # |u| 2^k <= 2^31 - 2^k
+    if umax_cap is not None:
+        umax = np.minimum(umax, umax_cap)
+    u = np.floor(rng.random(k.size) ** 3 * umax).astype(np.int64) | 1
+    u = np.minimum(u, np.maximum(umax, 1))
+    x1 = np.where(sign < 0, -u, u) << k
+    # k = 31: only -2^31 (u = 1, negative) is an int32
+    ok &= (umax >= 1) | ((k == 31) & (sign < 0))
+    x1 = np.where(k == 31, np.int64(INT32_MIN), x1)
+    return np.where(ok, x1, 0), ok
+
+
+def random_acc_single(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
+    """:func:`random_acc` for SINGLE_ROUNDING = 1: uniform, log-uniform, exact and near
+    ties of the one rounding, extremes, and results in or near [act_min, act_max]."""
+    bias, m0, shift, zp, lo, hi = p
+    n = bias.size
+    kind = rng.choice(5, n, p=[0.15, 0.15, 0.35, 0.05, 0.30])
+    sign = np.where(rng.random(n) < 0.5, -1, 1)
+    delta = rng.choice([0, 0, 0, -1, 1, -2, 2], n)
+    acc = rng.integers(INT32_MIN, INT32_MAX + 1, n)                       # kind 0
+    acc = np.where(kind == 1, log_uniform_int(rng, n), acc)
+    x1, ok = single_tie_x1(rng, m0, shift, sign)
+    acc = np.where((kind == 2) & ok, wrap32(x1 + delta - bias), acc)
+    ext = rng.choice([INT32_MIN, INT32_MAX, 0, -1, 1, INT32_MIN + 1, INT32_MAX - 1], n)
+    acc = np.where(kind == 3, ext, acc)
+    # in range: x1 ~ ((y - zp) * 2^T + r) / m0 for a target y near [lo, hi]
+    y = rng.integers(lo - 3, hi + 4)
+    idx = np.flatnonzero((kind == 4) & (m0 > 0))
+    for i in idx.tolist():
+        t_shift = 31 - int(shift[i])
+        target = (int(y[i]) - int(zp[i])) * (1 << t_shift) + int(rng.integers(0, 1 << t_shift))
+        x = target // int(m0[i])
+        if INT32_MIN <= x <= INT32_MAX:
+            acc[i] = int(wrap32(np.int64(x) - bias[i]))
+    return acc.astype(np.int64)
+
+
+def directed_vectors_single(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The directed cases of SINGLE_ROUNDING = 1, each with its own parameters.
+
+    Returns:
+        (acc [n], params [6, n]), int64.
+    """
+    accs: list[np.ndarray] = []
+    pars: list[np.ndarray] = []
+
+    def add(acc: Any, bias: Any, m0: Any, shift: Any, zp: Any = 0, lo: Any = -128,
+            hi: Any = 127) -> None:
+        a = np.atleast_1d(np.asarray(acc, dtype=np.int64))
+        cols = [np.broadcast_to(np.asarray(v, dtype=np.int64), (a.size,)) for v in
+                (bias, m0, shift, zp, lo, hi)]
+        accs.append(a)
+        pars.append(np.stack(cols))
+
+    def rnd_bias(n: int) -> np.ndarray:
+        return log_uniform_int(rng, n, 31)
+
+    for s in SHIFTS:
+        total = 31 - s
+        for sgn in (1, -1):
+            # exact and near ties for m0 with different trailing-zero counts t
+            for t in sorted({0, 1, 7, 16, 29, 30}):
+                m0 = (1 << 30) if t == 30 else \
+                    (1 << 30) + (2 * int(rng.integers(0, 1 << (29 - t))) + 1) * (1 << t)
+                x1, ok = single_tie_x1(rng, np.array([m0]), np.array([s]), np.array([sgn]))
+                if ok[0]:
+                    for d in (0, 1, -1):
+                        bias = rnd_bias(1)
+                        add(wrap32(x1 + d - bias), bias, m0, s, rng.integers(-128, 128))
+            # deciding ties: m0 = 2^t, x1 = +-u 2^(T-1-t) with small odd u: result +-u/2
+            t = int(np.clip(total - 1 - 20, 0, 30))
+            for u in (1, 3, 5, 101):
+                k = total - 1 - t
+                x1 = sgn * u * (1 << k)
+                if INT32_MIN <= x1 <= INT32_MAX:
+                    bias = int(rnd_bias(1)[0])
+                    add(wrap32(x1 - bias), bias, 1 << t, s, int(rng.integers(-20, 21)))
+        # plain random values at this shift
+        add(rng.integers(INT32_MIN, INT32_MAX + 1, 4), rnd_bias(4),
+            rng.integers(1 << 30, 1 << 31, 4), s, rng.integers(-128, 128, 4))
+
+    # extremes: acc x bias x m0 x shift grid (m0 >= 0)
+    accs_ext = [INT32_MIN, INT32_MAX, INT32_MIN + 1, INT32_MAX - 1, -1, 0, 1]
+    biases = [0, 1, -1, INT32_MAX, INT32_MIN]
+    m0s = [0, 1, 1 << 30, INT32_MAX, INT32_MAX - 1, 12345]
+    for s in (-31, -16, -1, 0, 1, 30):
+        for a in accs_ext:
+            for b in biases:
+                for m in m0s:
+                    add(a, b, m, s, rng.integers(-128, 128))
+    # bias overflow both ways
+    k = rng.integers(1, 1 << 30, 16)
+    add(INT32_MAX - k + 1, k + rng.integers(0, 1 << 20, 16), INT32_MAX, 0)
+    add(INT32_MIN + k - 1, -k - rng.integers(0, 1 << 20, 16), INT32_MAX, 0)
+    # m0 = 0 and m0 = 2^31-1 over all shifts; m0 below 2^30
+    add(rng.integers(INT32_MIN, INT32_MAX + 1, 62), rnd_bias(62), 0, SHIFTS,
+        rng.integers(-128, 128, 62))
+    add(log_uniform_int(rng, 62), rnd_bias(62), INT32_MAX, SHIFTS, rng.integers(-128, 128, 62))
+    add(log_uniform_int(rng, 62), rnd_bias(62), rng.integers(1, 1 << 30, 62), SHIFTS,
+        rng.integers(-128, 128, 62))
+    # the result leaves int32 (shift >= 1, large x * m0): kept modulo 2^32
+    add(rng.integers(INT32_MIN, INT32_MAX + 1, 30), 0, rng.integers(1 << 30, 1 << 31, 30),
+        np.arange(1, 31), rng.integers(-128, 128, 30))
+    # add_zero_point wraps: x3 = INT32_MAX (x1 = INT32_MAX, m0 = 2^30, shift 1) + zp > 0
+    add([INT32_MAX] * 3, 0, 1 << 30, 1, [1, 64, 127])
+    add([INT32_MIN] * 2, 0, 1 << 30, 1, [-2, -128])
+    # act_min == act_max, narrow bounds
+    v = rng.integers(-128, 128, 40)
+    add(log_uniform_int(rng, 40), rnd_bias(40), rng.integers(1 << 30, 1 << 31, 40),
+        rng.integers(-31, 31, 40), rng.integers(-128, 128, 40), v, v)
+    add(log_uniform_int(rng, 40, 12), 0, 1 << 30, rng.integers(-4, 3, 40), 0, -3, 3)
+
+    acc = np.concatenate(accs)
+    par = np.concatenate(pars, axis=1)
+    assert par[2].min() >= fx.SHIFT_MIN and par[2].max() <= fx.SHIFT_MAX
+    assert par[1].min() >= 0 and np.all(par[4] <= par[5])
+    return acc, par
+
+
 def directed_vectors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The directed cases, each with its own parameters.
 
     Returns:
         (acc [n], params [6, n]), int64.
     """
+    if SINGLE:
+        return directed_vectors_single(rng)
     accs: list[np.ndarray] = []
     pars: list[np.ndarray] = []
 
@@ -700,7 +936,7 @@ class Env:
         if pre is not None and np.array_equal(pre[0], p):
             expected = pre[1]
         else:
-            expected = np.asarray(fx.requantize(acc, *p), dtype=np.int64)
+            expected = np.asarray(fx.requantize(acc, *p, rounding=ROUNDING), dtype=np.int64)
         rec = BeatRecord(self.accepted, beat.cycle, tile, chans, acc, p, expected, beat["user"])
         self.accepted += 1
         self.sb.expect(np.append(expected, beat["user"]), rec)
@@ -744,10 +980,13 @@ class Env:
                 f"got {int(actual[lane])}\n"
                 f"    inputs: acc={int(rec.acc[lane])} bias={b} m0={m0} shift={s} zp={zp} "
                 f"act_min={lo} act_max={hi}\n"
-                f"    pymodel stages: add_bias={int(g['x1'][lane])} "
-                f"left_shift={int(g['x2'][lane])} srdhm={int(g['x3'][lane])} "
-                f"(product {int(g['p'][lane])}) rounding_divide_by_pot={int(g['x4'][lane])} "
-                f"add_zero_point={int(g['x5'][lane])} clamp={int(g['y'][lane])}")
+                + (f"    pymodel stages ({ROUNDING} rounding): add_bias={int(g['x1'][lane])} "
+                   f"single_rounding_multiply={int(g['x3'][lane])} "
+                   f"(product {int(g['p'][lane])}) " if SINGLE else
+                   f"    pymodel stages: add_bias={int(g['x1'][lane])} "
+                   f"left_shift={int(g['x2'][lane])} srdhm={int(g['x3'][lane])} "
+                   f"(product {int(g['p'][lane])}) rounding_divide_by_pot={int(g['x4'][lane])} ")
+                + f"add_zero_point={int(g['x5'][lane])} clamp={int(g['y'][lane])}")
         if actual[L] != rec.user:
             lines.append(f"  user sideband: expected {rec.user}, got {int(actual[L])}")
         return "\n".join(lines)
@@ -795,7 +1034,7 @@ class Env:
         L = self.cfg.lanes
         user_mask = (1 << self.cfg.user_w) - 1
         if params is not None:
-            exp = np.asarray(fx.requantize(acc.reshape(-1), *params),
+            exp = np.asarray(fx.requantize(acc.reshape(-1), *params, rounding=ROUNDING),
                              dtype=np.int64).reshape(-1, L)
         for i, (t, row) in enumerate(zip(tiles.tolist(), acc)):
             self.src.send({"tile": t, "data": kit.pack(row, 32),
@@ -1057,8 +1296,9 @@ def run(parameters: dict[str, object] | None = None, *, waves: bool = False,
     """Build ``requant_pipeline`` with ``parameters`` and run the tests above.
 
     Args:
-        parameters: RTL parameter overrides (``LANES``, ``CHANNELS``, ``USER_W``); the
-            RTL defaults otherwise (LANES=8, CHANNELS=64, USER_W=1).
+        parameters: RTL parameter overrides (``LANES``, ``CHANNELS``, ``USER_W``,
+            ``SINGLE_ROUNDING``); the RTL defaults otherwise (LANES=8, CHANNELS=64,
+            USER_W=1, SINGLE_ROUNDING=0).
         waves: dump ``<build dir>/requant_pipeline.fst`` (see ``sim/requant.gtkw``).
         seed: simulation seed (default: derived from ``QMAC_SEED``).
         build_dir: default ``sim/build/requant-<parameters>/``.

@@ -67,3 +67,39 @@ def requantize(acc: int, bias: int, m0: int, shift: int, zp: int, lo: int, hi: i
     x = multiply_by_quantized_multiplier(x, m0, shift)
     x = wrap32(x + zp)
     return min(max(x, lo), hi)
+
+
+# TFLITE_SINGLE_ROUNDING (tflite/kernels/internal/common.cc):
+#   total_shift = 31 - shift; round = 1 << (total_shift - 1);
+#   result = (x * (int64_t)quantized_multiplier + round) >> total_shift;
+#   DCHECKs: quantized_multiplier >= 0, -31 <= shift <= 30, result fits int32;
+#   the release build's static_cast<int32_t> keeps the low 32 bits.
+def single_rounding_multiply(x: int, m0: int, shift: int) -> int:
+    assert m0 >= 0 and -31 <= shift <= 30
+    total_shift = 31 - shift
+    rnd = 1 << (total_shift - 1)
+    return wrap32((x * m0 + rnd) >> total_shift)
+
+
+def requantize_single(acc: int, bias: int, m0: int, shift: int, zp: int, lo: int,
+                      hi: int) -> int:
+    x = wrap32(acc + bias)
+    x = single_rounding_multiply(x, m0, shift)
+    x = wrap32(x + zp)
+    return min(max(x, lo), hi)
+
+
+def quantize_multiplier_single(m: float) -> tuple[int, int]:
+    """QuantizeMultiplier under TFLITE_SINGLE_ROUNDING: shift > 30 saturates."""
+    if m == 0.0:
+        return 0, 0
+    q, e = math.frexp(m)
+    q_fixed = round_half_away(Fraction(q) * 2**31)
+    if q_fixed == 2**31:
+        q_fixed //= 2
+        e += 1
+    if e < -31:
+        return 0, 0
+    if e > 30:
+        return 2**31 - 1, 30
+    return q_fixed, e

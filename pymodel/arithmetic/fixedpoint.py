@@ -18,6 +18,16 @@ register stages of ``rtl/requant_lane.v`` named after it -- SRDHM takes three; s
 Stages 2-4 together are :func:`multiply_by_quantized_multiplier`, TFLite's
 ``MultiplyByQuantizedMultiplier`` with gemmlowp's default "double rounding".
 
+Rounding modes (``rounding=`` of :func:`multiply_by_quantized_multiplier`,
+:func:`requantize` and :func:`quantize_multiplier`):
+
+* ``"double"`` (default; TFLite built with ``TFLITE_SINGLE_ROUNDING=0``, what the
+  LiteRT / TensorFlow wheels ship): the stages above -- SRDHM rounds the 64-bit product
+  to 32 bits, then the rounding divide rounds again.
+* ``"single"`` (``TFLITE_SINGLE_ROUNDING=1``): stages 2-4 become one
+  :func:`single_rounding_multiply`, ``(x * m0 + 2^(30 - shift)) >> (31 - shift)`` on the
+  64-bit product -- one rounding, ties toward +infinity.
+
 Wraparound: C leaves signed overflow undefined; the qmac contract defines every int32
 addition and the left shift as two's-complement wraparound (what a 32-bit adder does), so
 the model and the RTL agree even where a C compiler would not promise anything.
@@ -43,7 +53,10 @@ __all__ = [
     "add_bias", "left_shift", "saturating_rounding_doubling_high_mul",
     "rounding_divide_by_pot", "add_zero_point", "clamp",
     "multiply_by_quantized_multiplier", "requantize",
+    "ROUNDING_MODES", "single_rounding_multiply",
 ]
+
+ROUNDING_MODES = ("double", "single")
 
 
 def _is_scalar(*args: Any) -> bool:
@@ -81,7 +94,7 @@ def _shift(name: str, value: Any, lo: int = SHIFT_MIN, hi: int = SHIFT_MAX) -> n
 # Real multiplier -> (m0, shift)
 # ----------------------------------------------------------------------------------------
 
-def quantize_multiplier(real_multiplier: Any) -> tuple[Any, Any]:
+def quantize_multiplier(real_multiplier: Any, rounding: str = "double") -> tuple[Any, Any]:
     """TFLite's ``QuantizeMultiplier``: real multiplier -> (m0, shift).
 
     ``real_multiplier ~= m0 * 2^(shift - 31)`` with
@@ -90,11 +103,15 @@ def quantize_multiplier(real_multiplier: Any) -> tuple[Any, Any]:
     * ``m0 = round(q * 2^31)``, rounded half away from zero,
     * if ``m0 == 2^31`` (``q`` rounded up to 1.0): ``m0 = 2^30``, ``shift += 1``,
     * if ``shift < -31``: flushed to ``(0, 0)`` (every product would shift out),
-    * ``real_multiplier == 0``: ``(0, 0)``.
+    * ``real_multiplier == 0``: ``(0, 0)``,
+    * ``rounding="single"`` only: ``shift > 30`` saturates to ``(2^31 - 1, 30)`` (the
+      ``TFLITE_SINGLE_ROUNDING`` branch of ``quantization_util.cc``); in double mode such
+      a multiplier is refused (TFLite would shift left by more than 30).
 
     Args:
-        real_multiplier: float scalar or array, finite, ``>= 0`` and small enough that
-            ``shift <= 30`` (i.e. below 2^30).
+        real_multiplier: float scalar or array, finite, ``>= 0`` and, for
+            ``rounding="double"``, small enough that ``shift <= 30`` (below 2^30).
+        rounding: ``"double"`` or ``"single"``.
 
     Returns:
         ``(m0, shift)``: int32 values (``m0`` in [2^30, 2^31) or 0; ``shift`` in
@@ -112,6 +129,11 @@ def quantize_multiplier(real_multiplier: Any) -> tuple[Any, Any]:
     carry = q_fixed == (1 << 31)
     q_fixed = np.where(carry, q_fixed // 2, q_fixed)
     exp = np.where(carry, exp + 1, exp)
+    validate.one_of("rounding", rounding, ROUNDING_MODES)
+    if rounding == "single":
+        sat = exp > SHIFT_MAX
+        q_fixed = np.where(sat, INT32_MAX, q_fixed)
+        exp = np.where(sat, SHIFT_MAX, exp)
     if exp.size and exp.max() > SHIFT_MAX:
         bad = float(r.flat[int(np.argmax(exp))])
         raise ValueError(f"real_multiplier: {bad!r} needs a left shift above {SHIFT_MAX}; "
@@ -267,36 +289,85 @@ def _bounds(act_min: Any, act_max: Any) -> tuple[np.ndarray, np.ndarray]:
 # Compositions
 # ----------------------------------------------------------------------------------------
 
-def multiply_by_quantized_multiplier(x: Any, m0: Any, shift: Any) -> Any:
-    """TFLite's ``MultiplyByQuantizedMultiplier``: ``x * m0 * 2^(shift-31)``, rounded.
+def single_rounding_multiply(x: Any, m0: Any, shift: Any) -> Any:
+    """TFLite's ``MultiplyByQuantizedMultiplier`` under ``TFLITE_SINGLE_ROUNDING``.
 
-    ``left_shift`` -> ``saturating_rounding_doubling_high_mul`` ->
-    ``rounding_divide_by_pot(max(-shift, 0))`` (gemmlowp double rounding).
+    From ``kernels/internal/common.cc``::
+
+        total_shift = 31 - shift                      # 1 .. 62
+        round       = 1 << (total_shift - 1)
+        result      = (x * (int64) m0 + round) >> total_shift   # arithmetic shift
+
+    i.e. ``x * m0 / 2^(31 - shift)`` rounded once, to nearest with ties toward +infinity
+    (-2.5 -> -2, 2.5 -> 3).  The 64-bit sum cannot overflow (``|x * m0| <= 2^62``,
+    ``round <= 2^61``).  TFLite asserts (``DCHECK``) ``m0 >= 0``, ``-31 <= shift <= 30`` and a
+    result inside int32; this function refuses ``m0 < 0`` and shifts outside [-31, 30]
+    (``ValueError``) and, like the release build's ``static_cast<int32_t>``, keeps the
+    low 32 bits of a result outside int32 (two's-complement wraparound, the contract's
+    rule for every int32 overflow).
 
     Args:
         x: int32 values.
-        m0: int32 multiplier (normally in [2^30, 2^31) or 0), broadcast against ``x``.
-        shift: int in [-31, 30], broadcast against ``x``.
+        m0: int32 multiplier in [0, 2^31), broadcast against ``x``.
+        shift: int in [-31, 30] (positive = scale up), broadcast against ``x``.
+
+    Returns:
+        int32 values (Python int for scalar inputs).
     """
     scalar = _is_scalar(x, m0, shift)
-    s = _shift("shift", shift)
-    return _result(_multiply_by_quantized_multiplier(_int32("x", x), _int32("m0", m0), s),
+    m = validate.int_array("m0", m0, 0, INT32_MAX).astype(np.int64, copy=False)
+    return _result(_single_rounding_multiply(_int32("x", x), m, _shift("shift", shift)),
                    scalar)
 
 
-def _multiply_by_quantized_multiplier(x: np.ndarray, m0: np.ndarray,
-                                      shift: np.ndarray) -> np.ndarray:
+def _single_rounding_multiply(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    total_shift = 31 - shift                               # 1 .. 62
+    rnd = np.int64(1) << (total_shift - 1)
+    return wrap_int32((x * m0 + rnd) >> total_shift)       # |x*m0| + rnd < 2^63
+
+
+def _rounding(rounding: str) -> str:
+    return str(validate.one_of("rounding", rounding, ROUNDING_MODES))
+
+
+def multiply_by_quantized_multiplier(x: Any, m0: Any, shift: Any,
+                                     rounding: str = "double") -> Any:
+    """TFLite's ``MultiplyByQuantizedMultiplier``: ``x * m0 * 2^(shift-31)``, rounded.
+
+    ``rounding="double"`` (gemmlowp): ``left_shift`` ->
+    ``saturating_rounding_doubling_high_mul`` -> ``rounding_divide_by_pot(max(-shift, 0))``.
+    ``rounding="single"`` (``TFLITE_SINGLE_ROUNDING``): :func:`single_rounding_multiply`.
+
+    Args:
+        x: int32 values.
+        m0: int32 multiplier (normally in [2^30, 2^31) or 0; single rounding needs
+            ``m0 >= 0``), broadcast against ``x``.
+        shift: int in [-31, 30], broadcast against ``x``.
+        rounding: ``"double"`` or ``"single"``.
+    """
+    scalar = _is_scalar(x, m0, shift)
+    rounding = _rounding(rounding)
+    s = _shift("shift", shift)
+    lo = 0 if rounding == "single" else INT32_MIN
+    m = validate.int_array("m0", m0, lo, INT32_MAX).astype(np.int64, copy=False)
+    return _result(_multiply_by_quantized_multiplier(_int32("x", x), m, s, rounding), scalar)
+
+
+def _multiply_by_quantized_multiplier(x: np.ndarray, m0: np.ndarray, shift: np.ndarray,
+                                      rounding: str = "double") -> np.ndarray:
+    if rounding == "single":
+        return _single_rounding_multiply(x, m0, shift)
     y = _left_shift(x, shift)
     y = _srdhm(y, m0)
     return _rounding_divide_by_pot(y, np.maximum(-shift, 0))
 
 
 def requantize(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: Any,
-               act_min: Any, act_max: Any) -> Any:
+               act_min: Any, act_max: Any, rounding: str = "double") -> Any:
     """int32 accumulators -> quantized outputs: the function the RTL pipeline implements.
 
     ``clamp(add_zero_point(multiply_by_quantized_multiplier(add_bias(acc, bias), m0,
-    shift), out_zero_point), act_min, act_max)``.
+    shift, rounding), out_zero_point), act_min, act_max)``.
 
     Args:
         acc: int32 accumulators, shape ``[..., C]`` (channel last) or any shape that the
@@ -304,13 +375,18 @@ def requantize(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: Any,
         bias, m0, shift: per-output-channel int32 parameters, shape ``[C]`` or scalars.
         out_zero_point, act_min, act_max: output zero point and clamp bounds (scalars or
             per-channel ``[C]``).
+        rounding: ``"double"`` (gemmlowp, default) or ``"single"``
+            (``TFLITE_SINGLE_ROUNDING``; needs ``m0 >= 0``).
 
     Returns:
         int32 array (values in ``[act_min, act_max]``; cast to int8 by the caller), or a
         Python int for scalar inputs.
     """
     scalar = _is_scalar(acc, bias, m0, shift, out_zero_point, act_min, act_max)
-    acc64, bias64, m064 = _int32("acc", acc), _int32("bias", bias), _int32("m0", m0)
+    rounding = _rounding(rounding)
+    acc64, bias64 = _int32("acc", acc), _int32("bias", bias)
+    m064 = validate.int_array("m0", m0, 0 if rounding == "single" else INT32_MIN,
+                              INT32_MAX).astype(np.int64, copy=False)
     s = _shift("shift", shift)
     zp = _zero_point(out_zero_point)
     lo, hi = _bounds(act_min, act_max)
@@ -322,6 +398,6 @@ def requantize(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: Any,
                          f"{acc64.shape}, {bias64.shape}, {m064.shape}, {s.shape}, "
                          f"{zp.shape}, {lo.shape}, {hi.shape} do not broadcast") from None
     x = _add_bias(acc64, bias64)
-    x = _multiply_by_quantized_multiplier(x, m064, s)
+    x = _multiply_by_quantized_multiplier(x, m064, s, rounding)
     x = _add_zero_point(x, zp)
     return _result(_clamp(x, lo, hi), scalar)

@@ -63,20 +63,28 @@ def matmul_int32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return wrap_int32(c.astype(np.int64)).astype(np.int32)
 
 
+def effective_kernel(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """TFLite's ``ComputeEffectiveFilterSize`` per axis: ``(k - 1) * d + 1``."""
+    return ((kernel[0] - 1) * dilation[0] + 1, (kernel[1] - 1) * dilation[1] + 1)
+
+
 def resolve_padding(padding: Padding, in_hw: tuple[int, int], kernel: tuple[int, int],
-                    stride: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+                    stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)
+                    ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Explicit ``((top, bottom), (left, right))`` padding for a 2-D window.
 
-    ``"valid"``: none.  ``"same"``: TFLite's rule -- output size ``ceil(in / stride)``,
-    total padding ``max((out - 1) * stride + k - in, 0)``, the odd pixel at the
-    bottom / right.  An int pads all four sides by that amount.
+    ``"valid"``: none.  ``"same"``: TFLite's rule (``ComputePaddingHeightWidth`` in
+    ``kernels/padding.h``) -- output size ``ceil(in / stride)``, effective kernel
+    ``ke = (k - 1) * dilation + 1``, total padding ``max((out - 1) * stride + ke - in, 0)``,
+    ``total // 2`` before and the odd pixel (``total % 2``) after: at the bottom / right.
+    An int pads all four sides by that amount.
     """
     if isinstance(padding, str):
         validate.one_of("padding", padding, ("valid", "same"))
         if padding == "valid":
             return (0, 0), (0, 0)
         pads = []
-        for size, k, s in zip(in_hw, kernel, stride):
+        for size, k, s in zip(in_hw, effective_kernel(kernel, dilation), stride):
             out = -(-size // s)
             total = max((out - 1) * s + k - size, 0)
             pads.append((total // 2, total - total // 2))
@@ -103,21 +111,31 @@ def pair(name: str, value: Any) -> tuple[int, int]:
 
 
 def output_hw(in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-              pads: tuple[tuple[int, int], tuple[int, int]]) -> tuple[int, int]:
-    """Output height and width of a window op: ``(in + pads - k) // stride + 1``."""
+              pads: tuple[tuple[int, int], tuple[int, int]],
+              dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """Output height and width of a window op: ``(in + pads - ke) // stride + 1`` with the
+    effective (dilated) kernel ``ke = (k - 1) * dilation + 1`` (TFLite's
+    ``ComputeOutSize``: ``ceil(in / stride)`` for SAME, ``(in + stride - ke) / stride`` for
+    VALID -- the same numbers)."""
     out = []
-    for size, k, s, (p0, p1), axis in zip(in_hw, kernel, stride, pads, ("height", "width")):
+    for size, k, s, (p0, p1), axis in zip(in_hw, effective_kernel(kernel, dilation), stride,
+                                          pads, ("height", "width")):
         span = size + p0 + p1 - k
         if span < 0:
-            raise ValueError(f"kernel {axis} {k} exceeds the padded input {axis} "
+            what = "kernel" if tuple(dilation) == (1, 1) else "dilated kernel"
+            raise ValueError(f"{what} {axis} {k} exceeds the padded input {axis} "
                              f"{size + p0 + p1}")
         out.append(span // s + 1)
     return out[0], out[1]
 
 
 def im2col(x: np.ndarray, kernel: Any, stride: Any = 1, padding: Padding = "valid",
-           pad_value: int | float = 0) -> tuple[np.ndarray, tuple[int, int]]:
+           pad_value: int | float = 0, dilation: Any = (1, 1)
+           ) -> tuple[np.ndarray, tuple[int, int]]:
     """Unfold an NHWC tensor into GEMM rows.
+
+    Tap ``(ky, kx)`` of output pixel ``(oy, ox)`` reads input pixel
+    ``(oy * sh + ky * dh - pad_top, ox * sw + kx * dw - pad_left)`` (TFLite's conv loop).
 
     Args:
         x: activations ``[N, H, W, C]`` (any dtype).
@@ -126,6 +144,9 @@ def im2col(x: np.ndarray, kernel: Any, stride: Any = 1, padding: Padding = "vali
         padding: ``"valid"``, ``"same"``, an int or ``((top, bottom), (left, right))``.
         pad_value: value of padded pixels -- the input zero point for quantized
             tensors (so a padded tap contributes ``w * (zp - zp) = 0``), 0.0 for float.
+        dilation: ``(dh, dw)`` or an int: distance between the taps of the window
+            (TFLite's ``dilation_{height,width}_factor``); SAME padding and the output size
+            use the effective kernel ``(k - 1) * d + 1``.
 
     Returns:
         ``(cols, (OH, OW))`` with ``cols`` of shape ``[N*OH*OW, KH*KW*C]``, rows ordered
@@ -136,11 +157,13 @@ def im2col(x: np.ndarray, kernel: Any, stride: Any = 1, padding: Padding = "vali
     validate.nonempty("x", x)
     kh, kw = pair("kernel", kernel)
     sh, sw = pair("stride", stride)
-    pads = resolve_padding(padding, x.shape[1:3], (kh, kw), (sh, sw))
-    oh, ow = output_hw(x.shape[1:3], (kh, kw), (sh, sw), pads)
+    dh, dw = pair("dilation", dilation)
+    pads = resolve_padding(padding, x.shape[1:3], (kh, kw), (sh, sw), (dh, dw))
+    oh, ow = output_hw(x.shape[1:3], (kh, kw), (sh, sw), pads, (dh, dw))
+    ekh, ekw = effective_kernel((kh, kw), (dh, dw))
     if any(pads[0] + pads[1]):
         x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=pad_value)
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
-    win = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]  # [N,OH,OW,C,KH,KW]
+    win = np.lib.stride_tricks.sliding_window_view(x, (ekh, ekw), axis=(1, 2))
+    win = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
     cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0] * oh * ow, kh * kw * x.shape[3])
     return cols, (oh, ow)

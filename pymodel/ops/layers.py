@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from pymodel import validate
-from pymodel.arithmetic.fixedpoint import INT32_MAX, INT32_MIN, quantize_multiplier, requantize, wrap_int32
+from pymodel.arithmetic.fixedpoint import (INT32_MAX, INT32_MIN, ROUNDING_MODES,
+                                           quantize_multiplier, requantize, wrap_int32)
 from pymodel.arithmetic.gemm import Padding, im2col, matmul_int32, pair
 from pymodel.arithmetic.qparams import QuantParams, qrange
 from pymodel.arithmetic.rounding import round_half_away
@@ -44,6 +45,9 @@ class RequantParams:
         shift: int32 ``[C]``, in [-31, 30] (positive = left shift).
         out_zero_point: output zero point, int8.
         act_min, act_max: output clamp (fused activation), int8, ``act_min <= act_max``.
+        rounding: ``"double"`` (gemmlowp SRDHM + rounding divide, TFLite's default) or
+            ``"single"`` (``TFLITE_SINGLE_ROUNDING``: one rounding shift of the 64-bit
+            product; needs ``m0 >= 0``), see ``docs/arithmetic.md``.
     """
 
     bias: np.ndarray
@@ -52,6 +56,7 @@ class RequantParams:
     out_zero_point: int
     act_min: int = INT8_MIN
     act_max: int = INT8_MAX
+    rounding: str = "double"
 
     def __post_init__(self) -> None:
         bias = validate.int_array("bias", self.bias, INT32_MIN, INT32_MAX).astype(np.int32)
@@ -67,6 +72,7 @@ class RequantParams:
         hi = validate.int_scalar("act_max", self.act_max, INT8_MIN, INT8_MAX)
         if lo > hi:
             raise ValueError(f"act_min {lo} exceeds act_max {hi}")
+        validate.one_of("rounding", self.rounding, ROUNDING_MODES)
         for name, value in (("bias", bias), ("m0", m0), ("shift", shift),
                             ("out_zero_point", zp), ("act_min", lo), ("act_max", hi)):
             object.__setattr__(self, name, value)
@@ -119,7 +125,7 @@ def quantize_bias(bias: Any, in_scale: float, w_scale: Any) -> np.ndarray:
 
 def make_requant_params(in_qp: QuantParams, w_qp: QuantParams, out_qp: QuantParams,
                         bias: Any | None, channels: int,
-                        activation: str = "none") -> RequantParams:
+                        activation: str = "none", rounding: str = "double") -> RequantParams:
     """Integer parameters of a layer from its float scales.
 
     ``M[c] = s_in * s_w[c] / s_out`` -> ``quantize_multiplier``; bias at scale
@@ -131,6 +137,7 @@ def make_requant_params(in_qp: QuantParams, w_qp: QuantParams, out_qp: QuantPara
         bias: float ``[C]`` or ``None`` (zeros).
         channels: number of output channels ``C``.
         activation: ``"none"``, ``"relu"`` or ``"relu6"``.
+        rounding: ``"double"`` or ``"single"`` (see :class:`RequantParams`).
     """
     if in_qp.per_channel or out_qp.per_channel:
         raise ValueError("in_qp, out_qp: activations must be quantized per tensor")
@@ -139,11 +146,11 @@ def make_requant_params(in_qp: QuantParams, w_qp: QuantParams, out_qp: QuantPara
     b = np.zeros(channels) if bias is None else validate.float_array("bias", bias)
     if b.shape != (channels,):
         raise ValueError(f"bias: expected shape ({channels},); got {b.shape}")
-    m0, shift = quantize_multiplier(s_in * w_scale / s_out)
+    m0, shift = quantize_multiplier(s_in * w_scale / s_out, rounding)
     act_min, act_max = activation_range(activation, out_qp)
     return RequantParams(bias=quantize_bias(b, s_in, w_scale), m0=m0, shift=shift,
                          out_zero_point=int(out_qp.zero_point), act_min=act_min,
-                         act_max=act_max)
+                         act_max=act_max, rounding=rounding)
 
 
 def fold_input_zero_point(bias: np.ndarray, w2d: np.ndarray, in_zero_point: int) -> np.ndarray:
@@ -239,7 +246,8 @@ def quantized_gemm(cols: np.ndarray, w2d: np.ndarray, in_zero_point: int, rq: Re
         check_accumulator_bound(layer, w2d, rq.bias, zp)
     acc = matmul_int32(cols, w2d.T)
     bias = fold_input_zero_point(rq.bias, w2d, zp)
-    y = requantize(acc, bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min, rq.act_max)
+    y = requantize(acc, bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min, rq.act_max,
+                   rq.rounding)
     return y.astype(np.int8)
 
 
@@ -270,7 +278,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requan
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
-           stride: Any = 1, padding: Padding = "valid", layer: str = "conv2d") -> np.ndarray:
+           stride: Any = 1, padding: Padding = "valid", layer: str = "conv2d",
+           dilation: Any = 1) -> np.ndarray:
     """Quantized 2-D convolution.
 
     Args:
@@ -281,6 +290,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
         stride: int or ``(sh, sw)``.
         padding: ``"valid"``, ``"same"``, int or ``((top, bottom), (left, right))``.
         layer: name used in error messages.
+        dilation: int or ``(dh, dw)`` (TFLite's ``dilation_{height,width}_factor``);
+            SAME padding is computed on the effective kernel ``(k - 1) * d + 1``.
 
     Returns:
         int8 ``[N, OH, OW, out_ch]``.
@@ -292,22 +303,25 @@ def conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
                          f"(w is [out_ch, kh, kw, in_ch] = {w.shape})")
     zp = _zp(in_zero_point)
     _requant_for(rq, w.shape[0])
-    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=zp)
+    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=zp, dilation=dilation)
     y = quantized_gemm(cols, w.reshape(w.shape[0], -1), zp, rq, layer)
     return y.reshape(x.shape[0], oh, ow, w.shape[0])
 
 
 def depthwise_conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: RequantParams,
                      stride: Any = 1, padding: Padding = "valid",
-                     layer: str = "depthwise_conv2d") -> np.ndarray:
+                     layer: str = "depthwise_conv2d", dilation: Any = 1) -> np.ndarray:
     """Quantized depthwise convolution (depth multiplier ``m = w.shape[3] // C``).
 
-    Output channel ``c * m + j`` convolves input channel ``c`` with ``w[0, :, :, c*m + j]``.
+    Output channel ``c * m + j`` convolves input channel ``c`` with ``w[0, :, :, c*m + j]``
+    (TFLite's ``reference_integer_ops::DepthwiseConvPerChannel``: ``output_channel = m +
+    in_channel * depth_multiplier``; per-channel parameters are indexed by the output
+    channel).
 
     Args:
         x: int8 NHWC ``[N, H, W, C]``.
         w: int8 ``[1, kh, kw, C * m]``.
-        in_zero_point, rq, stride, padding, layer: as :func:`conv2d` (``rq`` has
+        in_zero_point, rq, stride, padding, layer, dilation: as :func:`conv2d` (``rq`` has
             ``C * m`` channels).
 
     Returns:
@@ -323,7 +337,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requa
     zp = _zp(in_zero_point)
     _requant_for(rq, w.shape[3])
     kh, kw = w.shape[1:3]
-    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=zp)
+    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=zp, dilation=dilation)
     taps = cols.reshape(-1, kh * kw, c).astype(np.int64)          # [M, T, C]
     wt = w.reshape(kh * kw, c, mult).astype(np.int64)               # [T, C, m]
     w2d = wt.transpose(1, 2, 0).reshape(c * mult, kh * kw)         # [C*m, T]
@@ -331,7 +345,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, in_zero_point: int, rq: Requa
     acc = wrap_int32(np.einsum("mtc,tcj->mcj", taps, wt).reshape(-1, c * mult))
     bias = fold_input_zero_point(rq.bias, w2d, zp)
     y = requantize(acc.astype(np.int32), bias, rq.m0, rq.shift, rq.out_zero_point,
-                   rq.act_min, rq.act_max).astype(np.int8)
+                   rq.act_min, rq.act_max, rq.rounding).astype(np.int8)
     return y.reshape(x.shape[0], oh, ow, c * mult)
 
 
@@ -402,25 +416,26 @@ def fully_connected_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
 
 
 def conv2d_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Any = 1,
-                 padding: Padding = "valid", activation: str = "none") -> np.ndarray:
+                 padding: Padding = "valid", activation: str = "none",
+                 dilation: Any = 1) -> np.ndarray:
     """Float conv2d (NHWC, weights ``[out, kh, kw, in]``, zero padding) -> float64."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
-    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=0.0)
+    cols, (oh, ow) = im2col(x, w.shape[1:3], stride, padding, pad_value=0.0, dilation=dilation)
     y = (cols @ w.reshape(w.shape[0], -1).T).reshape(x.shape[0], oh, ow, w.shape[0])
     return apply_activation(y if b is None else y + b, activation)
 
 
 def depthwise_conv2d_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                            stride: Any = 1, padding: Padding = "valid",
-                           activation: str = "none") -> np.ndarray:
+                           activation: str = "none", dilation: Any = 1) -> np.ndarray:
     """Float depthwise conv (weights ``[1, kh, kw, C * m]``) -> float64 NHWC."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     c = x.shape[3]
     mult = w.shape[3] // c
     kh, kw = w.shape[1:3]
-    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=0.0)
+    cols, (oh, ow) = im2col(x, (kh, kw), stride, padding, pad_value=0.0, dilation=dilation)
     y = np.einsum("mtc,tcj->mcj", cols.reshape(-1, kh * kw, c), w.reshape(kh * kw, c, mult))
     y = y.reshape(x.shape[0], oh, ow, c * mult)
     return apply_activation(y if b is None else y + b, activation)
