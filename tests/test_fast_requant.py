@@ -80,6 +80,8 @@ def test_single_rounding_equals_tflite_formula(case):
     want = [[single_rounding_ref(int(acc[i, j]), int(bias[j]), int(m0[j]), int(shift[j]),
                                  zp, lo, hi) for j in range(c)] for i in range(acc.shape[0])]
     assert got.tolist() == want
+    # ... and the stage-by-stage golden model's single rounding (issue10ops) agrees
+    assert fp.requantize(acc, bias, m0, shift, zp, lo, hi, rounding="single").tolist() == want
 
 
 @st.composite
@@ -113,8 +115,7 @@ def test_folded_bias_plan_equals_reference(rounding, case):
     assert got.dtype == np.int8
     x1 = acc + bias                                   # exact, inside int32 by the bound
     want = fq.requantize_fast(x1, 0, m0, shift, zp, -128, 127, rounding)
-    if rounding == "double":
-        assert want.tolist() == fp.requantize(x1, 0, m0, shift, zp, -128, 127).tolist()
+    assert want.tolist() == fp.requantize(x1, 0, m0, shift, zp, -128, 127, rounding).tolist()
     assert got.tolist() == want.tolist()
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from pymodel import validate
 from pymodel.arithmetic.fast_requant import RequantPlan, apply_plan, plan_requant
 from pymodel.arithmetic.fixedpoint import INT32_MAX
-from pymodel.arithmetic.gemm import Padding, output_hw, pair, resolve_padding
+from pymodel.arithmetic.gemm import Padding, effective_kernel, output_hw, pair, resolve_padding
 from pymodel.arithmetic.qparams import qrange
 from pymodel.ops.layers import (INT8_MAX, INT8_MIN, RequantParams, _int8, _requant_for, _zp,
                                 check_accumulator_bound, fold_input_zero_point)
@@ -206,21 +206,25 @@ def _padded_float(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
 
 
 class _Window:
-    """Kernel, stride and padding of a window op, resolved per input size (cached)."""
+    """Kernel, stride, padding and dilation of a window op, resolved per input size
+    (cached)."""
 
-    def __init__(self, kernel: tuple[int, int], stride: Any, padding: Padding) -> None:
+    def __init__(self, kernel: tuple[int, int], stride: Any, padding: Padding,
+                 dilation: Any = 1) -> None:
         self.kernel = kernel
         self.stride = pair("stride", stride)
+        self.dilation = pair("dilation", dilation)
+        self.effective = effective_kernel(kernel, self.dilation)
         self.padding = padding
         self._cache: dict[tuple[int, int], tuple] = {}
-        resolve_padding(padding, (max(kernel[0], 1), max(kernel[1], 1)), kernel, self.stride)
+        resolve_padding(padding, self.effective, kernel, self.stride, self.dilation)
 
     def geometry(self, hw: tuple[int, int]) -> tuple:
         """``(pads, (OH, OW))`` for input height / width ``hw``."""
         g = self._cache.get(hw)
         if g is None:
-            pads = resolve_padding(self.padding, hw, self.kernel, self.stride)
-            g = (pads, output_hw(hw, self.kernel, self.stride, pads))
+            pads = resolve_padding(self.padding, hw, self.kernel, self.stride, self.dilation)
+            g = (pads, output_hw(hw, self.kernel, self.stride, pads, self.dilation))
             self._cache[hw] = g
         return g
 
@@ -229,17 +233,17 @@ class PreparedConv2d(PreparedLayer):
     """:func:`pymodel.ops.layers.conv2d`, prepared.
 
     Args:
-        w: int8 ``[out_ch, kh, kw, in_ch]``.  in_zero_point, rq, stride, padding, layer:
-            as ``conv2d``.
+        w: int8 ``[out_ch, kh, kw, in_ch]``.  in_zero_point, rq, stride, padding, layer,
+            dilation: as ``conv2d``.
     """
 
     def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams, stride: Any = 1,
-                 padding: Padding = "valid", layer: str = "conv2d") -> None:
+                 padding: Padding = "valid", layer: str = "conv2d", dilation: Any = 1) -> None:
         w = _int8("w", w, 4, "[out_ch, kh, kw, in_ch]")
         self.name = layer
         self.in_ch = int(w.shape[3])
         self.out_ch = int(w.shape[0])
-        self.window = _Window((int(w.shape[1]), int(w.shape[2])), stride, padding)
+        self.window = _Window((int(w.shape[1]), int(w.shape[2])), stride, padding, dilation)
         self.gemm = PreparedGemm(w.reshape(w.shape[0], -1), in_zero_point, rq, layer)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -249,13 +253,15 @@ class PreparedConv2d(PreparedLayer):
         pads, (oh, ow) = self.window.geometry((x.shape[1], x.shape[2]))
         kh, kw = self.window.kernel
         sh, sw = self.window.stride
+        dh, dw = self.window.dilation
         xp = _padded_float(x, pads, self.gemm.in_zero_point)
         if kh == kw == 1:
             cols = xp[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
         else:
-            win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
-            cols = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(
-                0, 1, 2, 4, 5, 3)                                   # [N,OH,OW,KH,KW,C]
+            win = np.lib.stride_tricks.sliding_window_view(xp, self.window.effective,
+                                                           axis=(1, 2))
+            cols = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh,
+                       ::dw].transpose(0, 1, 2, 4, 5, 3)             # [N,OH,OW,KH,KW,C]
         cols = cols.reshape(n * oh * ow, kh * kw * self.in_ch)      # the one copy
         y = self.gemm.run_float_rows(cols)
         return y.reshape(n, oh, ow, self.out_ch)
@@ -268,14 +274,14 @@ class PreparedDepthwise(PreparedLayer):
     (every partial sum an integer below ``kh * kw * 2^14 <= 2^24``: exact).
 
     Args:
-        w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer: as
-            ``depthwise_conv2d``.
+        w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer,
+            dilation: as ``depthwise_conv2d``.
         in_channels: ``C`` (the depth multiplier is ``w.shape[3] // C``).
     """
 
     def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams,
                  in_channels: int, stride: Any = 1, padding: Padding = "valid",
-                 layer: str = "depthwise_conv2d") -> None:
+                 layer: str = "depthwise_conv2d", dilation: Any = 1) -> None:
         w = _int8("w", w, 4, "[1, kh, kw, C * multiplier]")
         c = validate.int_scalar("in_channels", in_channels, 1, 1 << 24)
         if w.shape[0] != 1 or w.shape[3] % c:
@@ -288,7 +294,7 @@ class PreparedDepthwise(PreparedLayer):
         if kh * kw * _INPUT_MAX * _INPUT_MAX > _FLOAT32_EXACT:
             raise ValueError(f"w: a {kh}x{kw} depthwise window exceeds the exact float32 "
                              "accumulation (kh * kw <= 1024)")
-        self.window = _Window((kh, kw), stride, padding)
+        self.window = _Window((kh, kw), stride, padding, dilation)
         zp = _zp(in_zero_point)
         self.in_zero_point = zp
         _requant_for(rq, w.shape[3])
@@ -320,8 +326,10 @@ class PreparedDepthwise(PreparedLayer):
         xp[:, :, pt:pt + h, pl:pl + w] = xt
         acc = np.empty((c, n, oh, ow), np.float32)
         tmp = np.empty_like(acc)
+        eh, ew = self.window.dilation
         for t in range(kh * kw):
             dh, dw = divmod(t, kw)
+            dh, dw = dh * eh, dw * ew
             tap = xp[:, :, dh: dh + (oh - 1) * sh + 1: sh, dw: dw + (ow - 1) * sw + 1: sw]
             wt = self.taps[:, t:t + 1, :, :]            # [C*m, 1, 1, 1]
             if t == 0:
