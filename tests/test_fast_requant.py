@@ -108,6 +108,8 @@ def checked_layers(draw: st.DrawFn) -> tuple:
                np.array([INT32_MAX, 2**30, 2**30, 2**30]), np.array([-1, -1, -1, -2]), 4))
 @example(case=(np.array([[-357913942, -357913941, -(2**30)]]), np.array([0, 0, 0]), 2**30,
                np.array([3, 3, 1]), np.array([-1, -1, -1]), 0))  # small m0: t < 0 edges
+@example(case=(np.array([[-1 + 5000, -3 - 70000]]), np.array([-5000, 70000]), 2**20,
+               np.array([INT32_MAX, 2**30]), np.array([-1, -1]), 0))  # ties, |bias| > 2^10
 def test_folded_bias_plan_equals_reference(rounding, case):
     acc, bias, bound, m0, shift, zp = case
     plan = fq.plan_requant(bias, m0, shift, zp, -128, 127, rounding, acc_bound=bound)
@@ -117,6 +119,9 @@ def test_folded_bias_plan_equals_reference(rounding, case):
     want = fq.requantize_fast(x1, 0, m0, shift, zp, -128, 127, rounding)
     assert want.tolist() == fp.requantize(x1, 0, m0, shift, zp, -128, 127, rounding).tolist()
     assert got.tolist() == want.tolist()
+    if np.abs(acc).max() <= 2**24:                    # the float32 GEMM's accumulators
+        assert fq.apply_plan(plan, acc.astype(np.float32)).tolist() == want.tolist()
+    assert fq.apply_plan(plan, acc.T.copy(), channel_axis=0).T.tolist() == want.tolist()
 
 
 def test_float_accumulators_and_blocks(rng):

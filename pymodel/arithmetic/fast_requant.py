@@ -43,6 +43,7 @@ with the per-channel constant in brackets precomputed: int64 arithmetic is exact
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,15 @@ class RequantPlan:
     wrap_result: bool
     sign_thr: np.ndarray | None = None
     zp_folded: bool = False
+
+    @cached_property
+    def sign_thr_f32(self) -> np.ndarray:
+        """``sign_thr`` clamped to ``+-(2^24 + 1)`` as float32 (exact), for float32
+        accumulators (``|acc| <= 2^24``)."""
+        if self.sign_thr is None:
+            raise ValueError("plan has no sign threshold")
+        lim = (1 << 24) + 1
+        return np.clip(self.sign_thr, -lim, lim).astype(np.float32)
 
     @property
     def channels(self) -> int:
@@ -206,8 +216,8 @@ def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np
 
     Args:
         plan: from :func:`plan_requant`.
-        acc: accumulators holding integers: int32 / int64, or float32 / float64 holding
-            exact integers (the float GEMM's output).  Channel-last ``[..., C]``
+        acc: accumulators holding integers: int32 / int64, or float32 (magnitudes
+            <= 2^24) / float64 holding exact integers (the exact float GEMM's output).  Channel-last ``[..., C]``
             (``channel_axis=-1``) or channel-major ``[C, ...]`` (``channel_axis=0``).
             Channel-major is the fast layout when there are many values per channel:
             the per-channel constants are then constant along numpy's inner loop.
@@ -242,12 +252,17 @@ def _block(p: RequantPlan, acc: np.ndarray, ch: slice, major: bool) -> np.ndarra
         return a[ch, None] if major else a
 
     if p.bias is None:                              # folded: acc + bias is exact
-        neg = None if p.sign_thr is None else acc < k(p.sign_thr)
+        neg = None
+        if p.sign_thr is not None:
+            # float32 accumulators are exact integers of magnitude <= 2^24: compare in
+            # float32 with the threshold clamped to +-(2^24 + 1) (same outcome, exact)
+            thr = p.sign_thr_f32 if acc.dtype == np.float32 else p.sign_thr
+            neg = acc < k(thr)
         t = acc.astype(np.int64)
         np.multiply(t, k(p.m0), out=t)
         t += k(p.add)
-        if neg is not None:
-            np.subtract(t, k(p.neg), out=t, where=neg)
+        if neg is not None:                         # (ufunc where= is far slower)
+            t -= np.multiply(neg, k(p.neg), dtype=np.int64)
     else:
         t = acc.astype(np.int64)
         t += k(p.bias)                              # x1 = wrap32(acc + bias)

@@ -324,9 +324,11 @@ class PreparedDepthwise(PreparedLayer):
         if self.mult > 1:                      # output channel c*m + j reads channel c
             xt = np.repeat(xt, self.mult, axis=0)
         xp[:, :, pt:pt + h, pl:pl + w] = xt
+        eh, ew = self.window.dilation
+        if sh == sw == 1:
+            return self._stride1(xp, (oh, ow))
         acc = np.empty((c, n, oh, ow), np.float32)
         tmp = np.empty_like(acc)
-        eh, ew = self.window.dilation
         for t in range(kh * kw):
             dh, dw = divmod(t, kw)
             dh, dw = dh * eh, dw * ew
@@ -339,3 +341,29 @@ class PreparedDepthwise(PreparedLayer):
                 acc += tmp
         y = apply_plan(self.plan, acc, channel_axis=0)  # int8 [C*m, N, OH, OW]
         return np.ascontiguousarray(y.transpose(1, 2, 3, 0))
+
+    def _stride1(self, xp: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+        """Stride 1: every tap is one contiguous run of each channel's flattened padded
+        input (offset ``dh * Wp + dw``), so the multiply-adds run over long rows; the
+        positions past the valid width are computed and dropped (``(Wp - OW) / Wp``)."""
+        c, n, hp, wp = xp.shape
+        oh, ow = out_hw
+        kh, kw = self.window.kernel
+        eh, ew = self.window.dilation
+        flat = xp.reshape(c, -1)
+        length = (n - 1) * hp * wp + (oh - 1) * wp + ow          # last valid position + 1
+        acc = np.empty((c, n * hp * wp), np.float32)
+        run = acc[:, :length]
+        tmp = np.empty_like(run)
+        for t in range(kh * kw):
+            dh, dw = divmod(t, kw)
+            off = dh * eh * wp + dw * ew
+            wt = self.taps[:, t, :, 0]                          # [C*m, 1]
+            if t == 0:
+                np.multiply(flat[:, off:off + length], wt, out=run)
+            else:
+                np.multiply(flat[:, off:off + length], wt, out=tmp)
+                run += tmp
+        acc[:, length:] = 0.0
+        y = apply_plan(self.plan, acc, channel_axis=0).reshape(c, n, hp, wp)
+        return np.ascontiguousarray(y[:, :, :oh, :ow].transpose(1, 2, 3, 0))
