@@ -16,8 +16,8 @@ except where the two roundings part, by one step; the table gives the share of e
 elements and the largest difference.
 
 Threads: onnxruntime ``intra_op_num_threads=2`` (``inter_op_num_threads=1``); the golden
-model's BLAS (OpenBLAS, via threadpoolctl) 2 threads; its numpy element-wise passes run
-on one thread.
+model's BLAS (OpenBLAS, via threadpoolctl) 2 threads and its element-wise passes 2
+threads (:mod:`pymodel.parallel`: channel groups on a thread pool).
 
 Then entropy calibration on 10^7 samples: :class:`pymodel.calibration.calibrators.Calibrator`
 against onnxruntime's own ``HistogramCollector`` (``method="entropy"``) with matched
@@ -331,10 +331,13 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
 def main() -> None:
     import onnxruntime as ort
     from threadpoolctl import threadpool_limits
+
+    from pymodel import parallel
     rng = np.random.default_rng(0)
+    parallel.set_threads(THREADS)
     print(f"onnxruntime {ort.__version__}, intra_op_num_threads={THREADS}; golden model: "
           f"numpy {np.__version__}, BLAS threads={THREADS} (threadpoolctl), element-wise "
-          f"passes 1 thread; best of {ROUNDS} interleaved rounds")
+          f"passes {THREADS} threads (pymodel.parallel); best of {ROUNDS} interleaved rounds")
     with threadpool_limits(THREADS):
         rows = gemm_rows(rng) + conv_rows(rng) + fc_rows(rng)
     print(f"\n{'row':30s} {'onnxruntime op':17s} {'golden ms':>10s} {'ORT ms':>9s} "

@@ -141,3 +141,25 @@ def test_prepared_input_checks(rng):
         fc(np.zeros((2, 5), np.int8))
     with pytest.raises(ValueError, match="rq"):
         P.PreparedFullyConnected(random_weights(rng, (3, 6), 8), 0, random_rq(rng, 4))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_same_integers(rng, threads):
+    """Element-wise passes on several threads (pymodel.parallel): the same output."""
+    from pymodel import parallel
+    x = rng.integers(-128, 128, (2, 40, 40, 6)).astype(np.int8)
+    dw = random_weights(rng, (1, 3, 3, 12), 8)
+    cw = random_weights(rng, (5, 3, 3, 6), 8)
+    rq_dw, rq_c = random_rq(rng, 12), random_rq(rng, 5)
+    want = (L.depthwise_conv2d(x, dw, 3, rq_dw, 1, "same"),
+            L.depthwise_conv2d(x, dw, 3, rq_dw, 2, "same"), L.conv2d(x, cw, 3, rq_c, 1, 1))
+    before = parallel.threads()
+    try:
+        parallel.set_threads(threads)
+        got = (P.PreparedDepthwise(dw, 3, rq_dw, 6, 1, "same")(x),
+               P.PreparedDepthwise(dw, 3, rq_dw, 6, 2, "same")(x),
+               P.PreparedConv2d(cw, 3, rq_c, 1, 1)(x))
+    finally:
+        parallel.set_threads(before)
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)

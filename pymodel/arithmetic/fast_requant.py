@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from pymodel import validate
+from pymodel import parallel, validate
 from pymodel.arithmetic.fixedpoint import INT32_MAX, INT32_MIN, SHIFT_MAX, SHIFT_MIN
 
 ROUNDING_MODES = ("double", "single")
@@ -56,7 +56,8 @@ ROUNDING_MODES = ("double", "single")
 #: the L2 cache (64 Ki values = 512 KiB).
 BLOCK = 1 << 16
 
-__all__ = ["ROUNDING_MODES", "RequantPlan", "plan_requant", "requantize_fast"]
+__all__ = ["ROUNDING_MODES", "RequantPlan", "plan_requant", "apply_plan",
+           "apply_plan_channels", "requantize_fast"]
 
 
 @dataclass(frozen=True)
@@ -232,17 +233,39 @@ def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np
         flat = acc.reshape(c, -1)
         out = np.empty(flat.shape, out_dtype)
         rows = max(1, BLOCK // max(flat.shape[1], 1))
-        for start in range(0, c, rows):
-            sl = slice(start, start + rows)
+        blocks = [slice(s, min(s + rows, c)) for s in range(0, c, rows)]
+
+        def major(sl: slice) -> None:
             out[sl] = _block(plan, flat[sl], sl, True)
+        parallel.run_all(major, blocks)
         return out.reshape(acc.shape)
     flat = acc.reshape(-1, c)
     out = np.empty(flat.shape, out_dtype)
     rows = max(1, BLOCK // max(c, 1))
     whole = slice(None)
-    for start in range(0, flat.shape[0], rows):
+
+    def minor(start: int) -> None:
         out[start:start + rows] = _block(plan, flat[start:start + rows], whole, False)
+    parallel.run_all(minor, range(0, flat.shape[0], rows))
     return out.reshape(acc.shape)
+
+
+def apply_plan_channels(plan: RequantPlan, acc: np.ndarray, channels: slice) -> np.ndarray:
+    """Requantize the channel-major rows ``acc`` (``[c, M]``) of the plan's channels
+    ``channels`` (a slice of ``0 .. C``), on the calling thread (safe inside a
+    :mod:`pymodel.parallel` task).
+
+    Returns:
+        int8 (or int32, as :func:`apply_plan`) ``[c, M]``.
+    """
+    out_dtype = np.int8 if -128 <= plan.act_min and plan.act_max <= 127 else np.int32
+    out = np.empty(acc.shape, out_dtype)
+    rows = max(1, BLOCK // max(acc.shape[1], 1))
+    base = channels.start or 0
+    for s in range(0, acc.shape[0], rows):
+        e = min(s + rows, acc.shape[0])
+        out[s:e] = _block(plan, acc[s:e], slice(base + s, base + e), True)
+    return out
 
 
 def _block(p: RequantPlan, acc: np.ndarray, ch: slice, major: bool) -> np.ndarray:

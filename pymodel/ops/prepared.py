@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from pymodel import validate
-from pymodel.arithmetic.fast_requant import RequantPlan, apply_plan, plan_requant
+from pymodel import parallel, validate
+from pymodel.arithmetic.fast_requant import (RequantPlan, apply_plan, apply_plan_channels,
+                                             plan_requant)
 from pymodel.arithmetic.fixedpoint import INT32_MAX
 from pymodel.arithmetic.gemm import Padding, effective_kernel, output_hw, pair, resolve_padding
 from pymodel.arithmetic.qparams import qrange
@@ -352,18 +353,22 @@ class PreparedDepthwise(PreparedLayer):
         eh, ew = self.window.dilation
         flat = xp.reshape(c, -1)
         length = (n - 1) * hp * wp + (oh - 1) * wp + ow          # last valid position + 1
-        acc = np.empty((c, n * hp * wp), np.float32)
-        run = acc[:, :length]
-        tmp = np.empty_like(run)
-        for t in range(kh * kw):
-            dh, dw = divmod(t, kw)
-            off = dh * eh * wp + dw * ew
-            wt = self.taps[:, t, :, 0]                          # [C*m, 1]
-            if t == 0:
-                np.multiply(flat[:, off:off + length], wt, out=run)
-            else:
-                np.multiply(flat[:, off:off + length], wt, out=tmp)
-                run += tmp
-        acc[:, length:] = 0.0
-        y = apply_plan(self.plan, acc, channel_axis=0).reshape(c, n, hp, wp)
-        return np.ascontiguousarray(y[:, :, :oh, :ow].transpose(1, 2, 3, 0))
+        y = np.empty((c, n * hp * wp), np.int8)
+
+        def channels(sl: slice) -> None:               # one channel group, any thread
+            acc = np.zeros((sl.stop - sl.start, n * hp * wp), np.float32)
+            run = acc[:, :length]
+            tmp = np.empty_like(run)
+            for t in range(kh * kw):
+                dh, dw = divmod(t, kw)
+                off = dh * eh * wp + dw * ew
+                wt = self.taps[sl, t, :, 0]                      # [c, 1]
+                if t == 0:
+                    np.multiply(flat[sl, off:off + length], wt, out=run)
+                else:
+                    np.multiply(flat[sl, off:off + length], wt, out=tmp)
+                    run += tmp
+            y[sl] = apply_plan_channels(self.plan, acc, sl)
+        parallel.run_all(channels, parallel.split(c))
+        y4 = y.reshape(c, n, hp, wp)
+        return np.ascontiguousarray(y4[:, :, :oh, :ow].transpose(1, 2, 3, 0))
