@@ -225,14 +225,15 @@ def _compiles(rtl: Path, file: str) -> bool:
     return res.returncode == 0
 
 
-def run_mutant(m: Mutant, workdir: Path, python: str) -> Mutant:
-    """Apply ``m`` in a private copy of rtl/ and run its block's tests."""
+def run_mutant(m: Mutant, workdir: Path, python: str, source: Path) -> Mutant:
+    """Apply ``m`` in a private copy of ``source`` (the snapshot of rtl/ taken at the
+    start of the run) and run its block's tests."""
     t0 = time.monotonic()
     d = Path(tempfile.mkdtemp(prefix="mutant-", dir=workdir))
     try:
         rtl = d / "rtl"
-        shutil.copytree(RTL, rtl)
-        lines = (RTL / m.file).read_text().splitlines(keepends=True)
+        shutil.copytree(source, rtl)
+        lines = (source / m.file).read_text().splitlines(keepends=True)
         nl = "\n" if lines[m.line - 1].endswith("\n") else ""
         lines[m.line - 1] = m.mutated + nl
         (rtl / m.file).write_text("".join(lines))
@@ -297,11 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     python = sys.executable
     workdir = Path(tempfile.mkdtemp(prefix="qmac-mutants-"))
+    source = workdir / "rtl-snapshot"       # rtl/ as it was when the mutants were made
+    shutil.copytree(RTL, source)
     t_all = time.monotonic()
     done: list[Mutant] = []
     try:
         with ThreadPoolExecutor(args.jobs) as pool:
-            for m in pool.map(lambda x: run_mutant(x, workdir, python), chosen):
+            for m in pool.map(lambda x: run_mutant(x, workdir, python, source), chosen):
                 if m.status == "survived" and m.ident in equivalent:
                     m.status, m.by = "equivalent", equivalent[m.ident]
                 done.append(m)
