@@ -69,8 +69,18 @@ def _fifo(depth: int) -> Target:
                        "stable while stalled, no entry lost/duplicated/reordered")
 
 
+_RQ_FILES = (RTL / "requant_pipeline.v", RTL / "requant_out_fifo.v",
+             RTL / "requant_param_mem.v", STUBS / "requant_lane.v")
+_RQ_PARAMS = {"LANES": 1, "CHANNELS": 2, "USER_W": 4}
+
 TARGETS: dict[str, Target] = {t.name: t for t in [
     _fifo(2), _fifo(3), _fifo(5),
+    Target("requant_ctrl", "requant_pipeline", _RQ_FILES, _RQ_PARAMS,
+           ("QMAC_FORMAL_REQUANT_TOP", "QMAC_FORMAL_FIFO_NO_DATA"), bmc=16, induction=4,
+           what="requant_pipeline: credit counter == beats in pipeline + FIFO, <= FIFO depth; "
+                "FIFO never pushed when full; out_ready one cycle -> in_ready next cycle "
+                "(no deadlock); a beat reaches stage 0 one cycle after acceptance; output valid held "
+                "while stalled"),
 ]}
 
 
