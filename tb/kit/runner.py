@@ -31,8 +31,10 @@ from .seed import derive_seed, session_seed
 from .verilator import cocotb_options, simulator as simulator_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RTL_DIR = REPO_ROOT / "rtl"
-SIM_DIR = REPO_ROOT / "sim"
+# QMAC_RTL_DIR / QMAC_SIM_DIR: another RTL tree / build area (make mutants runs the
+# regression against mutated copies of rtl/, each in its own build area).
+RTL_DIR = Path(os.environ.get("QMAC_RTL_DIR") or REPO_ROOT / "rtl")
+SIM_DIR = Path(os.environ.get("QMAC_SIM_DIR") or REPO_ROOT / "sim")
 
 __all__ = ["REPO_ROOT", "RTL_DIR", "SIM_DIR", "TestbenchFailed", "param_tag",
            "default_build_dir", "rtl_sources", "run_testbench", "simulator_errors"]
