@@ -11,6 +11,7 @@ runs the same network on the RTL layer engine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -261,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
-        return int(COMMANDS[args.command](args) or 0)
+        from pymodel.threads import single_blas_thread
+        with contextlib.nullcontext():
+            return int(COMMANDS[args.command](args) or 0)
     except ValueError as exc:
         print(f"qmac {command}: error: {exc}", file=sys.stderr)
         return 2

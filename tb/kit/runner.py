@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .interrupt import isolate
 from .seed import derive_seed, session_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
                   seed: int | None = None, build_dir: Path | str | None = None,
                   testcase: str | Sequence[str] | None = None,
                   extra_env: Mapping[str, str] | None = None,
-                  dut_name: str | None = None) -> Path:
+                  dut_name: str | None = None, reproduce: str | None = None) -> Path:
     """Build ``toplevel`` from ``sources`` and run the cocotb tests of ``test_module``.
 
     Args:
@@ -78,6 +79,8 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
         testcase: run only these test(s) of ``test_module``.
         extra_env: extra environment for the simulator (names not already set).
         dut_name: name used for the build directory and seed (default ``toplevel``).
+        reproduce: the command that reproduces this run, printed with the seed
+            (default: ``make test SEED=n`` under pytest, else the ``run()`` call).
 
     Returns:
         The results XML file.
@@ -98,13 +101,13 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
     # the tb package) is on it whatever the current directory is.
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    how = (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
-           else f"{test_module}.run(parameters={params or None}, seed={seed})")
+    how = reproduce or (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
+                        else f"{test_module}.run(parameters={params or None}, seed={seed})")
     print(f"[qmac] {dut} {tag}: seed {seed} (QMAC_SEED={session_seed()}; reproduce: {how}); "
           f"build {bdir.relative_to(REPO_ROOT) if bdir.is_relative_to(REPO_ROOT) else bdir}",
           flush=True)
 
-    runner = get_runner("icarus")
+    runner = isolate(get_runner("icarus"))       # Ctrl-C: one line, not the simulator's
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
                  build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"))
     env = {"QMAC_TB_PARAMS": ",".join(f"{k}={v}" for k, v in params.items())}
