@@ -11,7 +11,6 @@ runs the same network on the RTL layer engine).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         command = args.command
         from pymodel.threads import single_blas_thread
-        with contextlib.nullcontext():
+        with single_blas_thread():          # results independent of the thread count
             return int(COMMANDS[args.command](args) or 0)
     except ValueError as exc:
         print(f"qmac {command}: error: {exc}", file=sys.stderr)
