@@ -532,7 +532,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     st = write_report(args.out, progress=not args.no_progress, artifacts=args.artifacts)
     sel = st.selected_eval
     assert sel is not None
-    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'}")
+    from pymodel.threads import blas_kernel
+    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'} "
+          f"({blas_kernel()}, one thread)")
     print(f"  FP32 {100 * st.fp32_accuracy:.2f} %; INT8 per-channel ({st.selected}) "
           f"{100 * sel.accuracy:.2f} %; mixed {st.mixed['average']:.2f} bits/weight "
           f"{100 * st.mixed['eval'].accuracy:.2f} %")

@@ -26,3 +26,19 @@ def single_blas_thread() -> Iterator[None]:
 
     with threadpool_limits(limits=1):
         yield
+
+
+def blas_kernel() -> str:
+    """The BLAS library and the CPU kernel it selected, e.g. ``"OpenBLAS SkylakeX"``
+    (``OPENBLAS_CORETYPE`` overrides OpenBLAS's choice); ``"unknown BLAS"`` if none is
+    found.  Different kernels may round matrix products differently."""
+    from threadpoolctl import threadpool_info
+
+    import numpy  # noqa: F401  (loads the BLAS, so threadpoolctl sees it)
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            name = {"openblas": "OpenBLAS", "mkl": "MKL"}.get(info.get("internal_api"),
+                                                             str(info.get("internal_api")))
+            arch = info.get("architecture")
+            return f"{name} {arch}" if arch else name
+    return "unknown BLAS"
