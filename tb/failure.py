@@ -21,10 +21,11 @@ from pathlib import Path
 #: GTKWave's zoom is log2-scaled: ``ns per pixel = NS_PER_PX_AT_REF * 2**(REF_ZOOM - zoom)``
 #: (measured on sim/qlayer_engine.gtkw: zoom -24 shows 10 us in about 119 pixels).
 REF_ZOOM, NS_PER_PX_AT_REF = -24.0, 84.0
-#: a view of about 70 cycles of 10 ns across the waveform pane (~770 px of a 1600 px window)
-VIEW_NS_PER_PX = 0.9
+#: about 25 cycles of 10 ns across the waveform pane (~770 px of a 1600 px window), 33 px
+#: per cycle: wide enough to print a lane value such as -128 in every cycle
+VIEW_NS_PER_PX = 0.33
 #: cycles shown before the failing edge
-LEAD_CYCLES = 30
+LEAD_CYCLES = 10
 
 
 @dataclass
@@ -101,6 +102,7 @@ def write_gtkw(template: Path, out: Path, fst: Path, time_ns: float,
             continue
         lines.append(line)
     lines.insert(1, f"[*] written for a failing run: marker and marker A at {time_ns:g} ns "
-                    f"(cycle {int(time_ns // period_ns)})")
+                    f"(cycle {int(time_ns // period_ns)}); the failing output beat is the one "
+                    "that ends there (sampled on that rising edge)")
     out.write_text("\n".join(lines) + "\n")
     return out
