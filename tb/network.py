@@ -198,8 +198,9 @@ def format_report(rep: NetworkReport) -> str:
         "",
         f"images                         {n}  ({rep.data_source})",
         f"RTL predictions == golden      {int(np.sum(rtl_p == gold_p))}/{n}",
-        (f"RTL predictions == float model {int(np.sum(rtl_p == flt_p))}/{n}  ({rep.float_source})"
-         if has_f else f"RTL predictions == float model -  ({rep.float_source or 'no float network'})"),
+        (f"RTL predictions == float model {int(np.sum(rtl_p == flt_p))}/{n}  "
+         f"({rep.float_source})" if has_f else
+         f"RTL predictions == float model -  ({rep.float_source or 'no float network'})"),
         (f"RTL predictions == label       {int(np.sum(rtl_p == lab))}/{n}" if has_l
          else "RTL predictions == label       -  (the data has no labels)"),
         f"output mismatches, all layers  {sum(l.mismatches for l in rep.layers)}",

@@ -93,7 +93,8 @@ def check_fits(qnet: QuantizedNetwork, params: Mapping[str, int]) -> None:
         if k > w_depth:
             raise ValueError(f"{what} does not fit the engine: one tile of output channels "
                              f"needs K={k} weight words but W_DEPTH={w_depth}; "
-                             f"raise W_DEPTH to at least {k} (make sim W_DEPTH={k}, or --w-depth {k})")
+                             f"raise W_DEPTH to at least {k} (make sim W_DEPTH={k}, or "
+                             f"--w-depth {k})")
 
 
 @dataclass
