@@ -260,9 +260,15 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
     bdir = build_dir or kit.SIM_DIR / "build" / f"network-{stem}-{kit.param_tag(params)}"
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
+        # the images the host has checked go to the simulator as a plain .npz: it then
+        # never imports scikit-learn / scipy (seconds of start-up under cocotb's
+        # assertion rewriting)
+        data_path = Path(tmp) / "data.npz"
+        np.savez(data_path, x=imgs.x[:images],
+                 **({"y": imgs.y[:images]} if imgs.y is not None else {}))
         env = {ENV_ARTIFACT: str(Path(artifact).resolve()), ENV_IMAGES: str(images),
                ENV_REPORT: str(report_path), ENV_PROGRESS: "1" if progress else "0",
-               ENV_DATA: str(Path(data).resolve()) if data is not None else ""}
+               ENV_DATA: str(data_path)}
         env.update(extra_env or {})
         if quiet:
             env.update(COCOTB_LOG_LEVEL="ERROR", GPI_LOG_LEVEL="ERROR")
