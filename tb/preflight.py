@@ -162,9 +162,12 @@ def load_data(path: str | Path | None, qnet: QuantizedNetwork) -> Data:
                                  f"({x.shape[0]},)")
             y = y.astype(np.int64)
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        hint = (" (give the artifact's own images: make sim DATA=file.npy|.npz)"
+                if path is None else "")
         raise ValueError(f"DATA / --data: {source} holds an array of shape "
                          f"{tuple(x.shape)}; artifact {qnet.name!r} takes images of shape "
-                         f"{shape}, so the data must be [N, {', '.join(map(str, shape))}]")
+                         f"{shape}, so the data must be [N, {', '.join(map(str, shape))}]"
+                         f"{hint}")
     if x.shape[0] == 0:
         raise ValueError(f"DATA / --data: {source} holds no images")
     if not np.all(np.isfinite(x)):

@@ -123,6 +123,44 @@ def test_bad_input_is_one_line_before_simulating(argv, env, first, tmp_path: Pat
     assert "[qmac]" not in out                       # nothing was built or simulated
 
 
+@pytest.mark.rtl
+def test_own_network_and_data_on_the_rtl(tmp_path: Path, rng):
+    """Bring your own network: a 6x6 input CNN, quantized with the command line, run on a
+    4x8 engine with one's own unlabelled images; without DATA= it is refused before the
+    simulator starts (the digits do not fit its input)."""
+    import yaml
+    net = {"name": "mine", "weights": "mine.npz", "input": {"shape": [6, 6, 1]},
+           "layers": [{"name": "c1", "op": "conv2d", "filters": 4, "kernel": 3, "stride": 1,
+                       "padding": "same", "activation": "relu", "output_shape": [6, 6, 4]},
+                      {"name": "flat", "op": "flatten", "output_shape": [144]},
+                      {"name": "fc", "op": "fully_connected", "units": 3,
+                       "output_shape": [3]}]}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(net))
+    np.savez(tmp_path / "mine.npz", **{
+        "c1.weight": rng.normal(0, 0.5, (4, 3, 3, 1)), "c1.bias": rng.normal(0, 0.1, 4),
+        "fc.weight": rng.normal(0, 0.2, (3, 144)), "fc.bias": rng.normal(0, 0.1, 3)})
+    np.savez(tmp_path / "calib.npz", x=rng.uniform(0, 1, (32, 6, 6, 1)))
+    np.save(tmp_path / "test.npy", rng.uniform(0, 1, (3, 6, 6, 1)))
+    r = subprocess.run([sys.executable, "-m", "pymodel", "quantize", str(tmp_path / "mine.yaml"),
+                        "--data", str(tmp_path / "calib.npz"), "--out", str(tmp_path / "q"),
+                        "--no-progress"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    art = str(tmp_path / "q.yaml")
+    status, out, err = tb_run("--artifact", art)
+    assert status == 2 and err.startswith(
+        "qmac sim: error: DATA / --data: digits test split holds an array of shape "
+        "(540, 8, 8, 1); artifact 'mine' takes images of shape (6, 6, 1)"), err
+    status, out, err = tb_run("--artifact", art, "--data", str(tmp_path / "test.npy"),
+                              "--rows", "4")
+    assert status == 0, out + err
+    assert out.splitlines()[0].startswith("[qmac] network-q ROWS4_COLS8")
+    assert "qmac: mine on qlayer_engine (ROWS=4 x COLS=8 MAC array" in out
+    assert "images                         3  (" in out                   # all 3 images
+    assert "RTL predictions == golden      3/3" in out
+    assert "RTL predictions == float model " in out and "(mine.yaml)" in out
+    assert "RTL predictions == label       -  (the data has no labels)" in out
+
+
 # -- a failing run and Ctrl-C ---------------------------------------------------------
 
 @pytest.mark.rtl
