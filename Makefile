@@ -103,6 +103,6 @@ synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
 accuracy: $(STAMP) ## accuracy study -> build/accuracy/ (OUT=docs: the tracked copy)
 	$(PY) -m pymodel report --out $(OUT)
 
-clean: ## remove build products (keeps .venv)
-	rm -rf sim/build sim/waves sim/out .pytest_cache .hypothesis
+clean: ## remove build products (sim/build, build/; keeps .venv)
+	rm -rf sim/build sim/waves sim/out build .pytest_cache .hypothesis
 	find . -name __pycache__ -prune -exec rm -rf {} +
