@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
-        return int(COMMANDS[args.command](args) or 0)
+        from pymodel.threads import single_blas_thread
+        with single_blas_thread():          # results independent of the thread count
+            return int(COMMANDS[args.command](args) or 0)
     except ValueError as exc:
         print(f"qmac {command}: error: {exc}", file=sys.stderr)
         return 2
@@ -564,7 +566,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     st = write_report(args.out, progress=not args.no_progress, artifacts=args.artifacts)
     sel = st.selected_eval
     assert sel is not None
-    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'}")
+    from pymodel.threads import blas_kernel
+    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'} "
+          f"({blas_kernel()}, one thread)")
     print(f"  FP32 {100 * st.fp32_accuracy:.2f} %; INT8 per-channel ({st.selected}) "
           f"{100 * sel.accuracy:.2f} %; mixed {st.mixed['average']:.2f} bits/weight "
           f"{100 * st.mixed['eval'].accuracy:.2f} %")

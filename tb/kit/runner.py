@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .interrupt import isolate
 from .seed import derive_seed, session_seed
 from .verilator import cocotb_options, simulator as simulator_name
 
@@ -132,7 +133,8 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
                   seed: int | None = None, build_dir: Path | str | None = None,
                   testcase: str | Sequence[str] | None = None,
                   extra_env: Mapping[str, str] | None = None,
-                  dut_name: str | None = None, simulator: str | None = None) -> Path:
+                  dut_name: str | None = None, simulator: str | None = None,
+                  reproduce: str | None = None) -> Path:
     """Build ``toplevel`` from ``sources`` and run the cocotb tests of ``test_module``.
 
     Args:
@@ -149,6 +151,8 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
         extra_env: extra environment for the simulator (names not already set).
         dut_name: name used for the build directory and seed (default ``toplevel``).
         simulator: ``"icarus"`` or ``"verilator"`` (default ``$QMAC_SIM``, else icarus).
+        reproduce: the command that reproduces this run, printed with the seed
+            (default: ``make test SEED=n`` under pytest, else the ``run()`` call).
 
     Returns:
         The results XML file.
@@ -172,13 +176,13 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
     # the tb package) is on it whatever the current directory is.
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    how = (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
-           else f"{test_module}.run(parameters={params or None}, seed={seed})")
+    how = reproduce or (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
+                        else f"{test_module}.run(parameters={params or None}, seed={seed})")
     print(f"[qmac] {dut} {tag}: seed {seed} (QMAC_SEED={session_seed()}; reproduce: {how}); "
           f"build {bdir.relative_to(REPO_ROOT) if bdir.is_relative_to(REPO_ROOT) else bdir}",
           flush=True)
 
-    runner = get_runner(sim)
+    runner = isolate(get_runner(sim))            # Ctrl-C: one line, not the simulator's
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
                  includes=[str(RTL_DIR)],   # `include "qmac_regs.vh" (generated register map)
                  build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"),
