@@ -40,7 +40,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim coverage bench lint synth accuracy clean tflite-models runtimes-study
+.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim coverage bench lint synth accuracy clean tflite-models conformance runtimes-study
 
 help: ## list the targets and the variables
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -141,6 +141,9 @@ $(STAMP_TF): requirements-tf.txt
 
 tflite-models: $(STAMP_TF) ## regenerate models/tflite (int8 .tflite test models) with TensorFlow
 	$(VENV_TF)/bin/python scripts/gen_tflite_models.py --out models/tflite
+
+conformance: $(STAMP) ## golden model vs LiteRT / TFLite Micro, every op -> build/conformance/conformance.md (OUT=docs: the tracked copy)
+	$(PY) -W ignore::UserWarning -m pymodel.study.conformance --report $(if $(filter docs,$(OUT)),docs,build/conformance)/conformance.md
 
 runtimes-study: $(STAMP) ## LiteRT / XNNPACK / TFLM vs LiteRT reference kernels, per op -> build/conformance
 	$(PY) -m pymodel.study.runtimes --out build/conformance
