@@ -589,6 +589,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     test = datasets.digits("test")
     if args.images > len(test):
         raise ValueError(f"--images: {args.images} exceeds the {len(test)} test images")
+    if args.artifact and args.requantize:
+        raise ValueError("--requantize: calibrates the digits network; it does not go with "
+                         "--artifact")
     if args.requantize:
         cal = datasets.digits("calib")
         qnet = ptq.calibrate(net, cal.x, 32, meta=_calibration_meta("digits", "calib",
@@ -603,10 +606,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shown = path
         source = f"artifact {shown}"
     x, y = test.x[:args.images], test.y[:args.images]
-    xq = inference.quantize_input(qnet, x)
+    imported = _imported_test_data(qnet)
+    if imported is not None:                      # an imported model: its own test images
+        xq, y = imported[0][:args.images], imported[1][:args.images]
+        source += f" (test images {qnet.meta['source']['test_data']})"
+    else:
+        xq = inference.quantize_input(qnet, x)
     outs = inference.run_network(qnet, xq)
-    pred = outs[-1].argmax(axis=1)
-    fpred = net.forward(x).argmax(axis=1)
+    logits = outs[-1].reshape(len(xq), -1)
+    pred = logits.argmax(axis=1)
+    fpred = net.forward(x).argmax(axis=1) if imported is None else np.full(len(y), -1)
     print(f"qmac demo: {qnet.name}, {source}")
     print("golden model (pymodel) integer inference; `make sim` runs the same network on "
           "the RTL layer engine and checks it against this\n")
@@ -624,12 +633,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for i in range(len(y)):
         flag = "" if pred[i] == y[i] else "  <- wrong"
         print(f"{i:5d} {int(y[i]):5d} {int(pred[i]):5d} {int(fpred[i]):5d}  "
-              f"{' '.join(f'{v:4d}' for v in outs[-1][i])}{flag}")
+              f"{' '.join(f'{v:4d}' for v in logits[i])}{flag}")
     n = len(y)
+    if imported is not None:
+        print(f"\nint8 correct {int(np.sum(pred == y))}/{n} (an imported model has no float "
+              f"network here; the float column is -1)  ({time.perf_counter() - t0:.2f} s)")
+        return 0
     print(f"\nint8 correct {int(np.sum(pred == y))}/{n}; float correct "
           f"{int(np.sum(fpred == y))}/{n}; int8 == float prediction "
           f"{int(np.sum(pred == fpred))}/{n}  ({time.perf_counter() - t0:.2f} s)")
     return 0
+
+
+def _imported_test_data(qnet: Any) -> "tuple[Any, Any] | None":
+    """An imported artifact's bundled test images: (int8 inputs, labels), or None."""
+    import numpy as np
+    src = qnet.meta.get("source", {}) if isinstance(qnet.meta, dict) else {}
+    path = src.get("test_data") if isinstance(src, dict) else None
+    if not path or not Path(path).is_file():
+        return None
+    with np.load(path) as z:
+        if "x_int8" not in z.files or "labels" not in z.files:
+            return None
+        return np.asarray(z["x_int8"], np.int8), np.asarray(z["labels"])
 
 
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,

@@ -332,7 +332,11 @@ def import_tflite(path: str | Path, name: str | None = None,
                             "expects operators in execution order ending at the output")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     stem = name or "".join(c if c.isalnum() else "_" for c in Path(path).stem)
-    meta = {"source": {"format": "tflite", "file": Path(path).name, "sha256": digest},
+    source: dict[str, Any] = {"format": "tflite", "file": Path(path).name, "sha256": digest}
+    bundled = Path(path).with_name(Path(path).stem + "_test.npz")
+    if bundled.is_file():                         # test images shipped beside the model
+        source["test_data"] = str(bundled)
+    meta = {"source": source,
             "tflite": {"input_tensor": int(x_t.index), "output_tensor": int(out_index),
                        "float_input": float_input,
                        "tensors": {k: int(v) for k, v in ctx.tensor_of_layer.items()}},
