@@ -153,10 +153,13 @@ def _main(argv: list[str] | None) -> int:
         from tb import kit
         module = importlib.import_module(f"tb.test_{args.test}")
         start = time.time()
+        again = (f"make sim TEST={args.test}{' WAVES=1' if args.waves else ''} "
+                 f"SEED={kit.session_seed()}")
+        os.environ["QMAC_REPRODUCE"] = again           # the runner prints it with the seed
         try:
             module.run(waves=args.waves)
         except kit.TestbenchFailed as exc:
-            print(f"\nqmac sim: FAILED: {exc}", file=sys.stderr)
+            print(f"\nqmac sim: FAILED: {exc}\nreproduce: {again}", file=sys.stderr)
             return 1
         fst = latest_waveform(start - 1.0) if args.waves else None  # coarse mtimes
         if fst is not None:

@@ -235,6 +235,7 @@ def test_waves_for_one_testbench_prints_the_gtkwave_command(capsys, monkeypatch,
 
     def fake_run(waves: bool) -> None:                  # what the testbench leaves behind
         assert waves
+        assert os.environ["QMAC_REPRODUCE"] == "make sim TEST=requant WAVES=1 SEED=77"
         fst.parent.mkdir(parents=True)
         fst.write_bytes(b"")
 
@@ -242,6 +243,8 @@ def test_waves_for_one_testbench_prints_the_gtkwave_command(capsys, monkeypatch,
     (tmp_path / "requant.gtkw").write_text("")
     monkeypatch.setattr(test_requant, "run", fake_run)
     monkeypatch.setenv("QMAC_WAVES", "1")
+    monkeypatch.setenv("QMAC_SEED", "77")
+    monkeypatch.setenv("QMAC_REPRODUCE", "")           # restored afterwards
     assert run.main(["--test", "requant"]) == 0
     out = capsys.readouterr().out
     assert f"open with: gtkwave {fst} {tmp_path / 'requant.gtkw'}" in out

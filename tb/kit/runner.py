@@ -177,7 +177,8 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     how = reproduce or (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
-                        else f"{test_module}.run(parameters={params or None}, seed={seed})")
+                        else os.environ.get("QMAC_REPRODUCE")       # set by python -m tb.run
+                        or f"{test_module}.run(parameters={params or None}, seed={seed})")
     print(f"[qmac] {dut} {tag}: seed {seed} (QMAC_SEED={session_seed()}; reproduce: {how}); "
           f"build {bdir.relative_to(REPO_ROOT) if bdir.is_relative_to(REPO_ROOT) else bdir}",
           flush=True)
