@@ -34,11 +34,11 @@ import numpy as np
 from pymodel import parallel, validate
 from pymodel.arithmetic.fast_requant import (RequantPlan, apply_plan, apply_plan_channels,
                                              plan_requant)
-from pymodel.arithmetic.fixedpoint import INT32_MAX
+from pymodel.arithmetic.fast_gemm import k_chunk
 from pymodel.arithmetic.gemm import Padding, effective_kernel, output_hw, pair, resolve_padding
 from pymodel.arithmetic.qparams import qrange
-from pymodel.ops.layers import (INT8_MAX, INT8_MIN, RequantParams, _int8, _requant_for, _zp,
-                                check_accumulator_bound, fold_input_zero_point)
+from pymodel.ops.layers import (RequantParams, _int8, _requant_for, _zp, check_accumulator_bound,
+                                fold_input_zero_point)
 
 _FLOAT32_EXACT = 1 << 24
 _INPUT_MAX = 128          # max |x| of an int8 GEMM operand
@@ -100,7 +100,7 @@ class PreparedGemm:
         self.channels, self.k = int(w2d.shape[0]), int(w2d.shape[1])
         self.plan = _plan(w2d, self.in_zero_point, rq, layer, check_bound)
         wmax = int(np.abs(w2d.astype(np.int16)).max())
-        step = self.k if wmax == 0 else max(1, _FLOAT32_EXACT // (_INPUT_MAX * wmax))
+        step = k_chunk(_INPUT_MAX, wmax, self.k)
         wf = w2d.astype(np.float32)
         self.chunks = [np.ascontiguousarray(wf[:, k0:k0 + step]) for k0 in range(0, self.k, step)]
         self.edges = list(range(0, self.k, step)) + [self.k]
