@@ -182,7 +182,9 @@ def report(points: dict[tuple, Point], waivers: list[Waiver], runs: int) -> tupl
         "",
         "A point is covered when any instance in any build hit it. *line*: statement "
         "blocks; *branch*: every arm of an `if` / `case` / `?:`; *toggle*: every bit of "
-        "every signal and port, 0->1 and 1->0. Exclusions are "
+        "every signal and port, 0->1 and 1->0 (signals and memories wider than 1024 bits in "
+        "all are left out by Verilator). Verilator itself leaves out the branches that end in "
+        "`$error` / `$stop`: the simulation checks, which must never fire. Exclusions are "
         "uncovered points with a reason in `sim/coverage_waivers.yaml` (listed below); "
         "they leave the 'after exclusions' figures.",
         "",
