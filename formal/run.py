@@ -73,7 +73,16 @@ _RQ_FILES = (RTL / "requant_pipeline.v", RTL / "requant_out_fifo.v",
              RTL / "requant_param_mem.v", STUBS / "requant_lane.v")
 _RQ_PARAMS = {"LANES": 1, "CHANNELS": 2, "USER_W": 4}
 
+_MAC_FILES = (*(RTL / f for f in ("mac_array.v", "mac_grid.v", "mac_skew.v")), STUBS / "mac_pe.v")
+_MAC_WHAT = ("mac_array {r}x{c} (PE arithmetic stubbed): <= 2 tiles pending, one row presented at a time, the drain "
+             "invariants, result row/last held unchanged while stalled, a last beat waits at "
+             "most ROWS+COLS+2 cycles with a ready sink (no deadlock); bounded")
+
 TARGETS: dict[str, Target] = {t.name: t for t in [
+    Target("mac_array_1x1", "mac_array", _MAC_FILES, {"ROWS": 1, "COLS": 1},
+           ("QMAC_FORMAL_MAC_TOP",), bmc=16, what=_MAC_WHAT.format(r=1, c=1)),
+    Target("mac_array_2x2", "mac_array", _MAC_FILES, {"ROWS": 2, "COLS": 2},
+           ("QMAC_FORMAL_MAC_TOP",), bmc=16, what=_MAC_WHAT.format(r=2, c=2)),
     _fifo(2), _fifo(3), _fifo(5),
     Target("requant_ctrl", "requant_pipeline", _RQ_FILES, _RQ_PARAMS,
            ("QMAC_FORMAL_REQUANT_TOP", "QMAC_FORMAL_FIFO_NO_DATA"), bmc=16, induction=4,
