@@ -48,9 +48,15 @@ tools-lint:
 tools-synth:
 	@scripts/ensure-tools.sh yosys:yosys nextpnr-ice40:nextpnr-ice40
 
+.PHONY: tools-formal formal mutants
+tools-formal:
+	@scripts/ensure-tools.sh yosys:yosys,yosys-smtbmc z3:z3
+
 # pytest-xdist gives the parallelism; one BLAS thread per worker avoids oversubscription.
 test: setup ## run the whole regression (SEED=n reproduces a run)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
+# the parameter-check tests run Verilator; the formal proofs run Yosys and z3
+test: tools-lint tools-formal
 
 sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name)
 	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
@@ -64,9 +70,15 @@ lint: $(STAMP) tools-lint ## verilator --lint-only -Wall over rtl/
 synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
 	@scripts/synth.sh
 
+formal: $(STAMP) tools-formal ## formal proofs of the stream/control properties (Yosys + z3)
+	@$(PY) -m formal.run
+
+mutants: setup tools-lint tools-formal ## mutation testing of the RTL: score per file, survivors
+	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) scripts/mutants.py --jobs $(JOBS)
+
 accuracy: $(STAMP) ## accuracy study -> docs/accuracy.md and plots
 	$(PY) -m pymodel report --out docs
 
 clean: ## remove build products (keeps .venv)
-	rm -rf sim/build sim/waves sim/out .pytest_cache .hypothesis
+	rm -rf sim/build sim/waves sim/out sim/formal .pytest_cache .hypothesis
 	find . -name __pycache__ -prune -exec rm -rf {} +
