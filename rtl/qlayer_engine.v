@@ -165,7 +165,12 @@ module qlayer_engine #(
     wire [COLS*8-1:0] op_b  = w_mem[w_rd_addr[WA_W-1:0]];
     // The host keeps N_TILES * K <= W_DEPTH and registers in range (checked in simulation
     // below), so the high address bits and the high register-write bits are never used.
-    wire unused_hi = &{1'b0, w_rd_addr[23:WA_W], cfg_wdata_i[31:16]};
+    // (one padding bit on top, so that the slice is not empty when WA_W = 24; its low
+    // bits are the address, used through w_rd_addr)
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [24:0] w_rd_addr_ext = {1'b0, w_rd_addr};
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire unused_hi = &{1'b0, w_rd_addr_ext[24:WA_W], cfg_wdata_i[31:16]};
 
     always @(posedge clk_i) begin
         if (rst_i) begin
