@@ -239,15 +239,17 @@ network predicts (exit status 1 if not).""",
     _add_progress(p)
 
     p = sub.add_parser(
-        "import", help="import an int8 TFLite model as a quantized-network artifact",
+        "import", help="import an int8 TFLite or QDQ ONNX model as a quantized-network "
+                       "artifact",
         description="""\
 Import a full-integer int8 .tflite model (int8 activations, int8 weights, int32
-biases) as a qmac quantized-network artifact (YAML + .npz), the format `eval`, `demo`
-and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
+biases) or a QDQ .onnx model (onnxruntime.quantization.quantize_static, int8; see
+docs/onnx.md) as a qmac quantized-network artifact (YAML + .npz), the format `eval`,
+`demo` and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
 scales the way TFLite computes them; the graph is kept as a DAG.""",
         epilog="example:\n  qmac import models/tflite/mobilenetv2.tflite -o build/mobilenetv2",
         formatter_class=fmt)
-    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("model", type=Path, help="the .tflite or .onnx file (by suffix)")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="artifact stem or .yaml path (the .npz goes beside it)")
     p.add_argument("--name", help="artifact name (default: the model file's stem)")
@@ -440,7 +442,11 @@ def _is_artifact(path: Path) -> bool:
 def cmd_import(args: argparse.Namespace) -> int:
     from pymodel.frontends.tflite_import import import_tflite
     from pymodel.graph.artifact import save_artifact
-    qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
+    if args.model.suffix.lower() == ".onnx":
+        from pymodel.frontends.onnx_qdq import import_onnx_qdq
+        qnet = import_onnx_qdq(args.model, name=args.name, rounding=args.rounding)
+    else:
+        qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     path = save_artifact(qnet, args.out)
     ops: dict[str, int] = {}
