@@ -258,6 +258,23 @@ scales the way TFLite computes them; the graph is kept as a DAG.""",
                         "LiteRT's reference kernels and TFLite Micro; default) or single "
                         "(a runtime built with TFLITE_SINGLE_ROUNDING)")
 
+    p = sub.add_parser(
+        "import-float", help="import a float ONNX chain network as a float network "
+                             "(YAML + .npz) for calibrate / quantize / qat",
+        description="""\
+Import a float ONNX model (opset >= 13; Conv incl. depthwise, BatchNormalization folded,
+Gemm, MatMul, Relu, Clip(0, 6), pools, Flatten; a chain, see docs/onnx.md) as a qmac
+float network: NCHW / OIHW become NHWC / OHWI. Then `qmac quantize NAME.yaml` etc.""",
+        epilog="example:\n  qmac import-float model.onnx -o build/net --like "
+               "models/digits/digits_cnn.yaml",
+        formatter_class=fmt)
+    p.add_argument("model", type=Path, help="the float .onnx file")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="network stem or .yaml path (the .npz goes beside it)")
+    p.add_argument("--name", help="network name (default: the model file's stem)")
+    p.add_argument("--like", type=Path, metavar="NET.yaml",
+                   help="take dataset, quant, ptq and input.quant from this network YAML")
+
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
                        epilog=_examples("demo"), formatter_class=fmt)
@@ -456,6 +473,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"wrote {path} and {path.with_suffix('.npz')}: {qnet.name}, {len(qnet.layers)} "
           f"layers ({', '.join(f'{n} {k}' for k, n in sorted(ops.items()))}), input "
           f"{list(qnet.input_shape)}, {macs:,} MACs per image")
+    return 0
+
+
+def cmd_import_float(args: argparse.Namespace) -> int:
+    from pymodel.frontends.onnx_float import import_onnx_float, save_float_network
+    from pymodel.schema import load_yaml
+    like = load_yaml(args.like) if args.like is not None else None
+    config, params, net = import_onnx_float(args.model, name=args.name, like=like)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = save_float_network(config, params, args.out)
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {net.name}, {len(net.layers)} layers "
+          f"({', '.join(s.op for s in net.layers)}), input {list(net.input_shape)}")
     return 0
 
 
@@ -665,4 +694,5 @@ def _imported_test_data(qnet: Any) -> "tuple[Any, Any] | None":
 
 
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
-            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import}
+            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import,
+            "import-float": cmd_import_float}
