@@ -275,6 +275,18 @@ float network: NCHW / OIHW become NHWC / OHWI. Then `qmac quantize NAME.yaml` et
     p.add_argument("--like", type=Path, metavar="NET.yaml",
                    help="take dataset, quant, ptq and input.quant from this network YAML")
 
+    p = sub.add_parser(
+        "export-onnx", help="export an artifact as a QDQ ONNX model onnxruntime runs",
+        description="""\
+Write a quantized-network artifact (a chain of conv / depthwise / FC / pools / flatten, as
+`quantize` and `qat` produce) as a QDQ ONNX model (opset 13, the format onnxruntime's
+quantize_static writes; see docs/onnx.md for the agreement with onnxruntime).""",
+        epilog="example:\n  qmac export-onnx models/digits/digits_cnn_int8.yaml -o "
+               "build/digits_int8.onnx",
+        formatter_class=fmt)
+    p.add_argument("artifact", type=Path, help="the artifact YAML")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the .onnx file to write")
+
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
                        epilog=_examples("demo"), formatter_class=fmt)
@@ -488,6 +500,18 @@ def cmd_import_float(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from pymodel.frontends.onnx_export import export_onnx
+    from pymodel.graph.artifact import load_artifact
+    if args.out.suffix != ".onnx":
+        raise ValueError(f"--out: {str(args.out)!r} must end in .onnx")
+    qnet = load_artifact(args.artifact)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = export_onnx(qnet, args.out)
+    print(f"wrote {path}: {qnet.name}, {len(qnet.layers)} layers, QDQ opset 13")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
     from pymodel.training import digits
@@ -695,4 +719,4 @@ def _imported_test_data(qnet: Any) -> "tuple[Any, Any] | None":
 
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
             "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import,
-            "import-float": cmd_import_float}
+            "import-float": cmd_import_float, "export-onnx": cmd_export_onnx}
