@@ -39,6 +39,13 @@ EXAMPLES = {
     "eval": ["python -m pymodel eval /tmp/digits_int8.yaml",
              "python -m pymodel eval models/digits/digits_cnn.yaml --split test"],
     "report": ["python -m pymodel report --out build/accuracy"],
+    "import": ["python -m pymodel import models/tflite/mobilenetv2_style.tflite -o "
+               "build/mobilenetv2_style",
+               "python -m pymodel import build/digits_qdq.onnx -o build/digits_qdq"],
+    "import-float": ["python -m pymodel import-float build/digits.onnx -o build/digits_cnn \\\n"
+                     "    --like models/digits/digits_cnn.yaml"],
+    "export-onnx": ["python -m pymodel export-onnx models/digits/digits_cnn_int8.yaml "
+                    "-o build/digits_int8.onnx"],
 }
 
 CALIBRATORS_NOTE = """\
@@ -247,7 +254,7 @@ biases) or a QDQ .onnx model (onnxruntime.quantization.quantize_static, int8; se
 docs/onnx.md) as a qmac quantized-network artifact (YAML + .npz), the format `eval`,
 `demo` and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
 scales the way TFLite computes them; the graph is kept as a DAG.""",
-        epilog="example:\n  qmac import models/tflite/mobilenetv2.tflite -o build/mobilenetv2",
+        epilog=_examples("import"),
         formatter_class=fmt)
     p.add_argument("model", type=Path, help="the .tflite or .onnx file (by suffix)")
     p.add_argument("-o", "--out", type=Path, required=True,
@@ -265,8 +272,7 @@ scales the way TFLite computes them; the graph is kept as a DAG.""",
 Import a float ONNX model (opset >= 13; Conv incl. depthwise, BatchNormalization folded,
 Gemm, MatMul, Relu, Clip(0, 6), pools, Flatten; a chain, see docs/onnx.md) as a qmac
 float network: NCHW / OIHW become NHWC / OHWI. Then `qmac quantize NAME.yaml` etc.""",
-        epilog="example:\n  qmac import-float model.onnx -o build/net --like "
-               "models/digits/digits_cnn.yaml",
+        epilog=_examples("import-float"),
         formatter_class=fmt)
     p.add_argument("model", type=Path, help="the float .onnx file")
     p.add_argument("-o", "--out", type=Path, required=True,
@@ -281,8 +287,7 @@ float network: NCHW / OIHW become NHWC / OHWI. Then `qmac quantize NAME.yaml` et
 Write a quantized-network artifact (a chain of conv / depthwise / FC / pools / flatten, as
 `quantize` and `qat` produce) as a QDQ ONNX model (opset 13, the format onnxruntime's
 quantize_static writes; see docs/onnx.md for the agreement with onnxruntime).""",
-        epilog="example:\n  qmac export-onnx models/digits/digits_cnn_int8.yaml -o "
-               "build/digits_int8.onnx",
+        epilog=_examples("export-onnx"),
         formatter_class=fmt)
     p.add_argument("artifact", type=Path, help="the artifact YAML")
     p.add_argument("-o", "--out", type=Path, required=True, help="the .onnx file to write")
