@@ -39,6 +39,13 @@ EXAMPLES = {
     "eval": ["python -m pymodel eval /tmp/digits_int8.yaml",
              "python -m pymodel eval models/digits/digits_cnn.yaml --split test"],
     "report": ["python -m pymodel report --out build/accuracy"],
+    "import": ["python -m pymodel import models/tflite/mobilenetv2_style.tflite -o "
+               "build/mobilenetv2_style",
+               "python -m pymodel import build/digits_qdq.onnx -o build/digits_qdq"],
+    "import-float": ["python -m pymodel import-float build/digits.onnx -o build/digits_cnn \\\n"
+                     "    --like models/digits/digits_cnn.yaml"],
+    "export-onnx": ["python -m pymodel export-onnx models/digits/digits_cnn_int8.yaml "
+                    "-o build/digits_int8.onnx"],
 }
 
 CALIBRATORS_NOTE = """\
@@ -239,23 +246,51 @@ network predicts (exit status 1 if not).""",
     _add_progress(p)
 
     p = sub.add_parser(
-        "import", help="import an int8 TFLite model as a quantized-network artifact",
+        "import", help="import an int8 TFLite or QDQ ONNX model as a quantized-network "
+                       "artifact",
         description="""\
 Import a full-integer int8 .tflite model (int8 activations, int8 weights, int32
-biases) as a qmac quantized-network artifact (YAML + .npz), the format `eval`, `demo`
-and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
+biases) or a QDQ .onnx model (onnxruntime.quantization.quantize_static, int8; see
+docs/onnx.md) as a qmac quantized-network artifact (YAML + .npz), the format `eval`,
+`demo` and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
 scales the way TFLite computes them; the graph is kept as a DAG.""",
-        epilog="example:\n  qmac import models/tflite/mobilenetv2.tflite -o build/mobilenetv2",
+        epilog=_examples("import"),
         formatter_class=fmt)
-    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("model", type=Path, help="the .tflite or .onnx file (by suffix)")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="artifact stem or .yaml path (the .npz goes beside it)")
     p.add_argument("--name", help="artifact name (default: the model file's stem)")
-    p.add_argument("--rounding", choices=("litert", "double", "single"), default="litert",
-                   help="fixed-point rescale to match: litert (default: LiteRT's reference "
-                        "kernels -- gemmlowp double rounding, single rounding in "
-                        "FULLY_CONNECTED), double (gemmlowp everywhere) or single "
-                        "(TFLITE_SINGLE_ROUNDING everywhere)")
+    p.add_argument("--rounding", choices=("double", "single"), default="double",
+                   help="fixed-point rescale: double (gemmlowp; TFLite's default build, "
+                        "LiteRT's reference kernels and TFLite Micro; default) or single "
+                        "(a runtime built with TFLITE_SINGLE_ROUNDING)")
+
+    p = sub.add_parser(
+        "import-float", help="import a float ONNX chain network as a float network "
+                             "(YAML + .npz) for calibrate / quantize / qat",
+        description="""\
+Import a float ONNX model (opset >= 13; Conv incl. depthwise, BatchNormalization folded,
+Gemm, MatMul, Relu, Clip(0, 6), pools, Flatten; a chain, see docs/onnx.md) as a qmac
+float network: NCHW / OIHW become NHWC / OHWI. Then `qmac quantize NAME.yaml` etc.""",
+        epilog=_examples("import-float"),
+        formatter_class=fmt)
+    p.add_argument("model", type=Path, help="the float .onnx file")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="network stem or .yaml path (the .npz goes beside it)")
+    p.add_argument("--name", help="network name (default: the model file's stem)")
+    p.add_argument("--like", type=Path, metavar="NET.yaml",
+                   help="take dataset, quant, ptq and input.quant from this network YAML")
+
+    p = sub.add_parser(
+        "export-onnx", help="export an artifact as a QDQ ONNX model onnxruntime runs",
+        description="""\
+Write a quantized-network artifact (a chain of conv / depthwise / FC / pools / flatten, as
+`quantize` and `qat` produce) as a QDQ ONNX model (opset 13, the format onnxruntime's
+quantize_static writes; see docs/onnx.md for the agreement with onnxruntime).""",
+        epilog=_examples("export-onnx"),
+        formatter_class=fmt)
+    p.add_argument("artifact", type=Path, help="the artifact YAML")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the .onnx file to write")
 
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
@@ -280,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
-        return int(COMMANDS[args.command](args) or 0)
+        from pymodel.threads import single_blas_thread
+        with single_blas_thread():          # results independent of the thread count
+            return int(COMMANDS[args.command](args) or 0)
     except ValueError as exc:
         print(f"qmac {command}: error: {exc}", file=sys.stderr)
         return 2
@@ -439,7 +476,11 @@ def _is_artifact(path: Path) -> bool:
 def cmd_import(args: argparse.Namespace) -> int:
     from pymodel.frontends.tflite_import import import_tflite
     from pymodel.graph.artifact import save_artifact
-    qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
+    if args.model.suffix.lower() == ".onnx":
+        from pymodel.frontends.onnx_qdq import import_onnx_qdq
+        qnet = import_onnx_qdq(args.model, name=args.name, rounding=args.rounding)
+    else:
+        qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     path = save_artifact(qnet, args.out)
     ops: dict[str, int] = {}
@@ -449,6 +490,30 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"wrote {path} and {path.with_suffix('.npz')}: {qnet.name}, {len(qnet.layers)} "
           f"layers ({', '.join(f'{n} {k}' for k, n in sorted(ops.items()))}), input "
           f"{list(qnet.input_shape)}, {macs:,} MACs per image")
+    return 0
+
+
+def cmd_import_float(args: argparse.Namespace) -> int:
+    from pymodel.frontends.onnx_float import import_onnx_float, save_float_network
+    from pymodel.schema import load_yaml
+    like = load_yaml(args.like) if args.like is not None else None
+    config, params, net = import_onnx_float(args.model, name=args.name, like=like)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = save_float_network(config, params, args.out)
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {net.name}, {len(net.layers)} layers "
+          f"({', '.join(s.op for s in net.layers)}), input {list(net.input_shape)}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from pymodel.frontends.onnx_export import export_onnx
+    from pymodel.graph.artifact import load_artifact
+    if args.out.suffix != ".onnx":
+        raise ValueError(f"--out: {str(args.out)!r} must end in .onnx")
+    qnet = load_artifact(args.artifact)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = export_onnx(qnet, args.out)
+    print(f"wrote {path}: {qnet.name}, {len(qnet.layers)} layers, QDQ opset 13")
     return 0
 
 
@@ -565,7 +630,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     st = write_report(args.out, progress=not args.no_progress, artifacts=args.artifacts)
     sel = st.selected_eval
     assert sel is not None
-    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'}")
+    from pymodel.threads import blas_kernel
+    print(f"wrote {args.out / 'accuracy.md'} and plots in {args.out / 'img'} "
+          f"({blas_kernel()}, one thread)")
     print(f"  FP32 {100 * st.fp32_accuracy:.2f} %; INT8 per-channel ({st.selected}) "
           f"{100 * sel.accuracy:.2f} %; mixed {st.mixed['average']:.2f} bits/weight "
           f"{100 * st.mixed['eval'].accuracy:.2f} %")
@@ -586,6 +653,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     test = datasets.digits("test")
     if args.images > len(test):
         raise ValueError(f"--images: {args.images} exceeds the {len(test)} test images")
+    if args.artifact and args.requantize:
+        raise ValueError("--requantize: calibrates the digits network; it does not go with "
+                         "--artifact")
     if args.requantize:
         cal = datasets.digits("calib")
         qnet = ptq.calibrate(net, cal.x, 32, meta=_calibration_meta("digits", "calib",
@@ -600,10 +670,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             shown = path
         source = f"artifact {shown}"
     x, y = test.x[:args.images], test.y[:args.images]
-    xq = inference.quantize_input(qnet, x)
+    imported = _imported_test_data(qnet)
+    if imported is not None:                      # an imported model: its own test images
+        xq, y = imported[0][:args.images], imported[1][:args.images]
+        source += f" (test images {qnet.meta['source']['test_data']})"
+    else:
+        xq = inference.quantize_input(qnet, x)
     outs = inference.run_network(qnet, xq)
-    pred = outs[-1].argmax(axis=1)
-    fpred = net.forward(x).argmax(axis=1)
+    logits = outs[-1].reshape(len(xq), -1)
+    pred = logits.argmax(axis=1)
+    fpred = net.forward(x).argmax(axis=1) if imported is None else np.full(len(y), -1)
     print(f"qmac demo: {qnet.name}, {source}")
     print("golden model (pymodel) integer inference; `make sim` runs the same network on "
           "the RTL layer engine and checks it against this\n")
@@ -621,13 +697,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for i in range(len(y)):
         flag = "" if pred[i] == y[i] else "  <- wrong"
         print(f"{i:5d} {int(y[i]):5d} {int(pred[i]):5d} {int(fpred[i]):5d}  "
-              f"{' '.join(f'{v:4d}' for v in outs[-1][i])}{flag}")
+              f"{' '.join(f'{v:4d}' for v in logits[i])}{flag}")
     n = len(y)
+    if imported is not None:
+        print(f"\nint8 correct {int(np.sum(pred == y))}/{n} (an imported model has no float "
+              f"network here; the float column is -1)  ({time.perf_counter() - t0:.2f} s)")
+        return 0
     print(f"\nint8 correct {int(np.sum(pred == y))}/{n}; float correct "
           f"{int(np.sum(fpred == y))}/{n}; int8 == float prediction "
           f"{int(np.sum(pred == fpred))}/{n}  ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
+def _imported_test_data(qnet: Any) -> "tuple[Any, Any] | None":
+    """An imported artifact's bundled test images: (int8 inputs, labels), or None."""
+    import numpy as np
+    src = qnet.meta.get("source", {}) if isinstance(qnet.meta, dict) else {}
+    path = src.get("test_data") if isinstance(src, dict) else None
+    if not path or not Path(path).is_file():
+        return None
+    with np.load(path) as z:
+        if "x_int8" not in z.files or "labels" not in z.files:
+            return None
+        return np.asarray(z["x_int8"], np.int8), np.asarray(z["labels"])
+
+
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
-            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import}
+            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import,
+            "import-float": cmd_import_float, "export-onnx": cmd_export_onnx}

@@ -169,6 +169,9 @@ module requant_pipeline #(
 
     // ------------------------------------------------------------ stage 8: clamp -> FIFO
     wire [8*LANES+USER_W-1:0] fifo_rdata;
+`ifdef FORMAL
+    wire [$clog2(FIFO_DEPTH):0] f_fifo_count;   // formal only: entries in the FIFO
+`endif
     requant_out_fifo #(
         .WIDTH(8 * LANES + USER_W),
         .DEPTH(FIFO_DEPTH)
@@ -180,6 +183,10 @@ module requant_pipeline #(
         .valid_o(out_valid_o),
         .ready_i(out_ready_i),
         .rdata_o(fifo_rdata)
+`ifdef FORMAL
+        ,
+        .f_count_o(f_fifo_count)
+`endif
     );
     // Zero while out_valid_o is low (the FIFO storage is not reset), so no X leaves
     // the block.  (Not built for an illegal LANES / USER_W, so that they reach the
@@ -190,6 +197,49 @@ module requant_pipeline #(
             assign out_user_o = out_valid_o ? fifo_rdata[8*LANES +: USER_W] : {USER_W{1'b0}};
         end
     endgenerate
+
+`ifdef FORMAL
+    // ------------------------------------------------------------ formal properties
+    // Proved by k-induction (formal/run.py, target "requant_ctrl"), with the FIFO's own
+    // properties (requant_out_fifo.v) -- there its caller's promise, never pushing into a
+    // full FIFO, is an assertion this module must meet.  QMAC_FORMAL_REQUANT_TOP: this
+    // module is the top (reset assumed at the start).  Order and integrity of the beats
+    // follow from valid_q / user_q shifting together (one stage per cycle) and the FIFO's
+    // own proof; an end-to-end sequence-number check was too slow for z3 beyond ~12 steps.
+    reg f_past_valid = 1'b0;
+    always @(posedge clk_i) f_past_valid <= 1'b1;
+`ifdef QMAC_FORMAL_REQUANT_TOP
+    always @(*) if (!f_past_valid) assume (rst_i);
+`endif
+    integer f_i;
+    reg [OCC_W:0] f_in_pipe;                     // beats in register stages 0..7
+    always @(*) begin
+        f_in_pipe = '0;
+        for (f_i = 0; f_i < LATENCY - 1; f_i = f_i + 1)
+            f_in_pipe = f_in_pipe + {{OCC_W{1'b0}}, valid_q[f_i]};
+    end
+    always @(*) begin
+        if (f_past_valid) begin
+            // the credit counter counts exactly the beats in the pipeline and the FIFO
+            assert ({1'b0, occ_q} == f_in_pipe + (OCC_W + 1)'(f_fifo_count));
+            assert (occ_q <= OCC_LIMIT);
+            if (in_ready_q) assert (occ_q < OCC_LIMIT);
+        end
+    end
+    always @(posedge clk_i) begin
+        if (f_past_valid && !$past(rst_i) && !rst_i) begin
+            // in_ready_o is the registered "a credit is left"
+            assert (in_ready_q == (occ_q < OCC_LIMIT));
+            // no deadlock, no bubble: a cycle with out_ready_i high frees a credit for
+            // the next cycle whatever the input does
+            if ($past(out_ready_i)) assert (in_ready_o);
+            // an accepted beat is in stage 0 after its edge and moves one stage per
+            // cycle, so it is pushed into the FIFO LATENCY - 1 edges later
+            assert (valid_q[0] == $past(accept));
+            assert (valid_q[LATENCY-2:1] == $past(valid_q[LATENCY-3:0]));
+        end
+    end
+`endif
 
 `ifndef SYNTHESIS
     // ------------------------------------------------------------ simulation checks

@@ -39,8 +39,9 @@ import numpy as np
 from pymodel.ops.layers import fold_input_zero_point
 from tb import kit
 from tb.engine import EngineGeometry, GemmJob, LayerStats
-from tb.kit.verilator import (COVERAGE_ARGS, TRACE_ARGS, coverage_dir, coverage_enabled,
+from tb.kit.verilator import (COVERAGE_ARGS, TRACE_ARGS, coverage_enabled,
                               use_venv_verilator)
+from tb.kit.verilator import coverage_file as new_coverage_file
 
 __all__ = ["HARNESS", "build_harness", "BulkEngine", "BulkFailed", "run", "main"]
 
@@ -67,7 +68,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def build_harness(parameters: Mapping[str, int], *, waves: bool = False,
-                  coverage: bool | None = None, quiet: bool = True) -> Path:
+                  coverage: bool | None = None, quiet: bool = True,
+                  build_dir: Path | None = None) -> Path:
     """Verilate ``qlayer_engine`` with ``parameters`` and the harness; return the executable.
 
     Builds in ``sim/build/bulk-<parameter tag>[-fst][-cov]/``.  Verilator skips its
@@ -81,6 +83,7 @@ def build_harness(parameters: Mapping[str, int], *, waves: bool = False,
         coverage: build with line / toggle / expression coverage (default
             ``$QMAC_COVERAGE``).
         quiet: keep Verilator's and the compiler's output unless the build fails.
+        build_dir: default ``sim/build/bulk-<tag>``.
 
     Raises:
         BulkFailed: Verilator or the C++ build failed (its output is in the message).
@@ -89,7 +92,7 @@ def build_harness(parameters: Mapping[str, int], *, waves: bool = False,
     root = use_venv_verilator()
     params = {k: int(parameters[k]) for k in PARAMETER_NAMES}
     tag = kit.param_tag(params) + ("-fst" if waves else "") + ("-cov" if cov else "")
-    bdir = kit.SIM_DIR / "build" / f"bulk-{tag}"
+    bdir = Path(build_dir) if build_dir is not None else kit.SIM_DIR / "build" / f"bulk-{tag}"
     exe = bdir / "engine_harness"
     cmd = [str(root / "bin" / "verilator"), "--cc", "--exe", "--build", "-j", "2",
            "--top-module", "qlayer_engine", "-Mdir", str(bdir), "-o", exe.name, "-Wno-fatal",
@@ -100,7 +103,8 @@ def build_harness(parameters: Mapping[str, int], *, waves: bool = False,
         cmd += TRACE_ARGS
     if cov:
         cmd += COVERAGE_ARGS
-    cmd += [str(kit.RTL_DIR / "lint_waivers.vlt"), str(HARNESS_VLT)]
+    cmd += [str(kit.RTL_DIR / "lint_waivers.vlt"), str(kit.SIM_DIR / "verilator" / "sim.vlt"),
+            str(HARNESS_VLT)]
     cmd += [str(p) for p in kit.rtl_sources(*SOURCES)] + [str(HARNESS)]
     with _locked(bdir.with_name(bdir.name + ".lock")):
         proc = subprocess.run(cmd, cwd=kit.REPO_ROOT, capture_output=quiet, text=True)
@@ -130,7 +134,7 @@ class BulkEngine(EngineGeometry):
         waves: FST waveform of the whole run at ``trace`` (one continuous clock).
         trace: the FST path (required with ``waves``).
         coverage_file: where a coverage build writes its ``.dat`` (default
-            ``sim/build/coverage/bulk-<tag>.dat``).
+            ``sim/build/coverage/bulk-<tag>-<pid>-<n>.dat``).
         in_stall, out_stall: probability of an idle input cycle / of ``out_ready_i`` low
             (default 0: the network run streams at full speed, as the cocotb one does).
         seed: seed of those stalls.
@@ -163,7 +167,7 @@ class BulkEngine(EngineGeometry):
             Path(trace).parent.mkdir(parents=True, exist_ok=True)
             args += ["--trace", str(trace)]
         if cov:
-            cfile = coverage_file or coverage_dir() / f"{self.exe.parent.name}.dat"
+            cfile = coverage_file or new_coverage_file(self.exe.parent.name)
             cfile.parent.mkdir(parents=True, exist_ok=True)
             args.append(f"+verilator+coverage+file+{cfile}")
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

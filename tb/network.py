@@ -79,6 +79,8 @@ class NetworkReport:
     float_pred: list[int] = field(default_factory=list)
     sim_seconds: float = 0.0
     simulator: str = "Icarus Verilog"
+    data_source: str = "digits test split"
+    float_source: str = ""      # the float network of the float column, or why there is none
 
     @property
     def total_cycles(self) -> int:
@@ -192,17 +194,22 @@ def format_report(rep: NetworkReport) -> str:
     n = rep.images
     rtl_p, gold_p, flt_p, lab = (np.array(v) for v in (rep.rtl_pred, rep.golden_pred,
                                                        rep.float_pred, rep.labels))
+    has_f, has_l = len(flt_p) == n, len(lab) == n     # no float network / unlabelled data
     lines += ["", f"{'image':>5s} {'label':>5s} {'RTL':>4s} {'golden':>6s} {'float':>5s}"]
     for i in range(n):
-        note = "" if rtl_p[i] == lab[i] else "  <- misclassified"
-        lines.append(f"{i:5d} {lab[i]:5d} {rtl_p[i]:4d} {gold_p[i]:6d} {flt_p[i]:5d}{note}")
+        note = "  <- misclassified" if has_l and rtl_p[i] != lab[i] else ""
+        lines.append(f"{i:5d} {lab[i] if has_l else '-':>5} {rtl_p[i]:4d} {gold_p[i]:6d} "
+                     f"{flt_p[i] if has_f else '-':>5}{note}")
     total = rep.total_cycles
     lines += [
         "",
-        f"images                         {n}",
+        f"images                         {n}  ({rep.data_source})",
         f"RTL predictions == golden      {int(np.sum(rtl_p == gold_p))}/{n}",
-        f"RTL predictions == float model {int(np.sum(rtl_p == flt_p))}/{n}",
-        f"RTL predictions == label       {int(np.sum(rtl_p == lab))}/{n}",
+        (f"RTL predictions == float model {int(np.sum(rtl_p == flt_p))}/{n}  "
+         f"({rep.float_source})" if has_f else
+         f"RTL predictions == float model -  ({rep.float_source or 'no float network'})"),
+        (f"RTL predictions == label       {int(np.sum(rtl_p == lab))}/{n}" if has_l
+         else "RTL predictions == label       -  (the data has no labels)"),
         f"output mismatches, all layers  {sum(l.mismatches for l in rep.layers)}",
         f"total cycles (compute + load)  {total}  ({cycles} compute, "
         f"{total - cycles} loading weights / parameters)",

@@ -9,13 +9,9 @@ The whole-network comparison with the cocotb path is in tests/test_rtl_network.p
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from pymodel.ops.layers import RequantParams
 from tb import bulk, kit
 from tb.engine import EngineGeometry, GemmJob
 from tb.test_qlayer_engine import random_job, random_rq
@@ -45,6 +41,20 @@ def test_bulk_random_layers_with_stalls(rng: np.random.Generator) -> None:
             assert np.array_equal(out, _expected(eng, job)), job.name
             assert st.macs == job.macs and st.cycles > 0 and st.array_beats > 0
         assert eng.jobs == len(jobs) + 1     # the wide layer ran as two channel groups
+
+
+def test_bulk_longest_k(rng: np.random.Generator) -> None:
+    """Layers that fill the weight buffer: K = 3/4 W_DEPTH and K = W_DEPTH taps on one
+    channel tile, then K = W_DEPTH / 2 on two tiles (every bit of the K counters and weight
+    addresses that a legal layer can set; found by `make coverage`)."""
+    with bulk.BulkEngine(bulk.default_parameters()) as eng:
+        for k, n in ((3 * eng.w_depth // 4, eng.cols), (eng.w_depth, eng.cols),
+                     (eng.w_depth // 2, 2 * eng.cols)):
+            job = GemmJob(name=f"K{k}", cols=rng.integers(-128, 128, (eng.rows + 1, k)).astype(np.int8),
+                          w2d=rng.integers(-7, 8, (n, k)).astype(np.int8), in_zero_point=5,
+                          rq=random_rq(rng, n))
+            out, _ = eng.run_sync(job)
+            assert np.array_equal(out, _expected(eng, job)), job.name
 
 
 def _run(eng: bulk.BulkEngine, job: GemmJob):
@@ -85,17 +95,20 @@ def test_bulk_rtl_error_fails(rng: np.random.Generator, monkeypatch: pytest.Monk
         job = random_job(rng, eng, "bad_k_tile")
         job.cols = job.cols[:, :1].copy()
         job.w2d = job.w2d[:, :1].copy()
-        with pytest.raises(bulk.BulkFailed, match="error"):
+        with pytest.raises(bulk.BulkFailed, match="the RTL reported an error"):
             eng.run_sync(job)
 
 
 @pytest.mark.parametrize("args,needle", [(["--images", "0"], "IMAGES / --images: 0"),
                                          (["--images", "541"], "exceeds the 540"),
                                          (["--sim", "modelsim"], "'modelsim' is not a simulator")])
-def test_bulk_bad_arguments(args: list[str], needle: str) -> None:
-    """Bad IMAGES / SIM: one line naming the argument, exit 2, no traceback."""
-    proc = subprocess.run([sys.executable, "-m", "tb.run", "--sim", "verilator", *args],
-                          capture_output=True, text=True, cwd=kit.REPO_ROOT)
-    assert proc.returncode == 2, proc.stderr
-    assert needle in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+def test_bulk_bad_arguments(args: list[str], needle: str, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad IMAGES / SIM: one line naming the argument, exit 2, no traceback (``make sim``'s
+    entry point, called in-process)."""
+    from tb import run as tb_run
+    monkeypatch.setenv("QMAC_SIM", "icarus")    # tb.run exports the simulator it chose
+    assert tb_run.main(["--sim", "verilator", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err

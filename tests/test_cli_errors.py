@@ -163,3 +163,21 @@ def test_ctrl_c_during_the_final_rename_says_the_files_were_written(capsys, tmp_
     from pymodel.graph.artifact import load_artifact
     assert load_artifact(tmp_path / "q.yaml").name == "digits_cnn"   # complete, valid
     assert {p.name for p in tmp_path.iterdir()} == {"q.yaml", "q.npz"}
+
+
+def test_each_subcommand_help_shows_only_its_own_examples(capsys):
+    """The top-level help has every example; a subcommand's help only its own."""
+    def help_of(*argv: str) -> str:
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*argv, "--help"])
+        assert exc.value.code == 0
+        return capsys.readouterr().out
+    top = help_of()
+    for command in cli.COMMANDS:
+        assert f"python -m pymodel {command} " in top, command
+        text = help_of(command)
+        examples = text[text.index("examples:"):]
+        assert f"python -m pymodel {command} " in examples
+        others = [c for c in cli.COMMANDS if c != command and f"python -m pymodel {c} " in examples]
+        assert not others, (command, others)
+

@@ -80,6 +80,8 @@ def test_single_rounding_equals_tflite_formula(case):
     want = [[single_rounding_ref(int(acc[i, j]), int(bias[j]), int(m0[j]), int(shift[j]),
                                  zp, lo, hi) for j in range(c)] for i in range(acc.shape[0])]
     assert got.tolist() == want
+    # ... and the stage-by-stage golden model's single rounding (issue10ops) agrees
+    assert fp.requantize(acc, bias, m0, shift, zp, lo, hi, rounding="single").tolist() == want
 
 
 @st.composite
@@ -89,8 +91,9 @@ def checked_layers(draw: st.DrawFn) -> tuple:
     c = draw(st.integers(1, 5))
     m = draw(st.integers(1, 6))
     bound = draw(st.one_of(st.integers(0, INT32_MAX), st.sampled_from([0, INT32_MAX])))
-    x1 = draw(st.lists(st.one_of(st.integers(-bound, bound), st.sampled_from([-bound, bound])),
-                       min_size=m * c, max_size=m * c))
+    small = st.integers(-min(bound, 8), min(bound, 8))      # where negative ties live
+    x1 = draw(st.lists(st.one_of(st.integers(-bound, bound), st.sampled_from([-bound, bound]),
+                                 small), min_size=m * c, max_size=m * c))
     bias = draw(st.lists(st.integers(-(2**40), 2**40), min_size=c, max_size=c))
     m0 = draw(st.lists(m0s, min_size=c, max_size=c))
     shift = draw(st.lists(shifts, min_size=c, max_size=c))
@@ -101,6 +104,12 @@ def checked_layers(draw: st.DrawFn) -> tuple:
 
 @pytest.mark.parametrize("rounding", fq.ROUNDING_MODES)
 @given(case=checked_layers())
+@example(case=(np.array([[-1 - 7, -3 - 9, -1 - 11, -2 - 13]]), np.array([7, 9, 11, 13]), 2**20,
+               np.array([INT32_MAX, 2**30, 2**30, 2**30]), np.array([-1, -1, -1, -2]), 4))
+@example(case=(np.array([[-357913942, -357913941, -(2**30)]]), np.array([0, 0, 0]), 2**30,
+               np.array([3, 3, 1]), np.array([-1, -1, -1]), 0))  # small m0: t < 0 edges
+@example(case=(np.array([[-1 + 5000, -3 - 70000]]), np.array([-5000, 70000]), 2**20,
+               np.array([INT32_MAX, 2**30]), np.array([-1, -1]), 0))  # ties, |bias| > 2^10
 def test_folded_bias_plan_equals_reference(rounding, case):
     acc, bias, bound, m0, shift, zp = case
     plan = fq.plan_requant(bias, m0, shift, zp, -128, 127, rounding, acc_bound=bound)
@@ -108,9 +117,11 @@ def test_folded_bias_plan_equals_reference(rounding, case):
     assert got.dtype == np.int8
     x1 = acc + bias                                   # exact, inside int32 by the bound
     want = fq.requantize_fast(x1, 0, m0, shift, zp, -128, 127, rounding)
-    if rounding == "double":
-        assert want.tolist() == fp.requantize(x1, 0, m0, shift, zp, -128, 127).tolist()
+    assert want.tolist() == fp.requantize(x1, 0, m0, shift, zp, -128, 127, rounding).tolist()
     assert got.tolist() == want.tolist()
+    if np.abs(acc).max() <= 2**24:                    # the float32 GEMM's accumulators
+        assert fq.apply_plan(plan, acc.astype(np.float32)).tolist() == want.tolist()
+    assert fq.apply_plan(plan, acc.T.copy(), channel_axis=0).T.tolist() == want.tolist()
 
 
 def test_float_accumulators_and_blocks(rng):
@@ -135,3 +146,15 @@ def test_bad_arguments():
         fq.plan_requant([0], [1 << 30], [31], 0, -128, 127)
     with pytest.raises(ValueError, match="act_min"):
         fq.plan_requant([0], [1 << 30], [0], 0, 5, 4)
+
+
+def test_folded_plans_take_both_zero_point_paths():
+    """Small accumulator bounds fold the zero point into the constant; the largest
+    (|x1 * m0| near 2^62 with a 2^62 shift) cannot."""
+    small = fq.plan_requant([5], [2**30 + 7], [-10], -3, -128, 127, acc_bound=2**24)
+    large = fq.plan_requant([5], [2**31 - 1], [-31], -3, -128, 127, acc_bound=2**31 - 1)
+    assert small.zp_folded and not large.zp_folded
+    acc = np.array([[-(2**24) + 5], [0], [2**24 - 5], [-(2**20) - 1]])
+    want = fp.requantize(acc + 5, 0, [2**30 + 7], [-10], -3, -128, 127)
+    assert fq.apply_plan(small, acc).tolist() == want.tolist()
+    assert fq.apply_plan(small, acc.T.copy(), channel_axis=0).T.tolist() == want.tolist()

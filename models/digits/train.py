@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="do not write; compare the retrained weights with --out")
     args = parser.parse_args(argv)
-    model, hist = digits.train_float(args.epochs, args.seed, progress=True)
+    from pymodel.threads import single_blas_thread
+    with single_blas_thread():                   # same weights whatever the thread count
+        model, hist = digits.train_float(args.epochs, args.seed, progress=True)
     state = model.state()
     tr, te = datasets.digits("train"), datasets.digits("test")
     from pymodel.training.train import accuracy

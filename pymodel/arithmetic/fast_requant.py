@@ -43,11 +43,12 @@ with the per-channel constant in brackets precomputed: int64 arithmetic is exact
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from pymodel import validate
+from pymodel import parallel, validate
 from pymodel.arithmetic.fixedpoint import INT32_MAX, INT32_MIN, SHIFT_MAX, SHIFT_MIN
 
 ROUNDING_MODES = ("double", "single")
@@ -55,7 +56,8 @@ ROUNDING_MODES = ("double", "single")
 #: the L2 cache (64 Ki values = 512 KiB).
 BLOCK = 1 << 16
 
-__all__ = ["ROUNDING_MODES", "RequantPlan", "plan_requant", "requantize_fast"]
+__all__ = ["ROUNDING_MODES", "RequantPlan", "plan_requant", "apply_plan",
+           "apply_plan_channels", "requantize_fast"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class RequantPlan:
             into ``add`` (left shifts, or an unchecked accumulator), else ``None``.
         zero_point, act_min, act_max: Python ints.
         wrap_after: whether ``y + zero_point`` can leave int32 (then it is wrapped).
+        wrap_result: single rounding only: whether ``y`` can leave int32 (then wrapped).
+        sign_thr: folded plans: ``[t < 0]`` is ``[acc < sign_thr]`` (see
+            :func:`plan_requant`), tested on the accumulator before the multiply.
+        zp_folded: the zero point is in ``add`` as ``zp * 2^total_shift``.
     """
 
     rounding: str
@@ -91,6 +97,17 @@ class RequantPlan:
     act_max: int
     wrap_after: bool
     wrap_result: bool
+    sign_thr: np.ndarray | None = None
+    zp_folded: bool = False
+
+    @cached_property
+    def sign_thr_f32(self) -> np.ndarray:
+        """``sign_thr`` clamped to ``+-(2^24 + 1)`` as float32 (exact), for float32
+        accumulators (``|acc| <= 2^24``)."""
+        if self.sign_thr is None:
+            raise ValueError("plan has no sign threshold")
+        lim = (1 << 24) + 1
+        return np.clip(self.sign_thr, -lim, lim).astype(np.float32)
 
     @property
     def channels(self) -> int:
@@ -136,8 +153,6 @@ def plan_requant(bias: Any, m0: Any, shift: Any, out_zero_point: int, act_min: i
         validate.int_array("bias", b, INT32_MIN, INT32_MAX)
     left = np.maximum(s, 0)
     fold = acc_bound is not None and (rounding == "single" or not left.any())
-    # |y| bound for the zero-point add: |x1| <= 2^31 and m0 < 2^31 give |x1*m0| < 2^62,
-    # then the shift by total_shift (>= 31 for double; any for single -> unbounded).
     if rounding == "double":
         r = np.maximum(-s, 0)
         total = 31 + r
@@ -145,18 +160,47 @@ def plan_requant(bias: Any, m0: Any, shift: Any, out_zero_point: int, act_min: i
         neg = np.where(r > 0, np.int64(1) << 31, 0).astype(np.int64)
         off = np.where(r > 0, (np.int64(1) << np.maximum(r - 1, 0)) << 31, 0).astype(np.int64)
         ybound = _y_bound(None if left.any() else acc_bound, m, total)
-        add = (b * m + base) if fold else np.full_like(m, base)
-        return RequantPlan("double", m, left if left.any() else None, add,
-                           neg if neg.any() else None, off if off.any() else None, total,
-                           None if fold else b, zp, lo, hi,
-                           wrap_after=ybound + abs(zp) > INT32_MAX, wrap_result=False)
+        wrap_after = ybound + abs(zp) > INT32_MAX
+        if not fold:
+            return RequantPlan("double", m, left if left.any() else None, np.full_like(m, base),
+                               neg if neg.any() else None, off if off.any() else None, total,
+                               b, zp, lo, hi, wrap_after=wrap_after, wrap_result=False)
+        # Folded: t = x1*m0 + 2^30 < 0  <=>  x1 < thr with thr = -floor(2^30 / m0)
+        # (m0 > 0; never for m0 = 0), i.e. acc < thr - bias: tested on acc itself.
+        thr = np.where(m > 0, -((np.int64(1) << 30) // np.maximum(m, 1)), -(1 << 62)) - b
+        add = b * m + base + off                   # exact mod 2^64; t itself fits int64
+        zp_fold = _zp_foldable(acc_bound, m, base + off, total, zp) and not wrap_after
+        if zp_fold:
+            add = add + (np.int64(zp) << total)
+        return RequantPlan("double", m, None, add, neg if neg.any() else None, None, total,
+                           None, zp, lo, hi, wrap_after=wrap_after, wrap_result=False,
+                           sign_thr=thr if neg.any() else None, zp_folded=zp_fold)
     total = 31 - s
     base = np.int64(1) << (total - 1)
     ybound = _y_bound(acc_bound, m, total)
-    add = (b * m + base) if fold else base
-    return RequantPlan("single", m, None, add, None, None, total, None if fold else b, zp,
-                       lo, hi, wrap_after=ybound + abs(zp) > INT32_MAX,
-                       wrap_result=ybound > INT32_MAX)
+    wrap_after, wrap_result = ybound + abs(zp) > INT32_MAX, ybound > INT32_MAX
+    if not fold:
+        return RequantPlan("single", m, None, base, None, None, total, b, zp, lo, hi,
+                           wrap_after=wrap_after, wrap_result=wrap_result)
+    add = b * m + base
+    zp_fold = (_zp_foldable(acc_bound, m, base, total, zp) and not wrap_after
+               and not wrap_result)
+    if zp_fold:
+        add = add + (np.int64(zp) << total)
+    return RequantPlan("single", m, None, add, None, None, total, None, zp, lo, hi,
+                       wrap_after=wrap_after, wrap_result=wrap_result, zp_folded=zp_fold)
+
+
+def _zp_foldable(acc_bound: int, m0: np.ndarray, const: np.ndarray, total: np.ndarray,
+                 zp: int) -> bool:
+    """Whether ``|x1 * m0 + const| + |zp| * 2^total < 2^63`` for every channel and every
+    ``|x1| <= acc_bound`` (Python ints: exact), so ``zp * 2^total`` can join the
+    constant: ``floor((N + zp 2^S) / 2^S) = floor(N / 2^S) + zp``."""
+    for mm, cc, tt in zip(m0.tolist(), np.broadcast_to(const, m0.shape).tolist(),
+                          total.tolist()):
+        if acc_bound * mm + abs(cc) + (1 << 31) + abs(zp) * (1 << tt) >= 1 << 63:
+            return False
+    return True
 
 
 def _y_bound(acc_bound: int | None, m0: np.ndarray, total_shift: np.ndarray) -> int:
@@ -168,49 +212,106 @@ def _y_bound(acc_bound: int | None, m0: np.ndarray, total_shift: np.ndarray) -> 
     return int(((x * m0) >> total_shift).max()) + 1
 
 
-def apply_plan(plan: RequantPlan, acc: np.ndarray) -> np.ndarray:
+def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1,
+               serial: bool = False) -> np.ndarray:
     """Requantize ``acc`` with a plan.
 
     Args:
-        acc: accumulators ``[..., C]`` holding integers: int32 / int64, or float32 /
-            float64 holding exact integers (the float GEMM's output).
         plan: from :func:`plan_requant`.
+        acc: accumulators holding integers: int32 / int64, or float32 (magnitudes
+            <= 2^24) / float64 holding exact integers (the exact float GEMM's output).  Channel-last ``[..., C]``
+            (``channel_axis=-1``) or channel-major ``[C, ...]`` (``channel_axis=0``).
+            Channel-major is the fast layout when there are many values per channel:
+            the per-channel constants are then constant along numpy's inner loop.
+        channel_axis: ``-1`` or ``0``.
+        serial: stay on the calling thread (inside a :mod:`pymodel.parallel` task);
+            else blocks run on the thread pool.
 
     Returns:
-        int8 ``[..., C]`` when the clamp range lies in int8, else int32.
+        int8 of ``acc``'s shape when the clamp range lies in int8, else int32.
     """
-    shape = acc.shape
     c = plan.channels
-    flat = acc.reshape(-1, c)
     out_dtype = np.int8 if -128 <= plan.act_min and plan.act_max <= 127 else np.int32
+    if channel_axis == 0:
+        flat = acc.reshape(c, -1)
+        out = np.empty(flat.shape, out_dtype)
+        rows = max(1, BLOCK // max(flat.shape[1], 1))
+        blocks = [slice(s, min(s + rows, c)) for s in range(0, c, rows)]
+
+        def major(sl: slice) -> None:
+            out[sl] = _block(plan, flat[sl], sl, True)
+        (_serial if serial else parallel.run_all)(major, blocks)
+        return out.reshape(acc.shape)
+    flat = acc.reshape(-1, c)
     out = np.empty(flat.shape, out_dtype)
     rows = max(1, BLOCK // max(c, 1))
-    for start in range(0, flat.shape[0], rows):
-        out[start:start + rows] = _block(plan, flat[start:start + rows])
-    return out.reshape(shape)
+    whole = slice(None)
+
+    def minor(start: int) -> None:
+        out[start:start + rows] = _block(plan, flat[start:start + rows], whole, False)
+    (_serial if serial else parallel.run_all)(minor, range(0, flat.shape[0], rows))
+    return out.reshape(acc.shape)
 
 
-def _block(p: RequantPlan, acc: np.ndarray) -> np.ndarray:
-    t = acc.astype(np.int64)
-    if p.bias is not None:                          # x1 = wrap32(acc + bias)
-        t += p.bias
+def _serial(fn: Any, items: Any) -> None:
+    for it in items:
+        fn(it)
+
+
+def apply_plan_channels(plan: RequantPlan, acc: np.ndarray, channels: slice) -> np.ndarray:
+    """Requantize the channel-major rows ``acc`` (``[c, M]``) of the plan's channels
+    ``channels`` (a slice of ``0 .. C``), on the calling thread (safe inside a
+    :mod:`pymodel.parallel` task).
+
+    Returns:
+        int8 (or int32, as :func:`apply_plan`) ``[c, M]``.
+    """
+    out_dtype = np.int8 if -128 <= plan.act_min and plan.act_max <= 127 else np.int32
+    out = np.empty(acc.shape, out_dtype)
+    rows = max(1, BLOCK // max(acc.shape[1], 1))
+    base = channels.start or 0
+    for s in range(0, acc.shape[0], rows):
+        e = min(s + rows, acc.shape[0])
+        out[s:e] = _block(plan, acc[s:e], slice(base + s, base + e), True)
+    return out
+
+
+def _block(p: RequantPlan, acc: np.ndarray, ch: slice, major: bool) -> np.ndarray:
+    """Requantize one block; ``ch`` selects the block's channels, ``major``: channels
+    on axis 0 (constants as ``[c, 1]`` columns) instead of the last axis."""
+    def k(a: np.ndarray) -> np.ndarray:
+        return a[ch, None] if major else a
+
+    if p.bias is None:                              # folded: acc + bias is exact
+        neg = None
+        if p.sign_thr is not None:
+            # float32 accumulators are exact integers of magnitude <= 2^24: compare in
+            # float32 with the threshold clamped to +-(2^24 + 1) (same outcome, exact)
+            thr = p.sign_thr_f32 if acc.dtype == np.float32 else p.sign_thr
+            neg = acc < k(thr)
+        t = acc.astype(np.int64)
+        np.multiply(t, k(p.m0), out=t)
+        t += k(p.add)
+        if neg is not None:                         # (ufunc where= is far slower)
+            t -= np.multiply(neg, k(p.neg), dtype=np.int64)
+    else:
+        t = acc.astype(np.int64)
+        t += k(p.bias)                              # x1 = wrap32(acc + bias)
         t = t.astype(np.int32)
         if p.rounding == "double" and p.left is not None:
-            t = (t.astype(np.int64) << p.left).astype(np.int32)   # x2 = wrap32(x1 << l)
-        t = np.multiply(t, p.m0)                    # int32 * int64 -> int64
-    else:
-        np.multiply(t, p.m0, out=t)
-    t += p.add
-    if p.neg is not None:                           # c = 2^(r-1) - [t < 0]
-        s = t >> 63
-        s &= p.neg
-        t -= s
-    if p.off is not None:
-        t += p.off
-    t >>= p.total_shift
+            t = (t.astype(np.int64) << k(p.left)).astype(np.int32)   # x2 = wrap32(x1 << l)
+        t = np.multiply(t, k(p.m0))                 # int32 * int64 -> int64
+        t += k(p.add)
+        if p.neg is not None:                       # c = 2^(r-1) - [t < 0]
+            s = t >> 63
+            s &= k(p.neg)
+            t -= s
+        if p.off is not None:
+            t += k(p.off)
+    t >>= k(p.total_shift)
     if p.wrap_result:
         t = t.astype(np.int32).astype(np.int64)
-    if p.zero_point:
+    if p.zero_point and not p.zp_folded:
         t += p.zero_point
     if p.wrap_after:
         t = t.astype(np.int32)

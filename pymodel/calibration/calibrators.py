@@ -455,7 +455,7 @@ def percentile_threshold(counts: Any, width: float, percentile: float) -> float:
     k = min(int(np.searchsorted(cdf, target, side="left")), h.size - 1)
     below = cdf[k - 1] if k > 0 else 0.0
     frac = (target - below) / h[k] if h[k] > 0 else 1.0
-    return (k + min(max(frac, 0.0), 1.0)) * float(width)
+    return float(k + min(max(frac, 0.0), 1.0)) * float(width)   # Python float: inf, no warning
 
 
 # ----------------------------------------------------------------------------------------

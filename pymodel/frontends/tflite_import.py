@@ -6,6 +6,8 @@ TFLite's kernels compute in their ``Prepare`` step -- multipliers from the model
 scales exactly as TFLite computes them (``(double)s_in * (double)s_w / (double)s_out``,
 then ``QuantizeMultiplier``), int32 biases kept as given, fused activations as clamps
 (``CalculateActivationRangeQuantized``), explicit padding (``ComputePaddingHeightWidth``).
+The multipliers, shifts and clamps come from
+:func:`pymodel.ops.tflite_common.prepare_conv_requant` (the same code the golden ops use).
 The graph is kept as a DAG: a layer names the tensors it reads.
 
 Naming: an artifact layer is named ``<op>_<operator index>`` (``conv2d_3``), its output
@@ -29,12 +31,11 @@ from typing import Any
 import numpy as np
 
 from pymodel import __version__
-from pymodel.arithmetic.fixedpoint import quantize_multiplier
-from pymodel.arithmetic.rounding import round_half_away
 from pymodel.frontends.tflite_reader import TfModel, TfOperator, TfTensor, read_tflite
 from pymodel.graph import opset
 from pymodel.graph.artifact import INPUT, QLayer, QuantizedNetwork, TensorQuant
 from pymodel.ops.layers import fold_input_zero_point
+from pymodel.ops.tflite_common import activation_range, prepare_conv_requant
 
 #: TFLite builtin ops this importer maps, and the artifact op each becomes.
 SUPPORTED = {
@@ -53,10 +54,9 @@ _PADDING = {0: "same", 1: "valid"}
 class _Ctx:
     """Import state: the model, the artifact name of each TFLite tensor, layers so far."""
 
-    def __init__(self, model: TfModel, profile: str) -> None:
+    def __init__(self, model: TfModel, rounding: str) -> None:
         self.model = model
-        self.profile = ROUNDING_PROFILES[profile]
-        self.rounding = "single" if profile == "single" else "double"   # graph ops
+        self.rounding = rounding
         self.names: dict[int, str] = {}
         self.layers: list[QLayer] = []
         self.quant: dict[int, TensorQuant] = {}
@@ -118,19 +118,7 @@ def _act_range(activation: int, q: TensorQuant, ctx: _Ctx, op: TfOperator) -> tu
     if activation not in _ACTIVATIONS:
         raise ctx.err(op, f"fused activation {activation} is not supported; supported: "
                           "NONE, RELU, RELU_N1_TO_1, RELU6")
-    scale = np.float32(q.scale)
-
-    def quant(f: float) -> int:
-        return q.zero_point + int(round_half_away(np.float32(f) / scale))
-
-    lo, hi = -128, 127
-    if activation == 1:
-        lo = max(lo, quant(0.0))
-    elif activation == 2:
-        lo, hi = max(lo, quant(-1.0)), min(hi, quant(1.0))
-    elif activation == 3:
-        lo, hi = max(lo, quant(0.0)), min(hi, quant(6.0))
-    return lo, hi
+    return activation_range(_ACTIVATIONS[activation], q.scale, q.zero_point)
 
 
 def _explicit_padding(kind: int, in_hw: tuple[int, int], kernel: tuple[int, int],
@@ -146,15 +134,6 @@ def _explicit_padding(kind: int, in_hw: tuple[int, int], kernel: tuple[int, int]
         pads.append((total // 2, total - total // 2))
         out.append(o)
     return pads[0], pads[1], (out[0], out[1])
-
-
-def _multipliers(s_in: float, w_scales: np.ndarray, s_out: float,
-                 rounding: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``QuantizeMultiplier((double)s_in * (double)s_w[c] / (double)s_out)``."""
-    real = (np.float64(np.float32(s_in)) * w_scales.astype(np.float32).astype(np.float64)
-            / np.float64(np.float32(s_out)))
-    m0, shift = quantize_multiplier(real, rounding)
-    return np.asarray(m0, np.int32), np.asarray(shift, np.int32)
 
 
 # ----------------------------------------------------------------------------------------
@@ -185,11 +164,17 @@ def _weight_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
     else:
         bias = np.zeros(channels, np.int32)
     w_scales = np.broadcast_to(w_t.scale, (channels,)).astype(np.float32)
-    rounding = ctx.profile[kind]
-    m0, shift = _multipliers(in_q.scale, w_scales, out_q.scale, rounding)
     o = op.options
     act = int(o.get("fused_activation_function", 0))
-    act_min, act_max = _act_range(act, out_q, ctx, op)
+    _act_range(act, out_q, ctx, op)                       # refuses an unknown activation
+    try:
+        rq = prepare_conv_requant(in_q.scale, w_t.scale, out_q.scale, out_q.zero_point, bias,
+                                  channels, activation=_ACTIVATIONS[act],
+                                  rounding=ctx.rounding,
+                                  op="fully_connected" if kind == "fully_connected" else "conv")
+    except ValueError as exc:
+        raise ctx.err(op, str(exc)) from None
+    m0, shift, act_min, act_max = rq.m0, rq.shift, rq.act_min, rq.act_max
     kw: dict[str, Any] = {}
     if kind in ("conv2d", "depthwise_conv2d"):
         kernel = (int(w.shape[1]), int(w.shape[2]))
@@ -229,7 +214,7 @@ def _weight_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
                activation=_ACTIVATIONS[act] if act != 2 else "none", weight=w,
                weight_bits=8, weight_granularity="per_channel" if w_t.per_axis
                else "per_tensor", weight_scale=w_scales.astype(np.float64), bias=bias,
-               m0=m0, shift=shift, macs=int(macs), inputs=(src,), rounding=rounding,
+               m0=m0, shift=shift, macs=int(macs), inputs=(src,), rounding=ctx.rounding,
                **kw)
     return dataclasses.replace(q, bias_folded=fold_input_zero_point(bias, q.w2d,
                                                                      in_q.zero_point))
@@ -284,37 +269,30 @@ def _graph_layer(ctx: _Ctx, op: TfOperator, kind: str) -> QLayer:
 # Driver
 # ----------------------------------------------------------------------------------------
 
-#: Rounding profiles: the fixed-point rescale of each weight op.  ``litert`` is what
-#: ai-edge-litert 2.3's reference kernels compute, measured tensor by tensor
-#: (docs/conformance.md): gemmlowp double rounding in CONV_2D / DEPTHWISE_CONV_2D and the
-#: element-wise ops, but one rounding shift of the 64-bit product in FULLY_CONNECTED.
-ROUNDING_PROFILES = {
-    "litert": {"conv2d": "double", "depthwise_conv2d": "double", "fully_connected": "single"},
-    "double": {"conv2d": "double", "depthwise_conv2d": "double", "fully_connected": "double"},
-    "single": {"conv2d": "single", "depthwise_conv2d": "single", "fully_connected": "single"},
-}
-
-
 def import_tflite(path: str | Path, name: str | None = None,
-                  rounding: str = "litert") -> QuantizedNetwork:
+                  rounding: str = "double") -> QuantizedNetwork:
     """Read ``path`` and map it onto a :class:`QuantizedNetwork` (see the module doc).
 
     Args:
         path: the ``.tflite`` file.
         name: the artifact's name (default: the file's stem, made an identifier).
-        rounding: the fixed-point rescale of the runtime to match, a key of
-            :data:`ROUNDING_PROFILES`: ``"litert"`` (default: LiteRT's reference kernels),
-            ``"double"`` (gemmlowp everywhere) or ``"single"`` (``TFLITE_SINGLE_ROUNDING``
-            everywhere).  Element-wise ops follow ``"single"`` only in the ``single``
-            profile.
+        rounding: the fixed-point rescale of every layer: ``"double"`` (gemmlowp; TFLite's
+            default build, LiteRT's reference kernels and TFLite Micro) or ``"single"``
+            (a runtime built with ``TFLITE_SINGLE_ROUNDING``).
 
     Raises:
         ValueError: one line naming the file, the operator and what is wrong.
     """
-    if rounding not in ROUNDING_PROFILES:
-        raise ValueError(f"rounding: {rounding!r} is not one of "
-                         f"{', '.join(ROUNDING_PROFILES)}")
-    model = read_tflite(path)
+    if rounding not in ("double", "single"):
+        raise ValueError(f"rounding: {rounding!r} is not 'double' or 'single'")
+    return import_model(read_tflite(path), path, name, rounding)
+
+
+def import_model(model: TfModel, path: str | Path, name: str | None = None,
+                 rounding: str = "double") -> QuantizedNetwork:
+    """Map an in-memory :class:`TfModel` (read from ``path``, or lowered onto TFLite's ops
+    and layouts by another frontend, e.g. :mod:`pymodel.frontends.onnx_qdq`) onto a
+    :class:`QuantizedNetwork`; arguments and errors as :func:`import_tflite`."""
     ctx = _Ctx(model, rounding)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ctx.err(None, f"{len(model.inputs)} inputs and {len(model.outputs)} outputs; "
@@ -327,10 +305,12 @@ def import_tflite(path: str | Path, name: str | None = None,
     x_t = model.tensors[model.inputs[0]]
     ops = list(model.operators)
     # A float input followed by QUANTIZE: the artifact starts at the int8 tensor.
+    float_input = False
     if x_t.dtype == "float32" and ops and ops[0].opcode == "QUANTIZE" and \
             ops[0].inputs[0] == x_t.index:
         x_t = model.tensors[ops[0].outputs[0]]
         ops = ops[1:]
+        float_input = True
     in_shape = _per_image(ctx, None, x_t)
     ctx.quant[x_t.index] = _act_quant(ctx, None, x_t)
     ctx.names[x_t.index] = INPUT
@@ -359,8 +339,13 @@ def import_tflite(path: str | Path, name: str | None = None,
                             "expects operators in execution order ending at the output")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     stem = name or "".join(c if c.isalnum() else "_" for c in Path(path).stem)
-    meta = {"source": {"format": "tflite", "file": Path(path).name, "sha256": digest},
+    source: dict[str, Any] = {"format": "tflite", "file": Path(path).name, "sha256": digest}
+    bundled = Path(path).with_name(Path(path).stem + "_test.npz")
+    if bundled.is_file():                         # test images shipped beside the model
+        source["test_data"] = str(bundled)
+    meta = {"source": source,
             "tflite": {"input_tensor": int(x_t.index), "output_tensor": int(out_index),
+                       "float_input": float_input,
                        "tensors": {k: int(v) for k, v in ctx.tensor_of_layer.items()}},
             "tool": f"qmac {__version__}"}
     return QuantizedNetwork(name=stem, input_shape=in_shape, input=ctx.quant[x_t.index],

@@ -233,7 +233,44 @@ def _run_mean(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
     return y.reshape(xs[0].shape[0], *layer.output_shape)
 
 
+def _prepare_unary(kind: str) -> Callable[..., OpSpec]:
+    """RELU family, LEAKY_RELU, LOGISTIC, HARD_SWISH, SOFTMAX: one int8 input, the op's
+    ``prepare_*`` in :mod:`pymodel.ops.activations` from the tensors' float32 scales."""
+    def prepare(*, op_options: Mapping[str, Any], inputs: Sequence[Any], output: Any,
+                rounding: str = "double", **_: Any) -> OpSpec:
+        from pymodel.ops import activations as A
+        (si, zi), (so, zo) = _quant_of(inputs[0]), _quant_of(output)
+        if kind in ("relu", "relu6"):
+            prm = A.prepare_relu(kind, si, zi, so, zo, rounding=rounding)
+        elif kind == "leaky_relu":
+            prm = A.prepare_leaky_relu(np.float32(op_options.get("alpha", 0.2)), si, zi, so, zo,
+                                       rounding=rounding)
+        elif kind == "softmax":
+            prm = A.prepare_softmax(np.float32(op_options.get("beta", 1.0)), si, so, zo,
+                                    rounding=rounding)
+        else:
+            prm = getattr(A, f"prepare_{kind}")(si, zi, so, zo, rounding=rounding)
+        lo, hi = (prm.act_min, prm.act_max) if hasattr(prm, "act_min") else (INT8_MIN, INT8_MAX)
+        return OpSpec(params=_params_of(prm), act_min=lo, act_max=hi)
+    return prepare
+
+
+_UNARY_PARAMS = {"relu": "ReluParams", "relu6": "ReluParams", "leaky_relu": "LeakyReluParams",
+                 "logistic": "LogisticParams", "hard_swish": "HardSwishParams",
+                 "softmax": "SoftmaxParams"}
+
+
+def _run_unary(kind: str) -> Callable[[Any, Sequence[np.ndarray]], np.ndarray]:
+    def run(layer: Any, xs: Sequence[np.ndarray]) -> np.ndarray:
+        from pymodel.ops import activations as A
+        prm = getattr(A, _UNARY_PARAMS[kind])(**layer.params)
+        fn = A.relu if kind in ("relu", "relu6") else getattr(A, kind)
+        return fn(xs[0], prm)
+    return run
+
+
 OPS: dict[str, OpDef] = {
+    **{k: OpDef(_prepare_unary(k), _run_unary(k)) for k in _UNARY_PARAMS},
     "add": OpDef(_prepare_binary("add"), _run_binary("add")),
     "sub": OpDef(_prepare_binary("sub"), _run_binary("sub")),
     "mul": OpDef(_prepare_binary("mul"), _run_binary("mul")),

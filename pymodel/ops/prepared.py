@@ -31,16 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from pymodel import validate
-from pymodel.arithmetic.fast_requant import RequantPlan, apply_plan, plan_requant
-from pymodel.arithmetic.fixedpoint import INT32_MAX
-from pymodel.arithmetic.gemm import Padding, output_hw, pair, resolve_padding
+from pymodel import parallel, validate
+from pymodel.arithmetic.fast_requant import (RequantPlan, apply_plan, apply_plan_channels,
+                                             plan_requant)
+from pymodel.arithmetic.fast_gemm import k_chunk
+from pymodel.arithmetic.gemm import Padding, effective_kernel, output_hw, pair, resolve_padding
 from pymodel.arithmetic.qparams import qrange
-from pymodel.ops.layers import (INT8_MAX, INT8_MIN, RequantParams, _int8, _requant_for, _zp,
-                                check_accumulator_bound, fold_input_zero_point)
+from pymodel.ops.layers import (RequantParams, _int8, _requant_for, _zp, check_accumulator_bound,
+                                fold_input_zero_point)
 
 _FLOAT32_EXACT = 1 << 24
 _INPUT_MAX = 128          # max |x| of an int8 GEMM operand
+MIN_ROWS_PER_THREAD = 32  # GEMM rows below which splitting over threads does not pay
 
 __all__ = ["PreparedLayer", "PreparedGemm", "PreparedConv2d", "PreparedDepthwise",
            "PreparedFullyConnected", "prepare_gemm"]
@@ -85,7 +87,7 @@ class PreparedGemm:
             accumulator could leave int32 (``False``: wrap mod 2^32 as the hardware does).
 
     Attributes:
-        chunks: float32 ``[k1 - k0, C]`` C-contiguous weight blocks along ``K``.
+        chunks: float32 ``[C, k1 - k0]`` C-contiguous weight blocks along ``K``.
         plan: the requantize constants.
     """
 
@@ -98,39 +100,57 @@ class PreparedGemm:
         self.channels, self.k = int(w2d.shape[0]), int(w2d.shape[1])
         self.plan = _plan(w2d, self.in_zero_point, rq, layer, check_bound)
         wmax = int(np.abs(w2d.astype(np.int16)).max())
-        step = self.k if wmax == 0 else max(1, _FLOAT32_EXACT // (_INPUT_MAX * wmax))
-        wt = w2d.T.astype(np.float32)
-        self.chunks = [np.ascontiguousarray(wt[k0:k0 + step]) for k0 in range(0, self.k, step)]
+        step = k_chunk(_INPUT_MAX, wmax, self.k)
+        wf = w2d.astype(np.float32)
+        self.chunks = [np.ascontiguousarray(wf[:, k0:k0 + step]) for k0 in range(0, self.k, step)]
         self.edges = list(range(0, self.k, step)) + [self.k]
-        # |exact sum| <= K * 128 * wmax; beyond int32 only an unchecked layer can wrap
-        self.acc_fits_float32 = len(self.chunks) == 1
 
-    def accumulate(self, cols: np.ndarray) -> np.ndarray:
-        """Exact ``cols @ w2d.T`` of float32 rows holding int8 values.
+    def accumulate_t(self, cols: np.ndarray) -> np.ndarray:
+        """Exact ``w2d @ cols.T``, channel-major, of float32 rows holding int8 values.
 
         Args:
             cols: float32 ``[M, K]`` (integers in [-128, 127]).
 
         Returns:
-            float32 (one chunk) or float64 ``[M, C]`` of exact integer sums.
+            float32 (one chunk) or float64 ``[C, M]`` of exact integer sums.
         """
-        if self.acc_fits_float32:
-            return cols @ self.chunks[0]
+        if len(self.chunks) == 1:
+            return self.chunks[0] @ cols.T
         acc = None
         for w, k0, k1 in zip(self.chunks, self.edges[:-1], self.edges[1:]):
-            part = cols[:, k0:k1] @ w
+            part = w @ cols[:, k0:k1].T
             acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
         return acc
 
     def run_float_rows(self, cols: np.ndarray) -> np.ndarray:
-        """GEMM + requantize of float32 rows ``[M, K]`` -> int8 ``[M, C]``."""
-        return apply_plan(self.plan, self.accumulate(cols))
+        """GEMM + requantize of float32 rows ``[M, K]`` -> int8 ``[M, C]`` (possibly a
+        transposed view).  The requantize runs in whichever layout gives numpy the longer
+        inner loop: channel-major when there are more rows than channels.  With several
+        :mod:`pymodel.parallel` threads, row blocks run concurrently, each calling BLAS
+        (then best single-threaded) on its block."""
+        m = cols.shape[0]
+        parts = parallel.split(m, min(parallel.threads(), max(1, m // MIN_ROWS_PER_THREAD)))
+        if len(parts) == 1:
+            acc_t = self.accumulate_t(cols)
+            if acc_t.shape[1] > self.channels:
+                return apply_plan(self.plan, acc_t, channel_axis=0).T
+            return apply_plan(self.plan, acc_t.T)
+        out = np.empty((m, self.channels), np.int8)
+
+        def rows(sl: slice) -> None:                 # GEMM + requantize of a row block
+            acc_t = self.accumulate_t(cols[sl])
+            if acc_t.shape[1] > self.channels:
+                out[sl] = apply_plan(self.plan, acc_t, channel_axis=0, serial=True).T
+            else:
+                out[sl] = apply_plan(self.plan, acc_t.T, serial=True)
+        parallel.run_all(rows, parts)
+        return out
 
     def __call__(self, cols: np.ndarray) -> np.ndarray:
         """Same as ``quantized_gemm(cols, w2d, in_zero_point, rq)``: int8 ``[M, K]`` ->
         int8 ``[M, C]``."""
         cols = _activation("cols", cols, 2, self.k, 1)
-        return self.run_float_rows(cols.astype(np.float32))
+        return np.ascontiguousarray(self.run_float_rows(cols.astype(np.float32)))
 
 
 def prepare_gemm(w2d: np.ndarray, in_zero_point: int, rq: RequantParams, layer: str = "gemm",
@@ -179,7 +199,7 @@ class PreparedFullyConnected(PreparedLayer):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """int8 ``[N, in]`` -> int8 ``[N, out]``."""
         x = _activation("x", x, 2, self.gemm.k, 1)
-        return self.gemm.run_float_rows(x.astype(np.float32))
+        return np.ascontiguousarray(self.gemm.run_float_rows(x.astype(np.float32)))
 
 
 def _padded_float(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
@@ -203,21 +223,25 @@ def _padded_float(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
 
 
 class _Window:
-    """Kernel, stride and padding of a window op, resolved per input size (cached)."""
+    """Kernel, stride, padding and dilation of a window op, resolved per input size
+    (cached)."""
 
-    def __init__(self, kernel: tuple[int, int], stride: Any, padding: Padding) -> None:
+    def __init__(self, kernel: tuple[int, int], stride: Any, padding: Padding,
+                 dilation: Any = 1) -> None:
         self.kernel = kernel
         self.stride = pair("stride", stride)
+        self.dilation = pair("dilation", dilation)
+        self.effective = effective_kernel(kernel, self.dilation)
         self.padding = padding
         self._cache: dict[tuple[int, int], tuple] = {}
-        resolve_padding(padding, (max(kernel[0], 1), max(kernel[1], 1)), kernel, self.stride)
+        resolve_padding(padding, self.effective, kernel, self.stride, self.dilation)
 
     def geometry(self, hw: tuple[int, int]) -> tuple:
         """``(pads, (OH, OW))`` for input height / width ``hw``."""
         g = self._cache.get(hw)
         if g is None:
-            pads = resolve_padding(self.padding, hw, self.kernel, self.stride)
-            g = (pads, output_hw(hw, self.kernel, self.stride, pads))
+            pads = resolve_padding(self.padding, hw, self.kernel, self.stride, self.dilation)
+            g = (pads, output_hw(hw, self.kernel, self.stride, pads, self.dilation))
             self._cache[hw] = g
         return g
 
@@ -226,17 +250,17 @@ class PreparedConv2d(PreparedLayer):
     """:func:`pymodel.ops.layers.conv2d`, prepared.
 
     Args:
-        w: int8 ``[out_ch, kh, kw, in_ch]``.  in_zero_point, rq, stride, padding, layer:
-            as ``conv2d``.
+        w: int8 ``[out_ch, kh, kw, in_ch]``.  in_zero_point, rq, stride, padding, layer,
+            dilation: as ``conv2d``.
     """
 
     def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams, stride: Any = 1,
-                 padding: Padding = "valid", layer: str = "conv2d") -> None:
+                 padding: Padding = "valid", layer: str = "conv2d", dilation: Any = 1) -> None:
         w = _int8("w", w, 4, "[out_ch, kh, kw, in_ch]")
         self.name = layer
         self.in_ch = int(w.shape[3])
         self.out_ch = int(w.shape[0])
-        self.window = _Window((int(w.shape[1]), int(w.shape[2])), stride, padding)
+        self.window = _Window((int(w.shape[1]), int(w.shape[2])), stride, padding, dilation)
         self.gemm = PreparedGemm(w.reshape(w.shape[0], -1), in_zero_point, rq, layer)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -246,13 +270,15 @@ class PreparedConv2d(PreparedLayer):
         pads, (oh, ow) = self.window.geometry((x.shape[1], x.shape[2]))
         kh, kw = self.window.kernel
         sh, sw = self.window.stride
+        dh, dw = self.window.dilation
         xp = _padded_float(x, pads, self.gemm.in_zero_point)
         if kh == kw == 1:
             cols = xp[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
         else:
-            win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
-            cols = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].transpose(
-                0, 1, 2, 4, 5, 3)                                   # [N,OH,OW,KH,KW,C]
+            win = np.lib.stride_tricks.sliding_window_view(xp, self.window.effective,
+                                                           axis=(1, 2))
+            cols = win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh,
+                       ::dw].transpose(0, 1, 2, 4, 5, 3)             # [N,OH,OW,KH,KW,C]
         cols = cols.reshape(n * oh * ow, kh * kw * self.in_ch)      # the one copy
         y = self.gemm.run_float_rows(cols)
         return y.reshape(n, oh, ow, self.out_ch)
@@ -265,14 +291,14 @@ class PreparedDepthwise(PreparedLayer):
     (every partial sum an integer below ``kh * kw * 2^14 <= 2^24``: exact).
 
     Args:
-        w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer: as
-            ``depthwise_conv2d``.
+        w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer,
+            dilation: as ``depthwise_conv2d``.
         in_channels: ``C`` (the depth multiplier is ``w.shape[3] // C``).
     """
 
     def __init__(self, w: np.ndarray, in_zero_point: int, rq: RequantParams,
                  in_channels: int, stride: Any = 1, padding: Padding = "valid",
-                 layer: str = "depthwise_conv2d") -> None:
+                 layer: str = "depthwise_conv2d", dilation: Any = 1) -> None:
         w = _int8("w", w, 4, "[1, kh, kw, C * multiplier]")
         c = validate.int_scalar("in_channels", in_channels, 1, 1 << 24)
         if w.shape[0] != 1 or w.shape[3] % c:
@@ -285,32 +311,80 @@ class PreparedDepthwise(PreparedLayer):
         if kh * kw * _INPUT_MAX * _INPUT_MAX > _FLOAT32_EXACT:
             raise ValueError(f"w: a {kh}x{kw} depthwise window exceeds the exact float32 "
                              "accumulation (kh * kw <= 1024)")
-        self.window = _Window((kh, kw), stride, padding)
+        self.window = _Window((kh, kw), stride, padding, dilation)
         zp = _zp(in_zero_point)
         self.in_zero_point = zp
         _requant_for(rq, w.shape[3])
         w2d = w.reshape(kh * kw, w.shape[3]).T                      # [C*m, T]
         self.plan = _plan(w2d, zp, rq, layer, check_bound=True)
-        self.taps = w.reshape(kh * kw, w.shape[3]).astype(np.float32)   # [T, C*m]
+        self.taps = np.ascontiguousarray(
+            w.reshape(kh * kw, w.shape[3]).T.astype(np.float32)).reshape(-1, kh * kw, 1, 1)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``."""
+        """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``.
+
+        Channel-major inside (``[C*m, N*H, W]``): the per-channel tap weights and
+        requantize constants are then constant along numpy's inner loops.
+        """
         x = _activation("x", x, 4, self.in_ch, 3)
-        n = x.shape[0]
-        pads, (oh, ow) = self.window.geometry((x.shape[1], x.shape[2]))
+        n, h, w = x.shape[:3]
+        pads, (oh, ow) = self.window.geometry((h, w))
+        (pt, pb), (pl, pr) = pads
         kh, kw = self.window.kernel
         sh, sw = self.window.stride
-        xp = _padded_float(x, pads, self.in_zero_point)
+        c = self.in_ch * self.mult
+        hp, wp = h + pt + pb, w + pl + pr
+        xp = np.empty((c, n, hp, wp), np.float32)       # padded, channel-major
+        if pt or pb or pl or pr:
+            xp.fill(self.in_zero_point)
+        xt = x.transpose(3, 0, 1, 2)
         if self.mult > 1:                      # output channel c*m + j reads channel c
-            xp = np.repeat(xp, self.mult, axis=3)
-        acc = np.empty((n, oh, ow, xp.shape[3]), np.float32)
+            xt = np.repeat(xt, self.mult, axis=0)
+        xp[:, :, pt:pt + h, pl:pl + w] = xt
+        eh, ew = self.window.dilation
+        if sh == sw == 1:
+            return self._stride1(xp, (oh, ow))
+        acc = np.empty((c, n, oh, ow), np.float32)
         tmp = np.empty_like(acc)
         for t in range(kh * kw):
             dh, dw = divmod(t, kw)
-            tap = xp[:, dh: dh + (oh - 1) * sh + 1: sh, dw: dw + (ow - 1) * sw + 1: sw]
+            dh, dw = dh * eh, dw * ew
+            tap = xp[:, :, dh: dh + (oh - 1) * sh + 1: sh, dw: dw + (ow - 1) * sw + 1: sw]
+            wt = self.taps[:, t:t + 1, :, :]            # [C*m, 1, 1, 1]
             if t == 0:
-                np.multiply(tap, self.taps[0], out=acc)
+                np.multiply(tap, wt, out=acc)
             else:
-                np.multiply(tap, self.taps[t], out=tmp)
+                np.multiply(tap, wt, out=tmp)
                 acc += tmp
-        return apply_plan(self.plan, acc)
+        y = apply_plan(self.plan, acc, channel_axis=0)  # int8 [C*m, N, OH, OW]
+        return np.ascontiguousarray(y.transpose(1, 2, 3, 0))
+
+    def _stride1(self, xp: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+        """Stride 1: every tap is one contiguous run of each channel's flattened padded
+        input (offset ``dh * Wp + dw``), so the multiply-adds run over long rows; the
+        positions past the valid width are computed and dropped (``(Wp - OW) / Wp``)."""
+        c, n, hp, wp = xp.shape
+        oh, ow = out_hw
+        kh, kw = self.window.kernel
+        eh, ew = self.window.dilation
+        flat = xp.reshape(c, -1)
+        length = (n - 1) * hp * wp + (oh - 1) * wp + ow          # last valid position + 1
+        y = np.empty((c, n * hp * wp), np.int8)
+
+        def channels(sl: slice) -> None:               # one channel group, any thread
+            acc = np.zeros((sl.stop - sl.start, n * hp * wp), np.float32)
+            run = acc[:, :length]
+            tmp = np.empty_like(run)
+            for t in range(kh * kw):
+                dh, dw = divmod(t, kw)
+                off = dh * eh * wp + dw * ew
+                wt = self.taps[sl, t, :, 0]                      # [c, 1]
+                if t == 0:
+                    np.multiply(flat[sl, off:off + length], wt, out=run)
+                else:
+                    np.multiply(flat[sl, off:off + length], wt, out=tmp)
+                    run += tmp
+            y[sl] = apply_plan_channels(self.plan, acc, sl)
+        parallel.run_all(channels, parallel.split(c))
+        y4 = y.reshape(c, n, hp, wp)
+        return np.ascontiguousarray(y4[:, :, :oh, :ow].transpose(1, 2, 3, 0))

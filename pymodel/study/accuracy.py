@@ -400,6 +400,23 @@ def _db(v: float) -> str:
     return "inf" if math.isinf(v) else f"{v:.1f}"
 
 
+#: bins of the whole-range histogram plot and of its threshold-region panel (the
+#: statistics keep 2048; drawn as 2048 hairlines they hide the threshold lines)
+HIST_BINS, HIST_ZOOM_BINS = 64, 40
+
+
+def _coarse(counts: np.ndarray, width: float, b0: int, b1: int,
+            n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fine histogram bins ``[b0, b1)`` (each ``width`` wide) summed into at most ``n``
+    equal groups of whole bins: ``(counts [m], edges [m + 1])``."""
+    b1 = max(b1, b0 + 1)
+    group = max(1, -(-(b1 - b0) // n))
+    m = -(-(b1 - b0) // group)
+    padded = np.zeros(m * group, np.int64)
+    padded[: b1 - b0] = counts[b0:b1]
+    return padded.reshape(m, group).sum(axis=1), (b0 + np.arange(m + 1) * group) * width
+
+
 def _plots(st: Study, img: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -409,7 +426,7 @@ def _plots(st: Study, img: Path) -> list[str]:
     colors = dict(zip(CALIBRATORS, plt.get_cmap("tab10").colors))
 
     # 1. accuracy per calibrator and scheme
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     w = 0.2
     schemes = [("per_tensor", 8), ("per_channel", 8), ("per_tensor", 4), ("per_channel", 4)]
     xs = np.arange(len(CALIBRATORS))
@@ -422,7 +439,9 @@ def _plots(st: Study, img: Path) -> list[str]:
     ax.set_ylim(max(0, lo - 1.0), 100)
     ax.set_ylabel(f"test accuracy (%), {st.n_test} images")
     ax.set_title("digits CNN: post-training quantization")
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    # below the axes: inside, any corner covers some calibrator's bars
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              frameon=False)
     fig.tight_layout()
     fig.savefig(img / "accuracy_calibrators.png", dpi=110)
     plt.close(fig)
@@ -467,25 +486,41 @@ def _plots(st: Study, img: Path) -> list[str]:
         plt.close(fig)
         written.append("accuracy_qat.png")
 
-    # 3. histograms with thresholds
+    # 3. histograms with thresholds: the whole |x| range in HIST_BINS coarse bins, and
+    # beside it the threshold region (where the calibrators disagree) in bins of its own
     for name, s in st.stats.items():
         h = s.hist
         assert h is not None
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        edges = h.edges()
+        thr = {c: max(abs(st.ranges[name][c][0]), abs(st.ranges[name][c][1]))
+               for c in CALIBRATORS}
         last = int(np.flatnonzero(h.counts)[-1]) + 1 if h.counts.any() else 1
-        ax.stairs(np.maximum(h.counts[:last], 0.8), edges[:last + 1], fill=True, alpha=0.5,
-                  color="gray", label="|x| histogram")
-        ax.set_yscale("log")
-        for j, c in enumerate(CALIBRATORS):
-            rmin, rmax, _ = st.ranges[name][c]
-            ax.axvline(max(abs(rmin), abs(rmax)), color=colors[c], lw=1.4,
-                       ls=("-", "--", ":", "-.")[j % 4], label=c)
-        ax.set_xlabel(f"|x| ({s.count} values, {s.zeros} exact zeros)")
-        ax.set_ylabel("count")
-        ax.set_title(f"tensor {name!r}: calibrated thresholds")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
+        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6),
+                                       gridspec_kw={"width_ratios": [1, 1.25]})
+        lo = 0.9 * min(thr.values())
+        hi = max(1.03 * max(thr.values()), lo + 4 * h.width)
+        for ax, (b0, b1), n in ((ax0, (0, last), HIST_BINS),
+                                (ax1, (int(lo // h.width), int(math.ceil(hi / h.width))),
+                                 HIST_ZOOM_BINS)):
+            counts, edges = _coarse(h.counts, h.width, b0, min(b1, h.bins), n)
+            ax.stairs(np.maximum(counts, 0.8), edges, fill=True, alpha=0.45, color="gray",
+                      label=f"|x| histogram")
+            ax.set_yscale("log")
+            for j, c in enumerate(CALIBRATORS):
+                ax.axvline(thr[c], color=colors[c], lw=1.6, ls=("-", "--", ":", "-.")[j % 4],
+                           label=f"{c} ({thr[c]:.4g})")
+            ax.set_xlabel("|x|")
+        ax0.axvspan(lo, hi, color="gold", alpha=0.15, lw=0)
+        ax0.set_ylabel("count")
+        ax0.set_title(f"whole range, {HIST_BINS} bins ({s.count} values, "
+                      f"{s.zeros} exact zeros)", fontsize=9)
+        ax1.set_xlim(lo, hi)
+        ax1.set_title(f"threshold region [{lo:.3g}, {hi:.3g}] (shaded left), "
+                      f"{HIST_ZOOM_BINS} bins", fontsize=9)
+        handles, labels = ax1.get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7.5, loc="center left",
+                   bbox_to_anchor=(0.80, 0.5), frameon=False)
+        fig.suptitle(f"tensor {name!r}: |x| and the calibrated thresholds", fontsize=11)
+        fig.tight_layout(rect=(0, 0, 0.80, 1))
         fig.savefig(img / f"hist_{name}.png", dpi=100)
         plt.close(fig)
         written.append(f"hist_{name}.png")
@@ -651,10 +686,16 @@ def render(st: Study, images: list[str]) -> str:
     add = L.append
     add("# Accuracy study: post-training quantization of the digits CNN")
     add("")
-    add("Generated by `make accuracy` (`python -m pymodel report --out docs`) from the "
-        "shipped float weights `models/digits/digits_cnn.npz`; deterministic (fixed split, "
-        "no random choices), so re-running reproduces this page. Integer inference is the "
-        "bit-exact golden model (`pymodel.graph.inference` over `pymodel.ops.layers`).")
+    from pymodel.threads import blas_kernel
+    add("Generated by `make accuracy OUT=docs` (`python -m pymodel report --out docs`; "
+        "plain `make accuracy` writes `build/accuracy/`) from the shipped float weights "
+        "`models/digits/digits_cnn.npz`; deterministic (fixed split, seeded QAT, one BLAS "
+        "thread whatever the thread count), so re-running reproduces this page byte for "
+        f"byte with the same BLAS kernel (this page: {blas_kernel()}; `OPENBLAS_CORETYPE` "
+        "selects OpenBLAS's kernel; another kernel rounds float sums differently in the "
+        "last bits, which moves calibrated ranges slightly and QAT results by a few "
+        "images). Integer inference is the bit-exact golden model "
+        "(`pymodel.graph.inference` over `pymodel.ops.layers`).")
     add("")
     add(f"- Network: `models/digits/digits_cnn.yaml`: conv3x3(8, same)+ReLU -> "
         f"conv3x3(16, stride 2, same)+ReLU -> flatten -> FC(32)+ReLU -> FC(10); "

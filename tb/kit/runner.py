@@ -27,12 +27,15 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .interrupt import isolate
 from .seed import derive_seed, session_seed
 from .verilator import cocotb_options, simulator as simulator_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RTL_DIR = REPO_ROOT / "rtl"
-SIM_DIR = REPO_ROOT / "sim"
+# QMAC_RTL_DIR / QMAC_SIM_DIR: another RTL tree / build area (make mutants runs the
+# regression against mutated copies of rtl/, each in its own build area).
+RTL_DIR = Path(os.environ.get("QMAC_RTL_DIR") or REPO_ROOT / "rtl")
+SIM_DIR = Path(os.environ.get("QMAC_SIM_DIR") or REPO_ROOT / "sim")
 
 __all__ = ["REPO_ROOT", "RTL_DIR", "SIM_DIR", "TestbenchFailed", "param_tag",
            "default_build_dir", "rtl_sources", "run_testbench", "simulator_errors"]
@@ -82,8 +85,9 @@ def simulator_errors(log: str | Path, limit: int = 8) -> tuple[int, list[str]]:
         if _COCOTB_LOG_RE.match(line) or not _SIM_ERROR_RE.match(line):
             continue
         # Icarus prints a $fatal message twice, a few lines apart (before and after
-        # cocotb's note that the simulation ended): count it once.
-        if line == last[1] and i - last[0] <= 3:
+        # cocotb's note that the simulation ended): count it once.  (Only FATAL: a
+        # repeated $error is a real second error.)
+        if line.lstrip().startswith("FATAL") and line == last[1] and i - last[0] <= 3:
             continue
         last = (i, line)
         count += 1
@@ -130,7 +134,8 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
                   seed: int | None = None, build_dir: Path | str | None = None,
                   testcase: str | Sequence[str] | None = None,
                   extra_env: Mapping[str, str] | None = None,
-                  dut_name: str | None = None, simulator: str | None = None) -> Path:
+                  dut_name: str | None = None, simulator: str | None = None,
+                  reproduce: str | None = None) -> Path:
     """Build ``toplevel`` from ``sources`` and run the cocotb tests of ``test_module``.
 
     Args:
@@ -147,6 +152,8 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
         extra_env: extra environment for the simulator (names not already set).
         dut_name: name used for the build directory and seed (default ``toplevel``).
         simulator: ``"icarus"`` or ``"verilator"`` (default ``$QMAC_SIM``, else icarus).
+        reproduce: the command that reproduces this run, printed with the seed
+            (default: ``make test SEED=n`` under pytest, else the ``run()`` call).
 
     Returns:
         The results XML file.
@@ -170,13 +177,14 @@ def run_testbench(*, toplevel: str, sources: Sequence[Path], test_module: str,
     # the tb package) is on it whatever the current directory is.
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    how = (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
-           else f"{test_module}.run(parameters={params or None}, seed={seed})")
+    how = reproduce or (f"make test SEED={session_seed()}" if "PYTEST_CURRENT_TEST" in os.environ
+                        else os.environ.get("QMAC_REPRODUCE")       # set by python -m tb.run
+                        or f"{test_module}.run(parameters={params or None}, seed={seed})")
     print(f"[qmac] {dut} {tag}: seed {seed} (QMAC_SEED={session_seed()}; reproduce: {how}); "
           f"build {bdir.relative_to(REPO_ROOT) if bdir.is_relative_to(REPO_ROOT) else bdir}",
           flush=True)
 
-    runner = get_runner(sim)
+    runner = isolate(get_runner(sim))            # Ctrl-C: one line, not the simulator's
     runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
                  includes=[str(RTL_DIR)],   # `include "qmac_regs.vh" (generated register map)
                  build_dir=bdir, always=True, waves=waves, timescale=("1ns", "1ps"),

@@ -23,17 +23,22 @@ SIMULATORS = ("icarus", "verilator")
 
 __all__ = ["SIM_ENV", "COVERAGE_ENV", "SIMULATORS", "simulator", "coverage_enabled",
            "verilator_root", "use_venv_verilator", "COVERAGE_ARGS", "TRACE_ARGS", "coverage_dir",
+           "coverage_file",
            "cocotb_options"]
 
-# Line coverage (every arm of an if / case is a point of its own: branch coverage),
-# toggle coverage (every bit of every signal, 0->1 and 1->0) and expression coverage.
-COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle", "--coverage-expr",
-                 "--coverage-max-width", "1024"]
+# Line coverage (every arm of an if / case is a point of its own: branch coverage) and
+# toggle coverage (every bit of every signal up to 1024 bits wide, 0->1 and 1->0).
+COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle", "--coverage-max-width", "1024"]
 
 # FST, and no TOP wrapper scope: with the model named "" (cocotb's verilator.cpp and the
 # bulk harness both construct it so) the hierarchy starts at the DUT, as Icarus's does,
 # so the sim/<dut>.gtkw save files open Verilator's waveforms unchanged.
 TRACE_ARGS = ["--trace-fst", "--no-trace-top"]
+
+
+def _sim_vlt() -> Path:
+    from .runner import SIM_DIR
+    return SIM_DIR / "verilator" / "sim.vlt"
 
 
 def simulator(name: str | None = None) -> str:
@@ -50,7 +55,7 @@ def simulator(name: str | None = None) -> str:
 
 
 def coverage_enabled() -> bool:
-    """``$QMAC_COVERAGE == "1"``: Verilator builds collect line/toggle/expression coverage."""
+    """``$QMAC_COVERAGE == "1"``: Verilator builds collect line/branch/toggle coverage."""
     return os.environ.get(COVERAGE_ENV, "0") == "1"
 
 
@@ -58,6 +63,19 @@ def coverage_dir() -> Path:
     """Where coverage runs leave their ``*.dat`` files: ``sim/build/coverage/``."""
     from .runner import SIM_DIR
     return SIM_DIR / "build" / "coverage"
+
+
+def coverage_file(stem: str) -> Path:
+    """A new ``sim/build/coverage/<stem>-<pid>-<n>.dat`` (one per simulation: a build runs
+    many times, with other seeds, tests or workers; ``make coverage`` merges them all)."""
+    global _COV_COUNT
+    _COV_COUNT += 1
+    d = coverage_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{stem}-{os.getpid()}-{_COV_COUNT}.dat"
+
+
+_COV_COUNT = 0
 
 
 def verilator_root() -> Path:
@@ -119,10 +137,11 @@ def cocotb_options(sim: str, build_dir: Path, toplevel: str, waves: bool) -> dic
     if sim == "icarus":
         return {"build_dir": build_dir}
     from .runner import RTL_DIR
+    SIM_VLT = _sim_vlt()   # simulation-only Verilator configuration (see the file)
     use_venv_verilator()
     cov = coverage_enabled()
     bdir = build_dir.with_name(build_dir.name + ("-verilator-cov" if cov else "-verilator"))
-    build_args = [str(RTL_DIR / "lint_waivers.vlt"), "-Wno-fatal"]
+    build_args = [str(RTL_DIR / "lint_waivers.vlt"), str(SIM_VLT), "-Wno-fatal"]
     test_args: list[str] = []
     plusargs: list[str] = []
     if waves:
@@ -131,6 +150,6 @@ def cocotb_options(sim: str, build_dir: Path, toplevel: str, waves: bool) -> dic
     if cov:
         build_args += COVERAGE_ARGS
         coverage_dir().mkdir(parents=True, exist_ok=True)
-        plusargs.append(f"+verilator+coverage+file+{coverage_dir() / (bdir.name + '.dat')}")
+        plusargs.append(f"+verilator+coverage+file+{coverage_file(bdir.name)}")
     return {"build_dir": bdir, "build": {"build_args": build_args},
             "test": {"test_args": test_args, "plusargs": plusargs}}

@@ -1,0 +1,380 @@
+"""The golden model beside onnxruntime: same run, same inputs, 2 threads each.
+
+Rows (issue 14): int8 GEMM (:func:`pymodel.arithmetic.fast_gemm.matmul_int32_fast`,
+checked ``==`` ``matmul_int32``) against ``MatMulInteger``; the prepared conv / depthwise /
+fully-connected layers (:mod:`pymodel.ops.prepared`, what
+:func:`pymodel.graph.inference.run_layer` runs) against ``QLinearConv`` /
+``QLinearMatMul`` with the same float scales.  Each row's two timings are interleaved
+(golden, onnxruntime, golden, ...) and the best of the rounds is kept, so a load change
+on the machine hits both.  ratio = onnxruntime time / golden time (> 1: the golden model
+is faster).
+
+onnxruntime runs each model in two sessions, with and without spinning intra-op threads,
+and keeps the faster (:class:`OrtSessions`).
+
+Exactness: ``MatMulInteger`` is integer-exact, so the golden output must equal it
+(checked with ``==``, the run stops otherwise).  ``QLinearConv`` / ``QLinearMatMul``
+requantize in float (``x * (s_x s_w / s_y)`` rounded half to even), the golden model in
+TFLite's fixed point (``m0``, ``shift``, gemmlowp double rounding): the outputs agree
+except where the two roundings part, by one step; the table gives the share of equal
+elements and the largest difference.
+
+Threads: onnxruntime ``intra_op_num_threads=2`` (``inter_op_num_threads=1``); the golden
+model 2 threads of :mod:`pymodel.parallel` (GEMM row blocks, channel groups of the
+element-wise passes), each calling OpenBLAS single-threaded (threadpoolctl) -- OpenBLAS's
+own spinning threads lose badly on a loaded machine.
+
+Then entropy calibration on 10^7 samples: :class:`pymodel.calibration.calibrators.Calibrator`
+against onnxruntime's own ``HistogramCollector`` (``method="entropy"``) with matched
+settings -- 2048 bins over ``|x|`` and 128 levels here, ``num_bins=4096`` over ``[-T, T]``
+and ``num_quantized_bins=256`` there (2048 bins and 128 levels per side), same batches.
+
+LiteRT: the images/s row on imported ``.tflite`` test models is a hook
+(:func:`litert_rows`) until the importer and its test models land.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pymodel.arithmetic.fixedpoint import quantize_multiplier
+from pymodel.arithmetic.fast_gemm import matmul_int32_fast
+from pymodel.arithmetic.gemm import matmul_int32
+from pymodel.calibration.calibrators import Calibrator, CalibratorSpec, entropy_threshold_bins
+from pymodel.ops.layers import RequantParams
+from pymodel.ops.prepared import PreparedConv2d, PreparedDepthwise, PreparedFullyConnected
+
+#: Threads of each side (``QMAC_BENCH_THREADS=n`` overrides, e.g. 1 on a loaded machine,
+#: where OpenBLAS's spinning threads lose more than onnxruntime's).
+THREADS = int(os.environ.get("QMAC_BENCH_THREADS", "2"))
+ROUNDS = 5
+CAL_SAMPLES = 10_000_000
+CAL_BATCHES = 10
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------
+# onnxruntime graphs (built with the onnx package's helpers)
+# ----------------------------------------------------------------------------------------
+
+class OrtSessions:
+    """One model in two onnxruntime sessions: the default (idle intra-op threads spin)
+    and ``session.intra_op.allow_spinning=0``.  Spinning wins on an idle machine and
+    loses on a loaded one; each row keeps onnxruntime's better time."""
+
+    def __init__(self, model) -> None:  # type: ignore[no-untyped-def]
+        self.spin = _session(model, spin=True)
+        self.nospin = _session(model, spin=False)
+
+    def run(self, feed: dict) -> list:
+        return self.spin.run(None, feed)
+
+    def calls(self, feed: dict) -> list[Callable[[], object]]:
+        return [lambda: self.spin.run(None, feed), lambda: self.nospin.run(None, feed)]
+
+
+def _session(model, spin: bool):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = THREADS
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+
+
+def _model(nodes, inputs, inits):  # type: ignore[no-untyped-def]
+    from onnx import TensorProto, helper
+    out = helper.make_tensor_value_info("y", TensorProto.INT32 if nodes[0].op_type ==
+                                        "MatMulInteger" else TensorProto.INT8, None)
+    graph = helper.make_graph(nodes, "bench", inputs, [out], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def _inp(name: str, arr: np.ndarray):  # type: ignore[no-untyped-def]
+    from onnx import TensorProto, helper
+    dt = {np.dtype(np.int8): TensorProto.INT8}[arr.dtype]
+    return helper.make_tensor_value_info(name, dt, list(arr.shape))
+
+
+def _init(name: str, arr: np.ndarray):  # type: ignore[no-untyped-def]
+    from onnx import numpy_helper
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def matmul_integer_session(a: np.ndarray, b: np.ndarray):  # type: ignore[no-untyped-def]
+    from onnx import helper
+    node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
+    return OrtSessions(_model([node], [_inp("a", a), _inp("b", b)], []))
+
+
+def qlinear_conv_session(x_nchw: np.ndarray, w_oihw: np.ndarray, q: dict, group: int):  # type: ignore[no-untyped-def]
+    from onnx import helper
+    pads = [w_oihw.shape[2] // 2, w_oihw.shape[3] // 2] * 2
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"],
+                            ["y"], pads=pads, group=group)
+    inits = [_init("xs", np.float32(q["xs"])), _init("xz", np.int8(q["xz"])),
+             _init("w", w_oihw), _init("ws", q["ws"].astype(np.float32)),
+             _init("wz", np.zeros(w_oihw.shape[0], np.int8)), _init("ys", np.float32(q["ys"])),
+             _init("yz", np.int8(q["yz"])), _init("b", q["bias"].astype(np.int32))]
+    return OrtSessions(_model([node], [_inp("x", x_nchw)], inits))
+
+
+def qlinear_matmul_session(a: np.ndarray, b_kn: np.ndarray, q: dict):  # type: ignore[no-untyped-def]
+    from onnx import helper
+    node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"],
+                            ["y"])
+    inits = [_init("as", np.float32(q["xs"])), _init("az", np.int8(q["xz"])),
+             _init("b", b_kn), _init("bs", np.float32(q["ws"][0])), _init("bz", np.int8(0)),
+             _init("ys", np.float32(q["ys"])), _init("yz", np.int8(q["yz"]))]
+    return OrtSessions(_model([node], [_inp("a", a)], inits))
+
+
+# ----------------------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------------------
+
+def _calls_for(fn: Callable[[], object], min_time: float) -> int:
+    fn()
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if time.perf_counter() - t0 >= min_time or n >= 1 << 16:
+            return n
+        n *= 2
+
+
+def interleaved(golden: Callable[[], object], others: list[Callable[[], object]],
+                min_time: float = 0.15, rounds: int = ROUNDS) -> tuple[float, float]:
+    """Best seconds per call of ``golden`` and of the best of ``others``, measured in
+    alternating rounds (golden, other 1, other 2, golden, ...)."""
+    fns = [golden] + list(others)
+    calls = [_calls_for(fn, min_time) for fn in fns]
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, (fn, n) in enumerate(zip(fns, calls)):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - t0) / n)
+    return best[0], min(best[1:])
+
+
+# ----------------------------------------------------------------------------------------
+# Rows
+# ----------------------------------------------------------------------------------------
+
+def _qparams(rng: np.random.Generator, channels: int) -> dict:
+    """Float scales / zero points of one layer and the golden model's integer parameters."""
+    xs, ys = 0.02, 0.05
+    ws = rng.uniform(0.001, 0.004, channels)
+    q = {"xs": xs, "xz": 3, "ws": ws.astype(np.float32).astype(np.float64), "ys": ys,
+         "yz": -5, "bias": rng.integers(-2000, 2000, channels).astype(np.int32)}
+    # the multiplier ORT uses: float32 scales, x_scale * w_scale / y_scale
+    real = (np.float32(xs) * q["ws"].astype(np.float32) / np.float32(ys)).astype(np.float64)
+    m0, shift = quantize_multiplier(real)
+    q["rq"] = RequantParams(bias=q["bias"], m0=m0, shift=shift, out_zero_point=q["yz"])
+    return q
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> str:
+    eq = float(np.mean(a == b))
+    diff = int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+    return f"{100 * eq:6.2f}% equal, max |diff| {diff}"
+
+
+def gemm_rows(rng: np.random.Generator) -> list[tuple]:
+    rows = []
+    for m, k, n in ((256, 256, 256), (512, 512, 512), (3136, 576, 64)):
+        a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+        b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+        sess = matmul_integer_session(a, b)
+        feed = {"a": a, "b": b}
+        y_ort = sess.run(feed)[0]
+        y_gold = matmul_int32_fast(a, b)
+        if not (np.array_equal(y_gold, y_ort) and np.array_equal(y_gold, matmul_int32(a, b))):
+            raise SystemExit(f"bench: GEMM {m}x{k}x{n}: golden != MatMulInteger")
+        tg, to = interleaved(lambda: matmul_int32_fast(a, b), sess.calls(feed))
+        rows.append((f"GEMM {m}x{k}x{n}", "MatMulInteger", m * k * n, tg, to,
+                     "bit-exact (== checked)"))
+    return rows
+
+
+def conv_rows(rng: np.random.Generator) -> list[tuple]:
+    rows = []
+    for hw, cin, cout in ((56, 64, 64), (14, 256, 256)):
+        x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
+        w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
+        q = _qparams(rng, cout)
+        prep = PreparedConv2d(w, q["xz"], q["rq"], 1, "same")
+        x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        sess = qlinear_conv_session(x_nchw, np.ascontiguousarray(w.transpose(0, 3, 1, 2)), q, 1)
+        feed = {"x": x_nchw}
+        y_ort = sess.run(feed)[0].transpose(0, 2, 3, 1)
+        agree = _agreement(prep(x), y_ort)
+        tg, to = interleaved(lambda: prep(x), sess.calls(feed))
+        rows.append((f"conv 3x3 {hw}x{hw}x{cin}->{cout}", "QLinearConv",
+                     hw * hw * 9 * cin * cout, tg, to, agree))
+    hw, c = 112, 32
+    x = rng.integers(-128, 128, (1, hw, hw, c)).astype(np.int8)
+    w = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
+    q = _qparams(rng, c)
+    prep = PreparedDepthwise(w, q["xz"], q["rq"], c, 1, "same")
+    x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    w_oihw = np.ascontiguousarray(w.transpose(3, 0, 1, 2))           # [C, 1, 3, 3]
+    sess = qlinear_conv_session(x_nchw, w_oihw, q, group=c)
+    feed = {"x": x_nchw}
+    agree = _agreement(prep(x), sess.run(feed)[0].transpose(0, 2, 3, 1))
+    tg, to = interleaved(lambda: prep(x), sess.calls(feed))
+    rows.append((f"depthwise 3x3 {hw}x{hw}x{c}", "QLinearConv g=32", hw * hw * 9 * c, tg, to,
+                 agree))
+    return rows
+
+
+def fc_rows(rng: np.random.Generator) -> list[tuple]:
+    rows = []
+    for m, k, n in ((256, 1024, 1024), (1, 4096, 1024)):
+        x = rng.integers(-128, 128, (m, k)).astype(np.int8)
+        w = rng.integers(-127, 128, (n, k)).astype(np.int8)
+        q = _qparams(rng, n)
+        q["ws"] = np.full(n, q["ws"][0])                     # QLinearMatMul: per-tensor
+        q["bias"] = np.zeros(n, np.int32)                    # ... and no bias input
+        q = {**q, **{k2: v for k2, v in _rebuild(q).items()}}
+        prep = PreparedFullyConnected(w, q["xz"], q["rq"])
+        sess = qlinear_matmul_session(x, np.ascontiguousarray(w.T), q)
+        feed = {"a": x}
+        agree = _agreement(prep(x), sess.run(feed)[0])
+        tg, to = interleaved(lambda: prep(x), sess.calls(feed))
+        rows.append((f"FC {m}x{k}->{n}", "QLinearMatMul", m * k * n, tg, to, agree))
+    return rows
+
+
+def _rebuild(q: dict) -> dict:
+    real = (np.float32(q["xs"]) * q["ws"].astype(np.float32) / np.float32(q["ys"])
+            ).astype(np.float64)
+    m0, shift = quantize_multiplier(real)
+    return {"rq": RequantParams(bias=q["bias"], m0=m0, shift=shift, out_zero_point=q["yz"])}
+
+
+def litert_rows() -> list[str]:
+    """Hook: the LiteRT interpreter vs the golden model on imported ``.tflite`` test
+    models, images/s.  Returns the lines to print (until the TFLite importer and its
+    test models land: a line saying so)."""
+    models = sorted(REPO.glob("models/**/*.tflite"))
+    if not models:
+        return ["LiteRT images/s on imported test models: pending -- no models/**/*.tflite "
+                "yet (hook: bench.bench_onnxruntime.litert_rows)"]
+    return [f"LiteRT images/s: {len(models)} model(s) found; the importer that runs them "
+            "on the golden model is not wired in yet (bench.bench_onnxruntime.litert_rows)"]
+
+
+# ----------------------------------------------------------------------------------------
+# Entropy calibration against onnxruntime's HistogramCollector
+# ----------------------------------------------------------------------------------------
+
+def entropy_calibration(rng: np.random.Generator) -> None:
+    """Speed and thresholds of entropy calibration: this model vs onnxruntime's
+    ``HistogramCollector``, same batches.
+
+    The thresholds are *not* expected to agree: onnxruntime's KL search (ported from
+    MXNet) differs from TensorRT's, which this model implements -- its candidate windows
+    are ``2i + 1`` signed bins, ``num_quantized_bins`` groups of ``(2i + 1) //
+    num_quantized_bins`` bins with the whole remainder merged into the last group, the
+    expanded ``Q`` truncated to integers, and both distributions smoothed with 1e-4.  The
+    table shows both, per batching: onnxruntime's histogram takes its bin width from the
+    first batch, so its threshold also moves with the split.
+    """
+    from onnxruntime.quantization.calibrate import HistogramCollector
+    data = {"max(0, 0.5 t(3))": np.maximum(0.5 * rng.standard_t(3, CAL_SAMPLES), 0),
+            "N(0, 1)": rng.normal(size=CAL_SAMPLES)}
+    print(f"\nentropy calibration, {CAL_SAMPLES:.0e} float32 samples, in {CAL_BATCHES} batches "
+          "and in one; 2048 bins / 128 levels here, onnxruntime HistogramCollector("
+          "method='entropy', num_bins=4096 over [-T, T], num_quantized_bins=256)")
+
+    def ours(parts: list[np.ndarray]) -> Calibrator:
+        cal = Calibrator(CalibratorSpec("entropy"))
+        for p in parts:
+            cal.update(p)
+        cal.compute_range()
+        return cal
+
+    def theirs(parts: list[np.ndarray]) -> tuple[float, float]:
+        """(threshold, seconds of the search alone)."""
+        col = HistogramCollector(method="entropy", symmetric=False, num_bins=4096,
+                                 num_quantized_bins=256, percentile=99.999, scenario="same")
+        with contextlib.redirect_stdout(io.StringIO()):
+            for p in parts:
+                col.collect({"x": p})
+            t_search, res = _timed(col.compute_collection_result)
+        return float(res["x"][1]), t_search
+
+    print(f"{'data':18s} {'batches':>7s} {'ours T':>9s} {'ORT T':>9s} {'|dT| bins':>9s} "
+          f"{'ours s':>7s} {'ORT s':>7s} {'speed-up':>8s} {'search: ours s':>14s} "
+          f"{'ORT s':>7s} {'speed-up':>8s}")
+    for name, x32 in data.items():
+        x = x32.astype(np.float32)
+        for parts in (np.array_split(x, CAL_BATCHES), [x]):
+            t_ours, cal = _timed(lambda: ours(parts))
+            t_ours = min(t_ours, _timed(lambda: ours(parts))[0])
+            t_ort, (th_ort, t_os) = _timed(lambda: theirs(parts))
+            hist = cal.stats.hist  # type: ignore[union-attr]
+            th = float(cal.compute_range().threshold)  # type: ignore[union-attr]
+            counts = hist.counts
+            t_s = min(_timed(lambda: entropy_threshold_bins(counts, 128, 128))[0]
+                      for _ in range(3))
+            print(f"{name:18s} {len(parts):7d} {th:9.4f} {th_ort:9.4f} "
+                  f"{abs(th - th_ort) / hist.width:9.1f} {t_ours:7.3f} {t_ort:7.3f} "
+                  f"{t_ort / t_ours:7.1f}x {t_s:14.4f} {t_os:7.3f} {t_os / t_s:7.0f}x")
+    print("ours: the same threshold for every batching (tests/test_calibration_split.py); "
+          "ORT: see the batches column")
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+# ----------------------------------------------------------------------------------------
+
+def main() -> None:
+    import onnxruntime as ort
+    from threadpoolctl import threadpool_limits
+
+    from pymodel import parallel
+    rng = np.random.default_rng(0)
+    parallel.set_threads(THREADS)
+    print(f"onnxruntime {ort.__version__}, intra_op_num_threads={THREADS}; golden model: "
+          f"numpy {np.__version__}, {THREADS} threads (pymodel.parallel: row blocks of "
+          f"the GEMMs, channel groups of the element-wise passes), each calling BLAS "
+          f"single-threaded; best of {ROUNDS} interleaved rounds")
+    with threadpool_limits(1):
+        rows = gemm_rows(rng) + conv_rows(rng) + fc_rows(rng)
+    print(f"\n{'row':30s} {'onnxruntime op':17s} {'golden ms':>10s} {'ORT ms':>9s} "
+          f"{'golden GMAC/s':>13s} {'ratio':>6s}  output vs ORT")
+    for name, op, macs, tg, to, agree in rows:
+        print(f"{name:30s} {op:17s} {1e3 * tg:10.3f} {1e3 * to:9.3f} {macs / tg / 1e9:13.1f} "
+              f"{to / tg:6.2f}  {agree}")
+    worst = min(rows, key=lambda r: r[4] / r[3])
+    print(f"smallest ratio (ORT time / golden time): {worst[4] / worst[3]:.2f} ({worst[0]}); "
+          "goal >= 1.0")
+    for line in litert_rows():
+        print(line)
+    entropy_calibration(rng)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+`default_nettype none
+// Formal-only stand-in for rtl/mac_pe.v (same ports, same registers, same enables): the
+// accumulate is an XOR of the operands instead of a multiply-add, so the solver keeps the
+// bank / capture / drain behaviour the mac_array properties talk about without the 8 x 8
+// multipliers.  The PE's arithmetic is checked exhaustively by simulation
+// (tests/test_rtl_pe_exhaustive.py).
+module mac_pe (
+    input  wire               clk_i,   // clock
+    input  wire signed [7:0]  a_i,     // A operand in
+    input  wire signed [7:0]  b_i,     // B operand in
+    input  wire               en_i,    // accumulate the registered operands
+    input  wire               clr_i,   // with en_i: start a new "sum"
+    input  wire               cap_i,   // with en_i: capture into bank bank_i
+    input  wire               bank_i,  // shadow bank
+    output wire signed [7:0]  a_o,     // registered A operand
+    output wire signed [7:0]  b_o,     // registered B operand
+    output wire signed [31:0] res0_o,  // shadow bank 0
+    output wire signed [31:0] res1_o   // shadow bank 1
+);
+    reg signed [7:0]  a_q, b_q;
+    reg signed [31:0] acc_q, res0_q, res1_q;
+    wire [31:0] next = (clr_i ? 32'd0 : acc_q) ^ {16'd0, a_q, b_q};
+    always @(posedge clk_i) begin
+        a_q <= a_i;
+        b_q <= b_i;
+        if (en_i) acc_q <= next;
+        if (en_i && cap_i && !bank_i) res0_q <= next;
+        if (en_i && cap_i && bank_i) res1_q <= next;
+    end
+    assign a_o = a_q;
+    assign b_o = b_q;
+    assign res0_o = res0_q;
+    assign res1_o = res1_q;
+endmodule
+`default_nettype wire
