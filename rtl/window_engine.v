@@ -263,6 +263,7 @@ module window_engine #(
         lastpix_3_q <= lastpix_2_q;
     end
 
+    wire avg = (mode_q == MODE_AVG);
     wire [32*LANES-1:0] acc_all;           // stage 3: window_acc_q of every lane
     wire [32*LANES-1:0] quo_all;           // stage 7: rounding_divide_by_count_q of every lane
     genvar l;
@@ -278,10 +279,11 @@ module window_engine #(
                 .first_i (first_2_q),
                 .acc_o   (acc_all[32*l +: 32])
             );
+            // operand isolation: outside MODE_AVG the divider's inputs hold still
             window_divide u_divide (
                 .clk_i  (clk_i),
-                .sum_i  (acc_all[32*l +: 32]),
-                .count_i(count_3_q),
+                .sum_i  (avg ? acc_all[32*l +: 32] : 32'sd0),
+                .count_i(avg ? count_3_q : 16'd1),
                 .quo_o  (quo_all[32*l +: 32])
             );
         end
@@ -305,7 +307,6 @@ module window_engine #(
     end
 
     // ---------------------------------------------------------------- result FIFO
-    wire avg = (mode_q == MODE_AVG);
     wire rf_push = avg ? vdiv_q[3] : v3_q;
     wire [32*LANES:0] rf_wdata = avg ? {lastpix_div_q[3], quo_all} : {lastpix_3_q, acc_all};
     wire              rf_valid;
