@@ -1,9 +1,12 @@
-"""Run a quantized-network artifact on the RTL layer engine, layer by layer.
+"""Run a quantized-network artifact on the RTL accelerator, layer by layer.
 
-Conv and fully-connected layers run on ``qlayer_engine`` (the host does ``im2col`` with
-the golden model's own function, padding with the input zero point); pooling, flatten
-and depthwise layers run on the host with the golden model's functions, because the
-engine has no hardware for them.  Every layer's output is compared exactly with
+Conv and fully-connected layers run on ``qmac_top`` (the layer engine behind AXI4-Lite and
+AXI4-Stream, driven through cocotbext-axi by :class:`tb.top.TopEnv`; the host does
+``im2col`` with the golden model's own function, padding with the input zero point);
+pooling, flatten and depthwise layers run on the host with the golden model's functions,
+because the engine has no hardware for them.  While one layer computes, the next one's
+weights and parameters stream into the accelerator's other bank (they do not depend on
+the activations), so only the first layer's load is not hidden behind compute.  Every layer's output is compared exactly with
 ``pymodel.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
 layer, so an error cannot hide behind a correct reference.
 
@@ -17,12 +20,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+import cocotb
 import numpy as np
 
 from pymodel.artifact import QLayer, QuantizedNetwork
 from pymodel.gemm import im2col
 from pymodel.inference import run_layer
-from tb.engine import EngineEnv, GemmJob
+from tb import qmac_regs as R
+from tb.engine import GemmJob
+from tb.top import TopEnv
 
 ENGINE_OPS = ("conv2d", "fully_connected")
 
@@ -38,7 +44,9 @@ class LayerReport:
         gemm: ``(M, K, N)`` of the engine's GEMM (rtl layers only).
         macs: useful MACs of the batch.
         cycles: engine cycles from the first activation beat to the last output beat.
-        load_cycles: cycles spent loading configuration, weights and parameters.
+        load_cycles: cycles in which this layer's weights or parameters loaded with no
+            layer running (PERF_LOAD_EXPOSED: loading that the previous layer's compute
+            did not hide; all of the first layer's load).
         array_beats: cycles in which the MAC array took an operand beat.
         slots: ROWS * COLS.
         mismatches: output elements that differ from the golden model.
@@ -74,6 +82,8 @@ class NetworkReport:
     golden_pred: list[int] = field(default_factory=list)
     float_pred: list[int] = field(default_factory=list)
     sim_seconds: float = 0.0
+    counters: dict[str, int] = field(default_factory=dict)
+    wall_cycles: int = 0
 
     @property
     def total_cycles(self) -> int:
@@ -102,6 +112,15 @@ def gemm_job(layer: QLayer, x: np.ndarray) -> GemmJob:
                    in_zero_point=zp, rq=layer.requant())
 
 
+def load_job(layer: QLayer, batch: int) -> GemmJob:
+    """The job of a layer before its activations exist: weights, parameters and the GEMM
+    shape (``cols`` is a zero placeholder of the right shape), enough to load it."""
+    w2d = layer.w2d
+    m = batch * int(np.prod(layer.output_shape[:2])) if layer.op == "conv2d" else batch
+    return GemmJob(name=layer.name, cols=np.zeros((m, w2d.shape[1]), np.int8), w2d=w2d,
+                   in_zero_point=layer.input.zero_point, rq=layer.requant())
+
+
 def describe_row(layer: QLayer) -> Callable[[int], str]:
     """Maps a GEMM row of ``layer`` to the output element it produces."""
     if layer.op == "conv2d":
@@ -110,12 +129,16 @@ def describe_row(layer: QLayer) -> Callable[[int], str]:
     return lambda m: f"image {m}"
 
 
-async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
+async def run_network(env: TopEnv, qnet: QuantizedNetwork, xq: np.ndarray,
                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[LayerReport]]:
     """Run ``qnet`` on int8 inputs ``xq`` ``[N, *input_shape]``; check every layer.
 
+    Every engine pass (a layer, or a group of its output channels when it is too wide)
+    is loaded one pass ahead: pass i+1's weights and parameters stream in while pass i
+    computes.
+
     Args:
-        env: a started :class:`EngineEnv`.
+        env: a started :class:`tb.top.TopEnv`.
         qnet: the quantized network.
         xq: int8 network input.
         progress: called with the number of useful MACs of each layer once it is done.
@@ -127,6 +150,16 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         tb.kit.Mismatch: the first output element that differs from the golden model,
             naming the layer, the element, the tile, the row, the column and the cycle.
     """
+    batch = xq.shape[0]
+    ahead = [g for layer in qnet.layers if layer.op in ENGINE_OPS
+             for g in env.channel_groups(load_job(layer, batch))]
+    # PERF_LOAD_EXPOSED before and after each load: the cycles a pass's load was not
+    # hidden behind the previous pass's compute are that pass's load_cycles
+    exposed = await env.read(R.PERF_LOAD_EXPOSED)
+    if ahead:
+        await env.load(ahead.pop(0))
+    now = await env.read(R.PERF_LOAD_EXPOSED)
+    carry, exposed = now - exposed, now
     reports = []
     x = xq
     for layer in qnet.layers:
@@ -134,10 +167,21 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         if layer.op in ENGINE_OPS:
             job = gemm_job(layer, x)
             job.describe_row = describe_row(layer)
-            rows, st = await env.run_layer(job)
-            y = rows.reshape(golden.shape)
-            rep = LayerReport(layer.name, layer.op, "rtl", tuple(y.shape), (job.m, job.k, job.n),
-                              job.macs, st.cycles, st.load_cycles, st.array_beats, st.slots)
+            outs = []
+            rep = LayerReport(layer.name, layer.op, "rtl", tuple(golden.shape),
+                              (job.m, job.k, job.n), job.macs, slots=env.rows * env.cols)
+            for group in env.channel_groups(job):
+                rep.load_cycles += carry
+                loader = cocotb.start_soon(env.load(ahead.pop(0))) if ahead else None
+                out, st = await env.run(group)
+                if loader is not None:
+                    await loader
+                now = await env.read(R.PERF_LOAD_EXPOSED)
+                carry, exposed = now - exposed, now
+                rep.cycles += st.cycles
+                rep.array_beats += st.array_beats
+                outs.append(out)
+            y = np.concatenate(outs, axis=1).reshape(golden.shape)
         else:
             y = golden                       # the golden model's function is the host's
             rep = LayerReport(layer.name, layer.op, "host", tuple(y.shape))
@@ -152,8 +196,8 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
 def format_report(rep: NetworkReport) -> str:
     """The per-layer table and the summary ``make sim`` prints."""
     e = rep.engine
-    lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
-             f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
+    lines = [f"qmac: {rep.network} on qmac_top (AXI4-Lite + AXI4-Stream; engine ROWS={e['ROWS']} x "
+             f"COLS={e['COLS']} MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
              f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, Icarus Verilog", ""]
     head = (f"{'layer':8s} {'op':16s} {'on':4s} {'output':>12s} {'GEMM MxKxN':>14s} "
             f"{'MACs':>9s} {'cycles':>8s} {'load':>6s} {'util':>6s} {'mismatch':>8s}")
@@ -198,10 +242,18 @@ def format_report(rep: NetworkReport) -> str:
         f"RTL predictions == label       {int(np.sum(rtl_p == lab))}/{n}",
         f"output mismatches, all layers  {sum(l.mismatches for l in rep.layers)}",
         f"total cycles (compute + load)  {total}  ({cycles} compute, "
-        f"{total - cycles} loading weights / parameters)",
+        f"{total - cycles} loading weights / parameters not hidden by compute: "
+        f"{100 * (total - cycles) / total if total else 0:.2f} %)",
         f"simulated cycles per second    {total / rep.sim_seconds:,.0f}  "
         f"({rep.sim_seconds:.1f} s in the simulator)" if rep.sim_seconds else "",
     ]
+    if rep.wall_cycles:
+        lines.append(f"wall cycles, first AXI access to last output  {rep.wall_cycles}  "
+                     f"({rep.wall_cycles - total} of them host control between layers: AXI4-Lite "
+                     "accesses, stream start-up)")
+    if rep.counters:
+        lines += ["", "performance counters (AXI4-Lite, whole run):"]
+        lines += [f"  {name:18s} {value:10d}" for name, value in rep.counters.items()]
     return "\n".join(lines)
 
 

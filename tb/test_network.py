@@ -1,4 +1,4 @@
-"""Whole-network simulation: a quantized-network artifact on ``qlayer_engine``.
+"""Whole-network simulation: a quantized-network artifact on ``qmac_top`` (AXI).
 
 The cocotb test runs the artifact's layers on the RTL for a batch of digits test images
 (``tb.network.run_network``), checks every layer's output exactly against the golden
@@ -24,11 +24,12 @@ from pymodel import datasets
 from pymodel.artifact import load_artifact
 from pymodel.inference import quantize_input, run_network as golden_network
 from tb import kit
-from tb.engine import EngineEnv
+from tb import qmac_regs as R
 from tb.network import NetworkReport, format_report, run_network  # noqa: F401 (format_report re-exported)
-from tb.test_qlayer_engine import DEFAULT_PARAMETERS, SOURCES
+from tb.test_qmac_top import DEFAULT_PARAMETERS, SOURCES
+from tb.top import TopEnv
 
-DUT = "qlayer_engine"
+DUT = "qmac_top"
 MODEL_DIR = kit.REPO_ROOT / "models" / "digits"
 DEFAULT_ARTIFACT = MODEL_DIR / "digits_cnn_int8.yaml"
 FLOAT_NETWORK = MODEL_DIR / "digits_cnn.yaml"
@@ -48,7 +49,7 @@ async def test_network(dut: Any) -> None:
     xq = quantize_input(qnet, test.x)
 
     rng = kit.test_rng("test_network", dut._log)
-    env = EngineEnv(dut, rng)
+    env = TopEnv(dut, rng)
     await env.start()
 
     bar = None
@@ -57,8 +58,10 @@ async def test_network(dut: Any) -> None:
         bar = tqdm(total=sum(l.macs for l in qnet.layers) * images, unit="MAC", unit_scale=True,
                    desc=f"{qnet.name} on RTL", file=sys.stderr)
     t0 = time.perf_counter()
+    c0 = env.clock.cycle()
     out, layers = await run_network(env, qnet, xq, progress=bar.update if bar else None)
     seconds = time.perf_counter() - t0
+    wall = env.clock.cycle() - c0
     if bar is not None:
         bar.close()
 
@@ -69,7 +72,9 @@ async def test_network(dut: Any) -> None:
         engine={k: int(getattr(dut, k).value) for k in DEFAULT_PARAMETERS},
         layers=layers, labels=test.y.tolist(), rtl_pred=out.argmax(axis=1).tolist(),
         golden_pred=golden_out.argmax(axis=1).tolist(),
-        float_pred=float_out.argmax(axis=1).tolist(), sim_seconds=seconds)
+        float_pred=float_out.argmax(axis=1).tolist(), sim_seconds=seconds,
+        counters={name: await env.read(R.OFFSET[name]) for name in R.OFFSET
+                  if name.startswith("PERF_")}, wall_cycles=wall)
     if ENV_REPORT in os.environ:
         Path(os.environ[ENV_REPORT]).write_text(report.to_json())
     assert all(l.mismatches == 0 for l in layers)
@@ -82,7 +87,7 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
     """Build the engine, run ``artifact`` on ``images`` digits test images, return the report.
 
     Args:
-        parameters: engine parameter overrides (default: ``tb.test_qlayer_engine``'s).
+        parameters: top parameter overrides (default: ``tb.test_qmac_top``'s).
         artifact: quantized-network artifact YAML.
         images: number of test images, from the start of the digits test split.
         waves: dump an FST under the build directory.
