@@ -265,10 +265,10 @@ def explain(l: LayerReport, engine: dict[str, int]) -> str:
     chunks = -(-k // engine["A_DEPTH"])
     chunk_len = -(-k // chunks)
     notes = []
-    per_tile = max(rows, (rows + cols + 1) / 2)     # two result banks: see microarchitecture
+    per_tile = max(rows, (rows + cols + 2) / 2)     # two result banks, PE multiplier stage: see microarchitecture
     if chunk_len < per_tile:
         notes.append(f"K chunk {chunk_len} < {per_tile:g}: the array drains at most one tile "
-                     f"per max(ROWS, (ROWS+COLS+1)/2) = {per_tile:g} cycles")
+                     f"per max(ROWS, (ROWS+COLS+2)/2) = {per_tile:g} cycles")
     if n % cols:
         notes.append(f"N={n} fills {n % cols} of {cols} lanes of the last channel tile")
     if m % rows:
