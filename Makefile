@@ -24,7 +24,7 @@ export QMAC_SEED := $(SEED)
 export QMAC_WAVES := $(WAVES)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup tools-sim tools-lint tools-synth test sim bench lint synth accuracy clean
+.PHONY: help setup tools-sim tools-lint tools-synth test sim bench lint synth synth-cells regs accuracy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -61,8 +61,14 @@ bench: setup ## benchmarks, each beside a baseline measured in the same run
 lint: $(STAMP) tools-lint ## verilator --lint-only -Wall over rtl/
 	@scripts/lint.sh
 
-synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
+synth: $(STAMP) tools-synth ## ECP5 + iCE40 place and route of the blocks and the AXI top -> docs/synthesis.md
+	@$(PY) synth/fpga.py $(if $(TEST),--runs $(TEST))
+
+synth-cells: $(STAMP) tools-synth ## Yosys generic / iCE40 cell counts of single RTL blocks
 	@scripts/synth.sh
+
+regs: $(STAMP) ## regenerate docs/registers.md, rtl/qmac_regs.vh, tb/qmac_regs.py from rtl/regs.yaml
+	@$(PY) scripts/gen_regs.py
 
 accuracy: $(STAMP) ## accuracy study -> docs/accuracy.md and plots
 	$(PY) -m pymodel report --out docs

@@ -133,7 +133,7 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
             except kit.TestbenchFailed:
                 pass
             raise kit.TestbenchFailed(f"{exc}; waveform: {Path(bdir) / (DUT + '.fst')} "
-                                      f"(open with sim/qlayer_engine.gtkw)") from None
+                                      f"(open with sim/qmac_top.gtkw)") from None
         return NetworkReport.from_json(report_path.read_text())
 
 
@@ -145,5 +145,5 @@ def main(images: int = 16, waves: bool = False, artifact: str | Path = DEFAULT_A
         params = dict(DEFAULT_PARAMETERS)
         fst = (kit.SIM_DIR / "build" / f"network-{Path(artifact).stem}-{kit.param_tag(params)}"
                / f"{DUT}.fst").relative_to(kit.REPO_ROOT)
-        print(f"\nwaveform: {fst}\nopen with: gtkwave {fst} sim/qlayer_engine.gtkw")
+        print(f"\nwaveform: {fst}\nopen with: gtkwave {fst} sim/qmac_top.gtkw")
     return 0
