@@ -89,9 +89,15 @@ tools-lint:
 tools-synth:
 	@scripts/ensure-tools.sh yosys:yosys nextpnr-ice40:nextpnr-ice40
 
+.PHONY: tools-formal formal mutants
+tools-formal:
+	@scripts/ensure-tools.sh yosys:yosys,yosys-smtbmc z3:z3
+
 # pytest-xdist gives the parallelism; one BLAS thread per worker avoids oversubscription.
 test: setup ## run the whole regression (SEED=n reproduces a run)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
+# the parameter-check tests run Verilator; the formal proofs run Yosys and z3
+test: tools-lint tools-formal
 
 sim: setup ## the main job: a network end to end on the RTL (ARTIFACT=, MODEL=, DATA=, IMAGES=, SIM=, ROWS=, ...)
 	@$(PY) -m tb.run $(if $(TEST),--test $(TEST)) $(if $(IMAGES),--images $(IMAGES)) \
@@ -154,6 +160,12 @@ conformance: $(STAMP) ## golden model vs LiteRT / TFLite Micro, every op -> buil
 runtimes-study: $(STAMP) ## LiteRT / XNNPACK / TFLM vs LiteRT reference kernels, per op -> build/conformance
 	$(PY) -m pymodel.study.runtimes --out build/conformance
 
+formal: $(STAMP) tools-formal ## formal proofs of the stream/control properties (Yosys + z3)
+	@$(PY) -m formal.run
+
+mutants: setup tools-lint tools-formal ## mutation testing of the RTL: score per file, survivors
+	@OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) scripts/mutants.py --jobs $(JOBS)
+
 clean: ## remove build products (sim/build, build/; keeps .venv)
-	rm -rf sim/build sim/waves sim/out build .pytest_cache .hypothesis
+	rm -rf sim/build sim/waves sim/out sim/formal build .pytest_cache .hypothesis
 	find . -name __pycache__ -prune -exec rm -rf {} +

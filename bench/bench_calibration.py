@@ -67,7 +67,7 @@ def main() -> None:
         t, cal = _time(run, 2)
         r = cal.compute_range()  # type: ignore[union-attr]
         st = cal.stats  # type: ignore[union-attr]
-        state = 8 * 8 + (st.hist.counts.nbytes if st.hist is not None else 0)
+        state = 8 * 8 + (st.hist.fine_counts.nbytes if st.hist is not None else 0)
         print(f"{m:22s} {t:9.3f} {SAMPLES / t / 1e6:11.1f} {t / t_mm:13.1f}x {state:14d}  "
               f"[{r.rmin:.3f}, {r.rmax:.3f}]")
 

@@ -13,7 +13,9 @@ import numpy as np
 
 from pymodel.arithmetic.gemm import im2col, matmul_int32
 from pymodel.ops.layers import RequantParams, conv2d
+from pymodel.arithmetic.fast_requant import requantize_fast
 from pymodel.arithmetic.fixedpoint import requantize
+from pymodel.ops.prepared import PreparedConv2d
 
 
 def best_time(fn: Callable[[], object], min_time: float = 0.5, repeats: int = 3) -> float:
@@ -70,3 +72,17 @@ def main() -> None:
     acc = rng.integers(-(2**31), 2**31, (4096, 64)).astype(np.int32)
     t = best_time(lambda: requantize(acc, rq.bias, rq.m0, rq.shift, 3, -128, 127))
     print(f"{'requantize int32 -> int8':<34} {acc.size / t / 1e6:9.1f} M values/s")
+
+    # The prepared path (pymodel.ops.prepared, what run_layer uses) beside the readable
+    # per-call layer above, and the closed-form requantize beside the stage functions.
+    prep = PreparedConv2d(w, 5, rq, 1, "same")
+    assert np.array_equal(prep(x), conv2d(x, w, 5, rq, 1, "same"))
+    t_prep = best_time(lambda: prep(x))
+    t_read = best_time(lambda: conv2d(x, w, 5, rq, 1, "same"))
+    print(f"{'conv 3x3 56x56x64->64 prepared':<34} {macs / t_prep / 1e9:9.2f} "
+          f"{'readable':>8} {macs / t_read / 1e9:.2f} {t_read / t_prep:9.1f}x")
+    t_fast = best_time(lambda: requantize_fast(acc, rq.bias, rq.m0, rq.shift, 3, -128, 127))
+    assert np.array_equal(requantize_fast(acc, rq.bias, rq.m0, rq.shift, 3, -128, 127),
+                          requantize(acc, rq.bias, rq.m0, rq.shift, 3, -128, 127))
+    print(f"{'requantize_fast int32 -> int8':<34} {acc.size / t_fast / 1e6:9.1f} M values/s "
+          f"({t / t_fast:.1f}x the stage functions)")

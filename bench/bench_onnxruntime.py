@@ -1,12 +1,16 @@
 """The golden model beside onnxruntime: same run, same inputs, 2 threads each.
 
-Rows (issue 14): int8 GEMM against ``MatMulInteger``; the prepared conv / depthwise /
+Rows (issue 14): int8 GEMM (:func:`pymodel.arithmetic.fast_gemm.matmul_int32_fast`,
+checked ``==`` ``matmul_int32``) against ``MatMulInteger``; the prepared conv / depthwise /
 fully-connected layers (:mod:`pymodel.ops.prepared`, what
 :func:`pymodel.graph.inference.run_layer` runs) against ``QLinearConv`` /
 ``QLinearMatMul`` with the same float scales.  Each row's two timings are interleaved
 (golden, onnxruntime, golden, ...) and the best of the rounds is kept, so a load change
 on the machine hits both.  ratio = onnxruntime time / golden time (> 1: the golden model
 is faster).
+
+onnxruntime runs each model in two sessions, with and without spinning intra-op threads,
+and keeps the faster (:class:`OrtSessions`).
 
 Exactness: ``MatMulInteger`` is integer-exact, so the golden output must equal it
 (checked with ``==``, the run stops otherwise).  ``QLinearConv`` / ``QLinearMatMul``
@@ -16,8 +20,9 @@ except where the two roundings part, by one step; the table gives the share of e
 elements and the largest difference.
 
 Threads: onnxruntime ``intra_op_num_threads=2`` (``inter_op_num_threads=1``); the golden
-model's BLAS (OpenBLAS, via threadpoolctl) 2 threads and its element-wise passes 2
-threads (:mod:`pymodel.parallel`: channel groups on a thread pool).
+model 2 threads of :mod:`pymodel.parallel` (GEMM row blocks, channel groups of the
+element-wise passes), each calling OpenBLAS single-threaded (threadpoolctl) -- OpenBLAS's
+own spinning threads lose badly on a loaded machine.
 
 Then entropy calibration on 10^7 samples: :class:`pymodel.calibration.calibrators.Calibrator`
 against onnxruntime's own ``HistogramCollector`` (``method="entropy"``) with matched
@@ -40,6 +45,7 @@ from typing import Callable
 import numpy as np
 
 from pymodel.arithmetic.fixedpoint import quantize_multiplier
+from pymodel.arithmetic.fast_gemm import matmul_int32_fast
 from pymodel.arithmetic.gemm import matmul_int32
 from pymodel.calibration.calibrators import Calibrator, CalibratorSpec, entropy_threshold_bins
 from pymodel.ops.layers import RequantParams
@@ -58,7 +64,23 @@ REPO = Path(__file__).resolve().parents[1]
 # onnxruntime graphs (built with the onnx package's helpers)
 # ----------------------------------------------------------------------------------------
 
-def _session(model):  # type: ignore[no-untyped-def]
+class OrtSessions:
+    """One model in two onnxruntime sessions: the default (idle intra-op threads spin)
+    and ``session.intra_op.allow_spinning=0``.  Spinning wins on an idle machine and
+    loses on a loaded one; each row keeps onnxruntime's better time."""
+
+    def __init__(self, model) -> None:  # type: ignore[no-untyped-def]
+        self.spin = _session(model, spin=True)
+        self.nospin = _session(model, spin=False)
+
+    def run(self, feed: dict) -> list:
+        return self.spin.run(None, feed)
+
+    def calls(self, feed: dict) -> list[Callable[[], object]]:
+        return [lambda: self.spin.run(None, feed), lambda: self.nospin.run(None, feed)]
+
+
+def _session(model, spin: bool):  # type: ignore[no-untyped-def]
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = THREADS
@@ -66,6 +88,8 @@ def _session(model):  # type: ignore[no-untyped-def]
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), so,
                                 providers=["CPUExecutionProvider"])
 
@@ -92,7 +116,7 @@ def _init(name: str, arr: np.ndarray):  # type: ignore[no-untyped-def]
 def matmul_integer_session(a: np.ndarray, b: np.ndarray):  # type: ignore[no-untyped-def]
     from onnx import helper
     node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
-    return _session(_model([node], [_inp("a", a), _inp("b", b)], []))
+    return OrtSessions(_model([node], [_inp("a", a), _inp("b", b)], []))
 
 
 def qlinear_conv_session(x_nchw: np.ndarray, w_oihw: np.ndarray, q: dict, group: int):  # type: ignore[no-untyped-def]
@@ -104,7 +128,7 @@ def qlinear_conv_session(x_nchw: np.ndarray, w_oihw: np.ndarray, q: dict, group:
              _init("w", w_oihw), _init("ws", q["ws"].astype(np.float32)),
              _init("wz", np.zeros(w_oihw.shape[0], np.int8)), _init("ys", np.float32(q["ys"])),
              _init("yz", np.int8(q["yz"])), _init("b", q["bias"].astype(np.int32))]
-    return _session(_model([node], [_inp("x", x_nchw)], inits))
+    return OrtSessions(_model([node], [_inp("x", x_nchw)], inits))
 
 
 def qlinear_matmul_session(a: np.ndarray, b_kn: np.ndarray, q: dict):  # type: ignore[no-untyped-def]
@@ -114,7 +138,7 @@ def qlinear_matmul_session(a: np.ndarray, b_kn: np.ndarray, q: dict):  # type: i
     inits = [_init("as", np.float32(q["xs"])), _init("az", np.int8(q["xz"])),
              _init("b", b_kn), _init("bs", np.float32(q["ws"][0])), _init("bz", np.int8(0)),
              _init("ys", np.float32(q["ys"])), _init("yz", np.int8(q["yz"]))]
-    return _session(_model([node], [_inp("a", a)], inits))
+    return OrtSessions(_model([node], [_inp("a", a)], inits))
 
 
 # ----------------------------------------------------------------------------------------
@@ -133,22 +157,20 @@ def _calls_for(fn: Callable[[], object], min_time: float) -> int:
         n *= 2
 
 
-def interleaved(golden: Callable[[], object], other: Callable[[], object],
+def interleaved(golden: Callable[[], object], others: list[Callable[[], object]],
                 min_time: float = 0.15, rounds: int = ROUNDS) -> tuple[float, float]:
-    """Best seconds per call of each, measured in alternating rounds."""
-    ng, no = _calls_for(golden, min_time), _calls_for(other, min_time)
-    best_g = best_o = float("inf")
+    """Best seconds per call of ``golden`` and of the best of ``others``, measured in
+    alternating rounds (golden, other 1, other 2, golden, ...)."""
+    fns = [golden] + list(others)
+    calls = [_calls_for(fn, min_time) for fn in fns]
+    best = [float("inf")] * len(fns)
     for _ in range(rounds):
-        for fn, n, which in ((golden, ng, 0), (other, no, 1)):
+        for i, (fn, n) in enumerate(zip(fns, calls)):
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
-            dt = (time.perf_counter() - t0) / n
-            if which == 0:
-                best_g = min(best_g, dt)
-            else:
-                best_o = min(best_o, dt)
-    return best_g, best_o
+            best[i] = min(best[i], (time.perf_counter() - t0) / n)
+    return best[0], min(best[1:])
 
 
 # ----------------------------------------------------------------------------------------
@@ -181,11 +203,11 @@ def gemm_rows(rng: np.random.Generator) -> list[tuple]:
         b = rng.integers(-128, 128, (k, n)).astype(np.int8)
         sess = matmul_integer_session(a, b)
         feed = {"a": a, "b": b}
-        y_ort = sess.run(None, feed)[0]
-        y_gold = matmul_int32(a, b)
-        if not np.array_equal(y_gold, y_ort):
+        y_ort = sess.run(feed)[0]
+        y_gold = matmul_int32_fast(a, b)
+        if not (np.array_equal(y_gold, y_ort) and np.array_equal(y_gold, matmul_int32(a, b))):
             raise SystemExit(f"bench: GEMM {m}x{k}x{n}: golden != MatMulInteger")
-        tg, to = interleaved(lambda: matmul_int32(a, b), lambda: sess.run(None, feed))
+        tg, to = interleaved(lambda: matmul_int32_fast(a, b), sess.calls(feed))
         rows.append((f"GEMM {m}x{k}x{n}", "MatMulInteger", m * k * n, tg, to,
                      "bit-exact (== checked)"))
     return rows
@@ -201,9 +223,9 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         sess = qlinear_conv_session(x_nchw, np.ascontiguousarray(w.transpose(0, 3, 1, 2)), q, 1)
         feed = {"x": x_nchw}
-        y_ort = sess.run(None, feed)[0].transpose(0, 2, 3, 1)
+        y_ort = sess.run(feed)[0].transpose(0, 2, 3, 1)
         agree = _agreement(prep(x), y_ort)
-        tg, to = interleaved(lambda: prep(x), lambda: sess.run(None, feed))
+        tg, to = interleaved(lambda: prep(x), sess.calls(feed))
         rows.append((f"conv 3x3 {hw}x{hw}x{cin}->{cout}", "QLinearConv",
                      hw * hw * 9 * cin * cout, tg, to, agree))
     hw, c = 112, 32
@@ -215,8 +237,8 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
     w_oihw = np.ascontiguousarray(w.transpose(3, 0, 1, 2))           # [C, 1, 3, 3]
     sess = qlinear_conv_session(x_nchw, w_oihw, q, group=c)
     feed = {"x": x_nchw}
-    agree = _agreement(prep(x), sess.run(None, feed)[0].transpose(0, 2, 3, 1))
-    tg, to = interleaved(lambda: prep(x), lambda: sess.run(None, feed))
+    agree = _agreement(prep(x), sess.run(feed)[0].transpose(0, 2, 3, 1))
+    tg, to = interleaved(lambda: prep(x), sess.calls(feed))
     rows.append((f"depthwise 3x3 {hw}x{hw}x{c}", "QLinearConv g=32", hw * hw * 9 * c, tg, to,
                  agree))
     return rows
@@ -234,8 +256,8 @@ def fc_rows(rng: np.random.Generator) -> list[tuple]:
         prep = PreparedFullyConnected(w, q["xz"], q["rq"])
         sess = qlinear_matmul_session(x, np.ascontiguousarray(w.T), q)
         feed = {"a": x}
-        agree = _agreement(prep(x), sess.run(None, feed)[0])
-        tg, to = interleaved(lambda: prep(x), lambda: sess.run(None, feed))
+        agree = _agreement(prep(x), sess.run(feed)[0])
+        tg, to = interleaved(lambda: prep(x), sess.calls(feed))
         rows.append((f"FC {m}x{k}->{n}", "QLinearMatMul", m * k * n, tg, to, agree))
     return rows
 
@@ -336,9 +358,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     parallel.set_threads(THREADS)
     print(f"onnxruntime {ort.__version__}, intra_op_num_threads={THREADS}; golden model: "
-          f"numpy {np.__version__}, BLAS threads={THREADS} (threadpoolctl), element-wise "
-          f"passes {THREADS} threads (pymodel.parallel); best of {ROUNDS} interleaved rounds")
-    with threadpool_limits(THREADS):
+          f"numpy {np.__version__}, {THREADS} threads (pymodel.parallel: row blocks of "
+          f"the GEMMs, channel groups of the element-wise passes), each calling BLAS "
+          f"single-threaded; best of {ROUNDS} interleaved rounds")
+    with threadpool_limits(1):
         rows = gemm_rows(rng) + conv_rows(rng) + fc_rows(rng)
     print(f"\n{'row':30s} {'onnxruntime op':17s} {'golden ms':>10s} {'ORT ms':>9s} "
           f"{'golden GMAC/s':>13s} {'ratio':>6s}  output vs ORT")

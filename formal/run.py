@@ -49,6 +49,8 @@ class Target:
         bmc: bounded model check depth (steps from reset).
         induction: k of the k-induction, or 0 when only the bounded check is run.
         what: one line for the table and docs/verification.md.
+        quick: part of ``make test`` (tests/test_rtl_formal.py); every target is part of
+            ``make formal``.
     """
 
     name: str
@@ -59,12 +61,13 @@ class Target:
     bmc: int = 20
     induction: int = 0
     what: str = ""
+    quick: bool = False
 
 
 def _fifo(depth: int) -> Target:
     return Target(f"fifo_d{depth}", "requant_out_fifo", (RTL / "requant_out_fifo.v",),
                   {"DEPTH": depth, "WIDTH": 4}, ("QMAC_FORMAL_FIFO_TOP",),
-                  bmc=2 * depth + 6, induction=3,
+                  bmc=2 * depth + 6, induction=3, quick=depth <= 3,
                   what=f"requant_out_fifo DEPTH={depth}: occupancy/pointers in bounds, data "
                        "stable while stalled, no entry lost/duplicated/reordered")
 
@@ -73,10 +76,20 @@ _RQ_FILES = (RTL / "requant_pipeline.v", RTL / "requant_out_fifo.v",
              RTL / "requant_param_mem.v", STUBS / "requant_lane.v")
 _RQ_PARAMS = {"LANES": 1, "CHANNELS": 2, "USER_W": 4}
 
+_MAC_FILES = (*(RTL / f for f in ("mac_array.v", "mac_grid.v", "mac_skew.v")), STUBS / "mac_pe.v")
+_MAC_WHAT = ("mac_array {r}x{c} (PE arithmetic stubbed): <= 2 tiles pending, one row presented at a time, the drain "
+             "invariants, result row/last held unchanged while stalled, a last beat waits at "
+             "most ROWS+COLS+2 cycles with a ready sink (no deadlock); bounded")
+
 TARGETS: dict[str, Target] = {t.name: t for t in [
+    Target("mac_array_1x1", "mac_array", _MAC_FILES, {"ROWS": 1, "COLS": 1},
+           ("QMAC_FORMAL_MAC_TOP",), bmc=16, what=_MAC_WHAT.format(r=1, c=1)),
+    Target("mac_array_2x2", "mac_array", _MAC_FILES, {"ROWS": 2, "COLS": 2},
+           ("QMAC_FORMAL_MAC_TOP",), bmc=16, what=_MAC_WHAT.format(r=2, c=2)),
     _fifo(2), _fifo(3), _fifo(5),
     Target("requant_ctrl", "requant_pipeline", _RQ_FILES, _RQ_PARAMS,
-           ("QMAC_FORMAL_REQUANT_TOP", "QMAC_FORMAL_FIFO_NO_DATA"), bmc=16, induction=4,
+           ("QMAC_FORMAL_REQUANT_TOP", "QMAC_FORMAL_FIFO_NO_DATA"), bmc=5, induction=4,
+           quick=True,
            what="requant_pipeline: credit counter == beats in pipeline + FIFO, <= FIFO depth; "
                 "FIFO never pushed when full; out_ready one cycle -> in_ready next cycle "
                 "(no deadlock); a beat reaches stage 0 one cycle after acceptance; output valid held "

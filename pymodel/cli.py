@@ -39,6 +39,8 @@ EXAMPLES = {
     "eval": ["python -m pymodel eval /tmp/digits_int8.yaml",
              "python -m pymodel eval models/digits/digits_cnn.yaml --split test"],
     "report": ["python -m pymodel report --out build/accuracy"],
+    "import": ["python -m pymodel import models/tflite/mobilenetv2_style.tflite "
+               "-o build/mobilenetv2_style"],
 }
 
 CALIBRATORS_NOTE = """\
@@ -245,7 +247,7 @@ Import a full-integer int8 .tflite model (int8 activations, int8 weights, int32
 biases) as a qmac quantized-network artifact (YAML + .npz), the format `eval`, `demo`
 and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
 scales the way TFLite computes them; the graph is kept as a DAG.""",
-        epilog="example:\n  qmac import models/tflite/mobilenetv2.tflite -o build/mobilenetv2",
+        epilog=_examples("import"),
         formatter_class=fmt)
     p.add_argument("model", type=Path, help="the .tflite file")
     p.add_argument("-o", "--out", type=Path, required=True,

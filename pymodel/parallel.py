@@ -19,9 +19,19 @@ from typing import Callable, Iterable, TypeVar
 from pymodel import validate
 
 T = TypeVar("T")
-_threads = validate.int_scalar("QMAC_THREADS", int(os.environ.get("QMAC_THREADS", "1") or 1),
-                               1, 256)
 _pool: ThreadPoolExecutor | None = None
+
+
+def _env_threads() -> int:
+    text = os.environ.get("QMAC_THREADS", "").strip() or "1"
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"QMAC_THREADS: {text!r} is not an integer; allowed 1..256") from None
+    return validate.int_scalar("QMAC_THREADS", n, 1, 256)
+
+
+_threads = _env_threads()
 
 
 def threads() -> int:

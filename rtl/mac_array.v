@@ -196,6 +196,48 @@ module mac_array #(
     end
 `endif
 
+`ifdef FORMAL
+    // ---------------------------------------------------------------- formal properties
+    // Bounded model check from reset (formal/run.py, target "mac_array"); the grid's
+    // in-flight wavefront is inside mac_grid, out of reach of an inductive invariant
+    // here (Yosys 0.23 has no hierarchical references).  QMAC_FORMAL_MAC_TOP: this
+    // module is the top (reset assumed at the start).
+    reg f_past_valid = 1'b0;
+    always @(posedge clk_i) f_past_valid <= 1'b1;
+`ifdef QMAC_FORMAL_MAC_TOP
+    always @(*) if (!f_past_valid) assume (rst_i);
+`endif
+    // consecutive cycles in which a last beat waits although the sink takes every row
+    reg [7:0] f_blocked = 8'd0;
+    always @(posedge clk_i) begin
+        if (rst_i || !(op_valid_i && op_last_i && !op_ready_o && res_ready_i))
+            f_blocked <= 8'd0;
+        else if (f_blocked != 8'hff)
+            f_blocked <= f_blocked + 8'd1;
+    end
+    always @(*) begin
+        if (f_past_valid && !rst_i) begin
+            assert (pend_q <= 2'd2);                            // two shadow banks
+            assert (res_valid_q == (row_oh_q != '0));           // a row is presented ...
+            assert ((row_oh_q & (row_oh_q - 1'b1)) == '0);      // ... one at a time
+            assert (!queued_q || pend_q != 2'd0);               // a waiting tile is pending
+            assert (!(queued_q && row0_done && !drain_go));     // at most one tile waits
+            assert (!(row0_done && pend_q == 2'd0));            // no tile out of nowhere
+            if (!res_valid_q) assert (res_data_o == '0);
+            // no deadlock: with the sink always ready, a waiting last beat is accepted
+            // within one drain (row 0 after COLS + 1 edges, then ROWS rows)
+            assert (f_blocked <= 8'(ROWS + COLS + 2));
+        end
+    end
+    always @(posedge clk_i) begin
+        if (f_past_valid && !$past(rst_i) && !rst_i && $past(res_valid_o && !res_ready_i)) begin
+            assert (res_valid_o);                               // held until taken ...
+            assert (res_data_o == $past(res_data_o));           // ... unchanged
+            assert (res_last_o == $past(res_last_o));
+        end
+    end
+`endif
+
     assign res_valid_o = res_valid_q;
     assign res_data_o  = row_sel;
     assign res_last_o  = row_oh_q[ROWS-1];

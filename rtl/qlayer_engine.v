@@ -177,8 +177,12 @@ module qlayer_engine #(
                               + {1'b0, comp_k_q[AK_W-1:0]};  // word bank*A_DEPTH + k
     wire [WA_W:0] w_rd_word = (bank_i ? W_DEPTH[WA_W:0] : {(WA_W+1){1'b0}}) + {1'b0, w_rd_addr[WA_W-1:0]};
     // The host keeps N_TILES * K <= W_DEPTH (checked in simulation below), so the high
-    // address bits are never used.
-    wire unused_hi = &{1'b0, w_rd_addr[23:WA_W]};
+    // address bits are never used (one padding bit on top, so that the slice is not empty
+    // when WA_W = 24; its low bits are the address, used through w_rd_addr)
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [24:0] w_rd_addr_ext = {1'b0, w_rd_addr};
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire unused_hi = &{1'b0, w_rd_addr_ext[24:WA_W]};
 
     always @(posedge clk_i) begin
         if (iss_adv) begin

@@ -270,8 +270,8 @@ def run_mutant(m: Mutant, workdir: Path, python: str, source: Path) -> Mutant:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/mutants.py", description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2, help="mutants run in parallel (default 2)")
-    ap.add_argument("--per-file", type=int, default=14,
-                    help="at most this many mutants per RTL file (default 14)")
+    ap.add_argument("--per-file", type=int, default=10,
+                    help="at most this many mutants per RTL file (default 10)")
     ap.add_argument("--files", nargs="*", default=None, help="only these RTL files")
     ap.add_argument("--threshold", type=float, default=95.0, help="minimum score per file, %%")
     ap.add_argument("--list", action="store_true", help="list the selected mutants and exit")

@@ -43,6 +43,7 @@ from tb.kit.verilator import coverage_dir
 TYPES = ("line", "branch", "toggle")
 WAIVERS = REPO_ROOT / "sim" / "coverage_waivers.yaml"
 GOAL = 0.90
+MAX_NAMES = 6   # uncovered points named per source line (the rest are counted)
 
 
 @dataclass
@@ -181,7 +182,9 @@ def report(points: dict[tuple, Point], waivers: list[Waiver], runs: int) -> tupl
         "",
         "A point is covered when any instance in any build hit it. *line*: statement "
         "blocks; *branch*: every arm of an `if` / `case` / `?:`; *toggle*: every bit of "
-        "every signal and port, 0->1 and 1->0. Exclusions are "
+        "every signal and port, 0->1 and 1->0 (signals and memories wider than 1024 bits in "
+        "all are left out by Verilator). Verilator itself leaves out the branches that end in "
+        "`$error` / `$stop`: the simulation checks, which must never fire. Exclusions are "
         "uncovered points with a reason in `sim/coverage_waivers.yaml` (listed below); "
         "they leave the 'after exclusions' figures.",
         "",
@@ -221,7 +224,10 @@ def report(points: dict[tuple, Point], waivers: list[Waiver], runs: int) -> tupl
         lines.append("None.")
     for (f, ln), pts in sorted(by_line.items()):
         text = sources[f][ln - 1].strip() if 0 < ln <= len(sources[f]) else ""
-        names = ", ".join(f"{p.kind} `{p.name}`" for p in sorted(pts, key=lambda p: (p.kind, p.name)))
+        ordered = sorted(pts, key=lambda p: (p.kind, p.name))
+        names = ", ".join(f"{p.kind} `{p.name}`" for p in ordered[:MAX_NAMES])
+        if len(ordered) > MAX_NAMES:
+            names += f" and {len(ordered) - MAX_NAMES} more ({len(ordered)} points)"
         reasons = sorted({p.waiver or "**UNJUSTIFIED**" for p in pts})
         lines.append(f"- `{f}:{ln}` `{text}`  \n  {names}  \n  reason: {'; '.join(reasons)}")
     unused = [w for w in waivers if not w.used]
@@ -248,11 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(text)
     tmp.replace(args.out)
     summary = [l for l in text.splitlines() if l.startswith("| **all of rtl/**")]
-    print(f"qmac: wrote {args.out.relative_to(REPO_ROOT)}")
+    shown = args.out.relative_to(REPO_ROOT) if args.out.is_relative_to(REPO_ROOT) else args.out
+    print(f"qmac: wrote {shown}")
     print("\n".join(summary))
     if args.check and not ok:
         print("qmac: coverage goal not met or uncovered points without a reason "
-              f"(see {args.out.relative_to(REPO_ROOT)})", file=sys.stderr)
+              f"(see {shown})", file=sys.stderr)
         return 1
     return 0
 

@@ -170,7 +170,7 @@ def _main(argv: list[str] | None) -> int:
     from tb import kit, test_network
     if args.model:
         from tb import test_units_network
-        images = args.images or 1
+        images = 1 if args.images is None else args.images
         try:
             return test_units_network.main(args.model, images=images, waves=args.waves)
         except ValueError as exc:
@@ -182,7 +182,7 @@ def _main(argv: list[str] | None) -> int:
     if sim == "verilator":
         from tb import bulk
         try:
-            return bulk.main(images=args.images or 16, waves=args.waves,
+            return bulk.main(images=16 if args.images is None else args.images, waves=args.waves,
                              artifact=args.artifact or test_network.DEFAULT_ARTIFACT)
         except kit.TestbenchFailed as exc:
             print(f"\nqmac sim: FAILED: {exc}", file=sys.stderr)

@@ -47,6 +47,20 @@ def test_bulk_random_layers_with_stalls(rng: np.random.Generator) -> None:
         assert eng.jobs == len(jobs) + 1     # the wide layer ran as two channel groups
 
 
+def test_bulk_longest_k(rng: np.random.Generator) -> None:
+    """Layers that fill the weight buffer: K = 3/4 W_DEPTH and K = W_DEPTH taps on one
+    channel tile, then K = W_DEPTH / 2 on two tiles (every bit of the K counters and weight
+    addresses that a legal layer can set; found by `make coverage`)."""
+    with bulk.BulkEngine(bulk.default_parameters()) as eng:
+        for k, n in ((3 * eng.w_depth // 4, eng.cols), (eng.w_depth, eng.cols),
+                     (eng.w_depth // 2, 2 * eng.cols)):
+            job = GemmJob(name=f"K{k}", cols=rng.integers(-128, 128, (eng.rows + 1, k)).astype(np.int8),
+                          w2d=rng.integers(-7, 8, (n, k)).astype(np.int8), in_zero_point=5,
+                          rq=random_rq(rng, n))
+            out, _ = eng.run_sync(job)
+            assert np.array_equal(out, _expected(eng, job)), job.name
+
+
 def _run(eng: bulk.BulkEngine, job: GemmJob):
     import asyncio
     return asyncio.run(eng.run_layer(job))

@@ -42,11 +42,15 @@ def test_simulator_errors_parses_icarus_and_verilator() -> None:
         "hello from $display",
         "%Error: rtl/x.v:30: Assertion failed in TOP.x: K = 0",
         "%Fatal: rtl/x.v:31: stop",
+        "ERROR: rtl/x.v:12: x: bad thing 3",          # the same $error again: counts
+        "       Time: 50000  Scope: top.u_x",
         "FATAL: rtl/x.v:40: done",
+        "    10.00ns WARNING  cocotb  simulation ended",
+        "FATAL: rtl/x.v:40: done",                    # Icarus' echo of $fatal: once
         "    10.00ns ERROR    cocotb   Test failed (not a simulator message)",
     ])
     count, msgs = kit.simulator_errors(text)
-    assert count == 4
+    assert count == 5
     assert msgs[0] == "ERROR: rtl/x.v:12: x: bad thing 3 (Time: 40000  Scope: top.u_x)"
     assert msgs[1].startswith("%Error: rtl/x.v:30: Assertion failed")
     assert kit.simulator_errors("all fine\n") == (0, [])

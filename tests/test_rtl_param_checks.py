@@ -130,3 +130,31 @@ def test_legal_defaults_elaborate(module: str, tmp_path: Path) -> None:
     """The default parameters pass every check (vvp runs to the end, no FATAL)."""
     status, out = _icarus(module, {}, tmp_path)
     assert status == 0 and "FATAL" not in out and "ERROR" not in out, out
+
+
+# The smallest legal value of every checked parameter (and non-powers of two): the
+# checks must not fire there either (an off-by-one in a check would stop a legal build).
+LEGAL_EXTREMES = [
+    ("mac_skew", {"LANES": 1, "WIDTH": 1}),
+    ("mac_grid", {"ROWS": 1, "COLS": 1}),
+    ("mac_array", {"ROWS": 1, "COLS": 1}),
+    ("requant_out_fifo", {"WIDTH": 1, "DEPTH": 2}),
+    ("requant_out_fifo", {"WIDTH": 1, "DEPTH": 3}),
+    ("requant_param_mem", {"WIDTH": 1, "DEPTH": 1}),
+    ("requant_param_mem", {"WIDTH": 1, "DEPTH": 5}),
+    ("requant_pipeline", {"LANES": 1, "CHANNELS": 1, "USER_W": 1}),
+    ("requant_pipeline", {"LANES": 3, "CHANNELS": 9, "USER_W": 1}),
+    ("qlayer_engine", {"ROWS": 1, "COLS": 1, "A_DEPTH": 1, "W_DEPTH": 1, "N_TILES_MAX": 1,
+                       "ACC_FIFO": 3}),
+    ("qlayer_engine", {"ROWS": 1, "COLS": 1, "A_DEPTH": 65536, "W_DEPTH": 1 << 24,
+                       "N_TILES_MAX": 1}),
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("module,params", LEGAL_EXTREMES,
+                         ids=[f"{m}-{'_'.join(f'{k}{v}' for k, v in p.items())}"
+                              for m, p in LEGAL_EXTREMES])
+def test_legal_extremes_elaborate(module: str, params: dict[str, int], tmp_path: Path) -> None:
+    status, out = _icarus(module, params, tmp_path)
+    assert status == 0 and "FATAL" not in out and "ERROR" not in out, out

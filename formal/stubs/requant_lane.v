@@ -3,7 +3,9 @@
 // control properties (credits, FIFO, ordering, stalls) do not depend on the lane's
 // arithmetic, which is proved bit-exact by simulation (tests/test_rtl_requant.py); the
 // 32 x 32 multiplier would only slow the solver.  Output: the low byte of the input.
-module requant_lane (
+module requant_lane #(
+    parameter integer SINGLE_ROUNDING = 0   // (unused here: the rounding mode is arithmetic)
+) (
     input  wire               clk_i,        // clock (unused here)
     input  wire signed [31:0] acc_i,        // accumulator
     input  wire signed [31:0] bias_i,       // (unused here)

@@ -212,7 +212,8 @@ def _y_bound(acc_bound: int | None, m0: np.ndarray, total_shift: np.ndarray) -> 
     return int(((x * m0) >> total_shift).max()) + 1
 
 
-def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np.ndarray:
+def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1,
+               serial: bool = False) -> np.ndarray:
     """Requantize ``acc`` with a plan.
 
     Args:
@@ -223,6 +224,8 @@ def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np
             Channel-major is the fast layout when there are many values per channel:
             the per-channel constants are then constant along numpy's inner loop.
         channel_axis: ``-1`` or ``0``.
+        serial: stay on the calling thread (inside a :mod:`pymodel.parallel` task);
+            else blocks run on the thread pool.
 
     Returns:
         int8 of ``acc``'s shape when the clamp range lies in int8, else int32.
@@ -237,7 +240,7 @@ def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np
 
         def major(sl: slice) -> None:
             out[sl] = _block(plan, flat[sl], sl, True)
-        parallel.run_all(major, blocks)
+        (_serial if serial else parallel.run_all)(major, blocks)
         return out.reshape(acc.shape)
     flat = acc.reshape(-1, c)
     out = np.empty(flat.shape, out_dtype)
@@ -246,8 +249,13 @@ def apply_plan(plan: RequantPlan, acc: np.ndarray, channel_axis: int = -1) -> np
 
     def minor(start: int) -> None:
         out[start:start + rows] = _block(plan, flat[start:start + rows], whole, False)
-    parallel.run_all(minor, range(0, flat.shape[0], rows))
+    (_serial if serial else parallel.run_all)(minor, range(0, flat.shape[0], rows))
     return out.reshape(acc.shape)
+
+
+def _serial(fn: Any, items: Any) -> None:
+    for it in items:
+        fn(it)
 
 
 def apply_plan_channels(plan: RequantPlan, acc: np.ndarray, channels: slice) -> np.ndarray:

@@ -34,14 +34,15 @@ import numpy as np
 from pymodel import parallel, validate
 from pymodel.arithmetic.fast_requant import (RequantPlan, apply_plan, apply_plan_channels,
                                              plan_requant)
-from pymodel.arithmetic.fixedpoint import INT32_MAX
+from pymodel.arithmetic.fast_gemm import k_chunk
 from pymodel.arithmetic.gemm import Padding, effective_kernel, output_hw, pair, resolve_padding
 from pymodel.arithmetic.qparams import qrange
-from pymodel.ops.layers import (INT8_MAX, INT8_MIN, RequantParams, _int8, _requant_for, _zp,
-                                check_accumulator_bound, fold_input_zero_point)
+from pymodel.ops.layers import (RequantParams, _int8, _requant_for, _zp, check_accumulator_bound,
+                                fold_input_zero_point)
 
 _FLOAT32_EXACT = 1 << 24
 _INPUT_MAX = 128          # max |x| of an int8 GEMM operand
+MIN_ROWS_PER_THREAD = 32  # GEMM rows below which splitting over threads does not pay
 
 __all__ = ["PreparedLayer", "PreparedGemm", "PreparedConv2d", "PreparedDepthwise",
            "PreparedFullyConnected", "prepare_gemm"]
@@ -99,7 +100,7 @@ class PreparedGemm:
         self.channels, self.k = int(w2d.shape[0]), int(w2d.shape[1])
         self.plan = _plan(w2d, self.in_zero_point, rq, layer, check_bound)
         wmax = int(np.abs(w2d.astype(np.int16)).max())
-        step = self.k if wmax == 0 else max(1, _FLOAT32_EXACT // (_INPUT_MAX * wmax))
+        step = k_chunk(_INPUT_MAX, wmax, self.k)
         wf = w2d.astype(np.float32)
         self.chunks = [np.ascontiguousarray(wf[:, k0:k0 + step]) for k0 in range(0, self.k, step)]
         self.edges = list(range(0, self.k, step)) + [self.k]
@@ -124,11 +125,26 @@ class PreparedGemm:
     def run_float_rows(self, cols: np.ndarray) -> np.ndarray:
         """GEMM + requantize of float32 rows ``[M, K]`` -> int8 ``[M, C]`` (possibly a
         transposed view).  The requantize runs in whichever layout gives numpy the longer
-        inner loop: channel-major when there are more rows than channels."""
-        acc_t = self.accumulate_t(cols)
-        if acc_t.shape[1] > self.channels:
-            return apply_plan(self.plan, acc_t, channel_axis=0).T
-        return apply_plan(self.plan, acc_t.T)
+        inner loop: channel-major when there are more rows than channels.  With several
+        :mod:`pymodel.parallel` threads, row blocks run concurrently, each calling BLAS
+        (then best single-threaded) on its block."""
+        m = cols.shape[0]
+        parts = parallel.split(m, min(parallel.threads(), max(1, m // MIN_ROWS_PER_THREAD)))
+        if len(parts) == 1:
+            acc_t = self.accumulate_t(cols)
+            if acc_t.shape[1] > self.channels:
+                return apply_plan(self.plan, acc_t, channel_axis=0).T
+            return apply_plan(self.plan, acc_t.T)
+        out = np.empty((m, self.channels), np.int8)
+
+        def rows(sl: slice) -> None:                 # GEMM + requantize of a row block
+            acc_t = self.accumulate_t(cols[sl])
+            if acc_t.shape[1] > self.channels:
+                out[sl] = apply_plan(self.plan, acc_t, channel_axis=0, serial=True).T
+            else:
+                out[sl] = apply_plan(self.plan, acc_t.T, serial=True)
+        parallel.run_all(rows, parts)
+        return out
 
     def __call__(self, cols: np.ndarray) -> np.ndarray:
         """Same as ``quantized_gemm(cols, w2d, in_zero_point, rq)``: int8 ``[M, K]`` ->

@@ -144,7 +144,8 @@ class Harness {
 #if VM_TRACE
         if (trace_) { trace_->close(); trace_.reset(); }
 #endif
-        if (top_) { top_->final(); }
+        if (top_ && !closed_) { top_->final(); }
+        closed_ = true;
     }
 
     bool failed() const { return ctx_->gotError(); }
@@ -288,6 +289,7 @@ class Harness {
     std::unique_ptr<VerilatedFstC> trace_;
 #endif
     uint64_t cycle_ = 0;
+    bool closed_ = false;
 };
 
 }  // namespace
@@ -328,9 +330,10 @@ int main(int argc, char** argv) {
             if (!ok && h.failed()) { status = 1; break; }
         }
         h.close();
-    }
 #if VM_COVERAGE
-    ctx->coveragep()->write();               // +verilator+coverage+file+<f>, default coverage.dat
+        // while the model still exists: its points leave the context with it
+        ctx->coveragep()->write();           // +verilator+coverage+file+<f>, default coverage.dat
 #endif
+    }
     return status;
 }

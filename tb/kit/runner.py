@@ -85,8 +85,9 @@ def simulator_errors(log: str | Path, limit: int = 8) -> tuple[int, list[str]]:
         if _COCOTB_LOG_RE.match(line) or not _SIM_ERROR_RE.match(line):
             continue
         # Icarus prints a $fatal message twice, a few lines apart (before and after
-        # cocotb's note that the simulation ended): count it once.
-        if line == last[1] and i - last[0] <= 3:
+        # cocotb's note that the simulation ended): count it once.  (Only FATAL: a
+        # repeated $error is a real second error.)
+        if line.lstrip().startswith("FATAL") and line == last[1] and i - last[0] <= 3:
             continue
         last = (i, line)
         count += 1
