@@ -39,8 +39,13 @@ EXAMPLES = {
     "eval": ["python -m pymodel eval /tmp/digits_int8.yaml",
              "python -m pymodel eval models/digits/digits_cnn.yaml --split test"],
     "report": ["python -m pymodel report --out build/accuracy"],
-    "import": ["python -m pymodel import models/tflite/mobilenetv2_style.tflite "
-               "-o build/mobilenetv2_style"],
+    "import": ["python -m pymodel import models/tflite/mobilenetv2_style.tflite -o "
+               "build/mobilenetv2_style",
+               "python -m pymodel import build/digits_qdq.onnx -o build/digits_qdq"],
+    "import-float": ["python -m pymodel import-float build/digits.onnx -o build/digits_cnn \\\n"
+                     "    --like models/digits/digits_cnn.yaml"],
+    "export-onnx": ["python -m pymodel export-onnx models/digits/digits_cnn_int8.yaml "
+                    "-o build/digits_int8.onnx"],
 }
 
 CALIBRATORS_NOTE = """\
@@ -241,15 +246,17 @@ network predicts (exit status 1 if not).""",
     _add_progress(p)
 
     p = sub.add_parser(
-        "import", help="import an int8 TFLite model as a quantized-network artifact",
+        "import", help="import an int8 TFLite or QDQ ONNX model as a quantized-network "
+                       "artifact",
         description="""\
 Import a full-integer int8 .tflite model (int8 activations, int8 weights, int32
-biases) as a qmac quantized-network artifact (YAML + .npz), the format `eval`, `demo`
-and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
+biases) or a QDQ .onnx model (onnxruntime.quantization.quantize_static, int8; see
+docs/onnx.md) as a qmac quantized-network artifact (YAML + .npz), the format `eval`,
+`demo` and `make sim ARTIFACT=` run. Multipliers are computed from the model's float32
 scales the way TFLite computes them; the graph is kept as a DAG.""",
         epilog=_examples("import"),
         formatter_class=fmt)
-    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("model", type=Path, help="the .tflite or .onnx file (by suffix)")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="artifact stem or .yaml path (the .npz goes beside it)")
     p.add_argument("--name", help="artifact name (default: the model file's stem)")
@@ -257,6 +264,33 @@ scales the way TFLite computes them; the graph is kept as a DAG.""",
                    help="fixed-point rescale: double (gemmlowp; TFLite's default build, "
                         "LiteRT's reference kernels and TFLite Micro; default) or single "
                         "(a runtime built with TFLITE_SINGLE_ROUNDING)")
+
+    p = sub.add_parser(
+        "import-float", help="import a float ONNX chain network as a float network "
+                             "(YAML + .npz) for calibrate / quantize / qat",
+        description="""\
+Import a float ONNX model (opset >= 13; Conv incl. depthwise, BatchNormalization folded,
+Gemm, MatMul, Relu, Clip(0, 6), pools, Flatten; a chain, see docs/onnx.md) as a qmac
+float network: NCHW / OIHW become NHWC / OHWI. Then `qmac quantize NAME.yaml` etc.""",
+        epilog=_examples("import-float"),
+        formatter_class=fmt)
+    p.add_argument("model", type=Path, help="the float .onnx file")
+    p.add_argument("-o", "--out", type=Path, required=True,
+                   help="network stem or .yaml path (the .npz goes beside it)")
+    p.add_argument("--name", help="network name (default: the model file's stem)")
+    p.add_argument("--like", type=Path, metavar="NET.yaml",
+                   help="take dataset, quant, ptq and input.quant from this network YAML")
+
+    p = sub.add_parser(
+        "export-onnx", help="export an artifact as a QDQ ONNX model onnxruntime runs",
+        description="""\
+Write a quantized-network artifact (a chain of conv / depthwise / FC / pools / flatten, as
+`quantize` and `qat` produce) as a QDQ ONNX model (opset 13, the format onnxruntime's
+quantize_static writes; see docs/onnx.md for the agreement with onnxruntime).""",
+        epilog=_examples("export-onnx"),
+        formatter_class=fmt)
+    p.add_argument("artifact", type=Path, help="the artifact YAML")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the .onnx file to write")
 
     p = sub.add_parser("demo", help="run digits through the quantized CNN in the golden "
                                     "model, layer table and predictions",
@@ -442,7 +476,11 @@ def _is_artifact(path: Path) -> bool:
 def cmd_import(args: argparse.Namespace) -> int:
     from pymodel.frontends.tflite_import import import_tflite
     from pymodel.graph.artifact import save_artifact
-    qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
+    if args.model.suffix.lower() == ".onnx":
+        from pymodel.frontends.onnx_qdq import import_onnx_qdq
+        qnet = import_onnx_qdq(args.model, name=args.name, rounding=args.rounding)
+    else:
+        qnet = import_tflite(args.model, name=args.name, rounding=args.rounding)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     path = save_artifact(qnet, args.out)
     ops: dict[str, int] = {}
@@ -452,6 +490,30 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"wrote {path} and {path.with_suffix('.npz')}: {qnet.name}, {len(qnet.layers)} "
           f"layers ({', '.join(f'{n} {k}' for k, n in sorted(ops.items()))}), input "
           f"{list(qnet.input_shape)}, {macs:,} MACs per image")
+    return 0
+
+
+def cmd_import_float(args: argparse.Namespace) -> int:
+    from pymodel.frontends.onnx_float import import_onnx_float, save_float_network
+    from pymodel.schema import load_yaml
+    like = load_yaml(args.like) if args.like is not None else None
+    config, params, net = import_onnx_float(args.model, name=args.name, like=like)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = save_float_network(config, params, args.out)
+    print(f"wrote {path} and {path.with_suffix('.npz')}: {net.name}, {len(net.layers)} layers "
+          f"({', '.join(s.op for s in net.layers)}), input {list(net.input_shape)}")
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from pymodel.frontends.onnx_export import export_onnx
+    from pymodel.graph.artifact import load_artifact
+    if args.out.suffix != ".onnx":
+        raise ValueError(f"--out: {str(args.out)!r} must end in .onnx")
+    qnet = load_artifact(args.artifact)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    path = export_onnx(qnet, args.out)
+    print(f"wrote {path}: {qnet.name}, {len(qnet.layers)} layers, QDQ opset 13")
     return 0
 
 
@@ -661,4 +723,5 @@ def _imported_test_data(qnet: Any) -> "tuple[Any, Any] | None":
 
 
 COMMANDS = {"calibrate": cmd_calibrate, "quantize": cmd_quantize, "qat": cmd_qat,
-            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import}
+            "eval": cmd_eval, "report": cmd_report, "demo": cmd_demo, "import": cmd_import,
+            "import-float": cmd_import_float, "export-onnx": cmd_export_onnx}

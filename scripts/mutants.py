@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="at most this many mutants per RTL file (default 10)")
     ap.add_argument("--files", nargs="*", default=None, help="only these RTL files")
     ap.add_argument("--threshold", type=float, default=95.0, help="minimum score per file, %%")
+    ap.add_argument("--only", nargs="*", default=None, metavar="ID",
+                    help="run only these mutants (ids as printed: file:line:col:operator), "
+                         "e.g. to check that new tests kill former survivors")
     ap.add_argument("--list", action="store_true", help="list the selected mutants and exit")
     args = ap.parse_args(argv)
     if args.jobs < 1 or args.per_file < 1:
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen: list[Mutant] = []
     for f in files:
         cands = generate(RTL / f)
-        sel = select(cands, args.per_file)
+        sel = (select(cands, args.per_file) if args.only is None
+               else [m for m in cands if m.ident in args.only])
         print(f"mutants: {f}: {len(cands)} candidates, {len(sel)} selected")
         chosen += sel
     if args.list:

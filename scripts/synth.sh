@@ -3,6 +3,7 @@
 #
 # usage: scripts/synth.sh [TOP[:PARAM=VALUE[,PARAM=VALUE...]] ...]
 #   default tops: requant_pipeline requant_pipeline:LANES=1,CHANNELS=8 mac_array
+#                 window_engine:LANES=8,H_MAX=16,W_MAX=16 eltwise_engine
 #   e.g.          scripts/synth.sh requant_pipeline:LANES=1 mac_array:ROWS=4,COLS=4
 #
 # A top's sources are rtl/<prefix>_*.v, <prefix> being the top's name up to its first
@@ -25,7 +26,8 @@ PY=${PY:-$root/.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 flows=${SYNTH_FLOWS:-generic ice40}
 tops=("$@")
-[ ${#tops[@]} -eq 0 ] && tops=(requant_pipeline requant_pipeline:LANES=1,CHANNELS=8 mac_array)
+[ ${#tops[@]} -eq 0 ] && tops=(requant_pipeline requant_pipeline:LANES=1,CHANNELS=8 mac_array
+                                window_engine:LANES=8,H_MAX=16,W_MAX=16 eltwise_engine)
 
 command -v yosys >/dev/null || { echo "synth: yosys not found (scripts/ensure-tools.sh yosys:yosys)" >&2; exit 1; }
 

@@ -285,7 +285,14 @@ def import_tflite(path: str | Path, name: str | None = None,
     """
     if rounding not in ("double", "single"):
         raise ValueError(f"rounding: {rounding!r} is not 'double' or 'single'")
-    model = read_tflite(path)
+    return import_model(read_tflite(path), path, name, rounding)
+
+
+def import_model(model: TfModel, path: str | Path, name: str | None = None,
+                 rounding: str = "double") -> QuantizedNetwork:
+    """Map an in-memory :class:`TfModel` (read from ``path``, or lowered onto TFLite's ops
+    and layouts by another frontend, e.g. :mod:`pymodel.frontends.onnx_qdq`) onto a
+    :class:`QuantizedNetwork`; arguments and errors as :func:`import_tflite`."""
     ctx = _Ctx(model, rounding)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ctx.err(None, f"{len(model.inputs)} inputs and {len(model.outputs)} outputs; "
