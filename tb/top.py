@@ -25,9 +25,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import SimTimeoutError, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
@@ -323,7 +322,3 @@ class TopEnv:
     def _on_act(self, beat: kit.Beat) -> None:
         if self._act_first is None:
             self._act_first = beat.cycle
-
-    async def idle_cycles(self, n: int) -> None:
-        for _ in range(n):
-            await RisingEdge(self.dut.clk_i)
