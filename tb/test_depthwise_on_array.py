@@ -76,10 +76,10 @@ async def test_depthwise_as_gemm(dut: Any) -> None:
 
 
 def run(parameters: Mapping[str, object] | None = None, *, seed: int | None = None,
-        build_dir: Any = None) -> None:
+        build_dir: Any = None, waves: bool = False) -> None:
     """Build ``qlayer_engine`` (8 x 8 by default) and run the measurement."""
     from tb.test_qlayer_engine import DEFAULT_PARAMETERS, SOURCES
     params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
     kit.run_testbench(toplevel=DUT, sources=kit.rtl_sources(*SOURCES),
                       test_module="tb.test_depthwise_on_array", parameters=params, seed=seed,
-                      build_dir=build_dir, dut_name="depthwise_on_array")
+                      build_dir=build_dir, waves=waves, dut_name="depthwise_on_array")

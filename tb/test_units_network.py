@@ -64,7 +64,8 @@ async def test_units_network(dut: Any) -> None:
     assert np.array_equal(out, golden), "network output differs from the golden model"
 
 
-def run(model: str | Path, images: int = 1, *, seed: int | None = None, waves: bool = False,
+def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.tflite",
+        images: int = 1, *, seed: int | None = None, waves: bool = False,
         quiet: bool = False) -> dict:
     """Build ``qmac_units``, run ``model`` on ``images`` test images; returns the report."""
     model = Path(model)

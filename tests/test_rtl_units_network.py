@@ -1,4 +1,4 @@
-"""An imported TFLite model on the three RTL units (tb/test_units_network.py).
+"""Imported TFLite models on the three RTL units (tb/test_units_network.py).
 
 resnet_style: every layer but its RESHAPE (host: data movement only) runs on the RTL --
 convolutions and the FC on qlayer_engine, max / average pooling on window_engine, the
@@ -25,6 +25,20 @@ def test_resnet_style_on_the_units(seed: int) -> None:
     on = {l["name"]: l["where"] for l in rep["layers"]}
     assert [n for n, w in on.items() if w == "host"] == ["reshape_10"], on
     assert {w for w in on.values()} == {"rtl:gemm", "rtl:window", "rtl:eltwise", "host"}
+    assert all(l["mismatches"] == 0 for l in rep["layers"])
+    assert rep["rtl_pred"] == rep["golden_pred"]
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_mobilenetv2_style_on_the_units(seed: int) -> None:
+    """Depthwise (multiplier 1), residual ADDs and MEAN on the units; the multiplier-2
+    depthwise and SOFTMAX are the host's (no hardware for them)."""
+    rep = tb_units.run(MODELS / "mobilenetv2_style.tflite", 1, seed=seed)
+    host = sorted(l["op"] for l in rep["layers"] if l["where"] == "host")
+    assert host == ["depthwise_conv2d", "softmax"], host
+    window = sorted({l["op"] for l in rep["layers"] if l["where"] == "rtl:window"})
+    assert window == ["depthwise_conv2d", "mean"], window
     assert all(l["mismatches"] == 0 for l in rep["layers"])
     assert rep["rtl_pred"] == rep["golden_pred"]
 
