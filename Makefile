@@ -40,7 +40,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim coverage bench lint synth accuracy clean tflite-models conformance runtimes-study
+.PHONY: help setup tools-sim tools-verilator tools-lint tools-synth test sim coverage bench lint synth synth-cells regs accuracy clean tflite-models conformance runtimes-study
 
 help: ## list the targets and the variables
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -127,8 +127,14 @@ bench: setup ## benchmarks, each beside a baseline measured in the same run
 lint: $(STAMP) tools-lint ## verilator --lint-only -Wall over rtl/
 	@scripts/lint.sh
 
-synth: $(STAMP) tools-synth ## Yosys cell counts of the RTL blocks
+synth: $(STAMP) tools-synth ## ECP5 + iCE40 place and route of the blocks and the AXI top -> docs/synthesis.md
+	@$(PY) synth/fpga.py $(if $(TEST),--runs $(TEST))
+
+synth-cells: $(STAMP) tools-synth ## Yosys generic / iCE40 cell counts of single RTL blocks
 	@scripts/synth.sh
+
+regs: $(STAMP) ## regenerate docs/registers.md, rtl/qmac_regs.vh, tb/qmac_regs.py from rtl/regs.yaml
+	@$(PY) scripts/gen_regs.py
 
 accuracy: $(STAMP) ## accuracy study -> build/accuracy/ (OUT=docs: the tracked copy)
 	$(PY) -m pymodel report --out $(OUT)

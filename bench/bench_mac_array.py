@@ -6,9 +6,9 @@ of random operands streamed back to back with no stalls (every result checked ag
 ``pymodel``; the cycle counts are asserted equal to the documented formula), then the same
 tiles issued one at a time (each tile's operands only after the previous tile's last
 result row) -- the baseline measured in the same run.  Printed beside them: the
-steady-state cycles per tile of the two-bank array, ``max(K, ROWS, (ROWS + COLS + 1) / 2)``,
-that of the former single shadow bank, ``max(K, ROWS + COLS + 1)``, and the single-tile
-formula ``K / (K + ROWS + COLS)``.  ``utilization = useful MACs / (ROWS * COLS * cycles)``,
+steady-state cycles per tile of the two-bank array, ``max(K, ROWS, (ROWS + COLS + 2) / 2)``,
+that of a single shadow bank, ``max(K, ROWS + COLS + 2)``, and the single-tile
+formula ``K / (K + ROWS + COLS + 1)`` (the + 1 and + 2: the PE multiplier stage).  ``utilization = useful MACs / (ROWS * COLS * cycles)``,
 cycles from the edge accepting the first operand beat to the edge delivering the last
 result row.  See docs/microarchitecture.md ("Performance") for where the lost cycles go.
 """
@@ -54,12 +54,12 @@ def main() -> None:
     print(f"\nMAC array {ROWS}x{COLS}, 8 tiles per K, no stalls; utilization = useful MACs / "
           f"({ROWS}*{COLS} * cycles)")
     print(f"{'K':>6} {'streamed':>10} {'util':>7} {'cyc/tile':>9} | {'one at a time':>13} "
-          f"{'util':>7} | {'cyc/tile 2 banks':>16} {'1 bank':>7} | {'K/(K+R+C)':>9}")
+          f"{'util':>7} | {'cyc/tile 2 banks':>16} {'1 bank':>7} | {'K/(K+R+C+1)':>11}")
     for f in figures:
-        single_bank = max(f["k"], ROWS + COLS + 1)
+        single_bank = max(f["k"], ROWS + COLS + 2)
         print(f"{f['k']:>6} {f['streamed_cycles']:>10} {100 * f['streamed_util']:>6.1f}% "
               f"{f['tile_period']:>9g} | {f['serial_cycles']:>13} {100 * f['serial_util']:>6.1f}% "
-              f"| {f['formula_period']:>16g} {single_bank:>7} | {100 * f['formula_single']:>8.1f}%")
+              f"| {f['formula_period']:>16g} {single_bank:>7} | {100 * f['formula_single']:>10.1f}%")
     print("cyc/tile: steady state of the stream (measured); '2 banks' is the documented "
           "formula, '1 bank' the former single shadow register's")
     k256 = next((f for f in figures if f["k"] == 256), None)

@@ -1,5 +1,9 @@
 """Layer-engine simulation speed: Verilator bulk vs Icarus + cocotb vs Verilator + cocotb.
 
+(The cocotb rows run ``make sim``'s job: ``qmac_top`` driven through cocotbext-axi, whose
+bus models cost more Python time per cycle than the bare engine's drivers; the bulk rows
+drive the bare ``qlayer_engine``.  Both count compute plus the load cycles not hidden.)
+
 One workload for all three: the shipped INT8 digits CNN (``make sim``'s network job) on
 the default 8x8 engine, every output element checked against the golden model.
 
@@ -68,8 +72,9 @@ def main() -> None:
     base = icarus.total_cycles / icarus.sim_seconds
     head = (f"{'simulator':34s} {'images':>6s} {'cycles':>10s} {'seconds':>9s} "
             f"{'cycles/s':>13s} {'vs Icarus':>9s}")
-    print(f"\ndigits CNN on qlayer_engine 8x8 (all outputs checked == golden); "
-          f"cycles = compute + loading")
+    print(f"\ndigits CNN, 8x8 engine (all outputs checked == golden); cycles = compute + "
+          f"exposed loading; cocotb rows: qmac_top through cocotbext-axi (make sim), bulk rows: "
+          f"the bare qlayer_engine")
     print(head)
     print("-" * len(head))
     print(_row("Icarus + cocotb (baseline)", icarus.images, icarus.total_cycles,

@@ -23,7 +23,8 @@
 // op_last_i is accepted only while fewer than two tiles are pending (last beat accepted,
 // final result row not yet transferred) -- op_ready_o depends combinationally on op_last_i
 // only; all other beats are always accepted.  Streamed tiles of K beats, no stalls: two
-// tiles per max(2*K, 2*ROWS, ROWS+COLS+1) cycles (docs/microarchitecture.md).
+// tiles per max(2*K, 2*ROWS, ROWS+COLS+2) cycles (the PE multiplier stage included;
+// docs/microarchitecture.md).
 module mac_array #(
     parameter integer ROWS = 8,  // rows of the C tile = int8 lanes of op_a_i (>= 1)
     parameter integer COLS = 8   // columns of the C tile = int8 lanes of op_b_i, int32 lanes of res_data_o (>= 1)

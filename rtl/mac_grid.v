@@ -8,8 +8,9 @@
 // cycles, so that A[i][k] and B[k][j] meet in PE(i, j), one cycle after diagonal
 // d = i + j of the grid.  The controls of a beat (valid, first, last) enter with its
 // unskewed lane 0 (row 0 / column 0) and travel down a delay line of one register per
-// anti-diagonal d = i + j, which drives the PEs of that diagonal: PE(i, j) sees them in
-// the cycle its operand registers hold that beat.  The bank bit of a tile-ending beat
+// anti-diagonal, one stage longer than the grid: stage d + 1 drives the PEs of diagonal
+// d = i + j, so PE(i, j) sees them in the cycle its product register holds that beat's
+// product (one cycle after its operand registers held the operands).  The bank bit of a tile-ending beat
 // travels with its cap bit, so every PE of the wavefront captures that tile's sums into
 // the same shadow bank (res0_o / res1_o).
 module mac_grid #(
@@ -24,7 +25,7 @@ module mac_grid #(
     input  wire                      clr_i,   // with en_i: the beat starts a new sum
     input  wire                      cap_i,   // with en_i: the beat ends a tile (capture the sums)
     input  wire                      bank_i,  // with en_i and cap_i: the shadow bank the tile's sums go to (0 or 1)
-    output wire                      row0_o,  // a tile's last beat is in PE(0, COLS-1): row 0 of the results is complete after this edge
+    output wire                      row0_o,  // a tile's last product is in PE(0, COLS-1): row 0 of the results is complete after this edge
     output wire [ROWS*COLS*32-1:0]   res0_o,  // shadow bank 0: C[i][j] (int32) at [32*(i*COLS+j) +: 32]
     output wire [ROWS*COLS*32-1:0]   res1_o   // shadow bank 1, same packing
 );
@@ -50,7 +51,7 @@ module mac_grid #(
     // Control delay line, one scalar register set per anti-diagonal (in its own scope
     // so that a change on one diagonal only reaches the PEs of that diagonal).  Only
     // the valid bit is reset; first / last / bank matter only with it.
-    localparam integer DIAGS = ROWS + COLS - 1;  // anti-diagonals of the grid
+    localparam integer DIAGS = ROWS + COLS;  // stages: one per anti-diagonal, plus the multiplier stage
     genvar d;
     generate
         for (d = 0; d < DIAGS; d = d + 1) begin : g_diag
@@ -80,7 +81,7 @@ module mac_grid #(
     // reference to a diagonal that does not exist)
     generate
         if (ROWS >= 1 && COLS >= 1) begin : g_row0
-            assign row0_o = g_diag[COLS-1].en_q && g_diag[COLS-1].cap_q;
+            assign row0_o = g_diag[COLS].en_q && g_diag[COLS].cap_q;
         end else begin : g_no_row0
             assign row0_o = 1'b0;
         end
@@ -115,10 +116,10 @@ module mac_grid #(
                     .clk_i  (clk_i),
                     .a_i    (a_in),
                     .b_i    (b_in),
-                    .en_i   (g_diag[i+j].en_q),
-                    .clr_i  (g_diag[i+j].clr_q),
-                    .cap_i  (g_diag[i+j].cap_q),
-                    .bank_i (g_diag[i+j].bnk_q),
+                    .en_i   (g_diag[i+j+1].en_q),
+                    .clr_i  (g_diag[i+j+1].clr_q),
+                    .cap_i  (g_diag[i+j+1].cap_q),
+                    .bank_i (g_diag[i+j+1].bnk_q),
                     .a_o    (a_fwd),
                     .b_o    (b_fwd),
                     .res0_o (res0_o[(i*COLS+j)*32 +: 32]),

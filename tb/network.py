@@ -1,13 +1,24 @@
-"""Run a quantized-network artifact on the RTL layer engine, layer by layer.
+"""Run a quantized-network artifact on the RTL accelerator, layer by layer.
 
-Conv and fully-connected layers run on ``qlayer_engine`` (the host does ``im2col`` with
-the golden model's own function, padding with the input zero point); every other op
-(pooling, flatten, depthwise, and an imported graph's add, pad, softmax ...) runs on the
-host with the golden model's functions, because the
-engine has no hardware for them.  Every layer's output is compared exactly with
-``pymodel.graph.inference.run_layer`` and the RTL's output (not the golden one) feeds the next
-layer, so an error cannot hide behind a correct reference.  Graphs (residual branches,
-concatenation) run in layer order, each layer reading the tensors it names.
+Conv and fully-connected layers run on the RTL layer engine; every other op (pooling,
+flatten, depthwise, and an imported graph's add, pad, softmax ...) runs on the host with
+the golden model's functions, because the engine has no hardware for them.  The host does
+``im2col`` with the golden model's own function, padding with the input zero point.
+
+The engine is reached one of two ways, by the environment passed in:
+
+* :class:`tb.top.TopEnv` -- ``qmac_top``, the engine behind AXI4-Lite and AXI4-Stream,
+  driven through cocotbext-axi (``make sim``'s default).  While one engine pass computes,
+  the next one's weights and parameters stream into the accelerator's other bank (they do
+  not depend on the activations), so only the first pass's load is not hidden behind
+  compute.
+* anything with ``run_layer(job)`` -- :class:`tb.engine.EngineEnv` on a bare
+  ``qlayer_engine``, or the Verilator bulk harness (:mod:`tb.bulk`, ``SIM=verilator``).
+
+Every layer's output is compared exactly with ``pymodel.graph.inference.run_layer`` and
+the RTL's output (not the golden one) feeds the next layer, so an error cannot hide
+behind a correct reference.  Graphs (residual branches, concatenation) run in layer
+order, each layer reading the tensors it names.
 
 :func:`run_network` is a coroutine used inside a cocotb test (``tb/test_network.py``);
 :func:`format_report` turns its :class:`NetworkReport` into the tables ``make sim`` prints.
@@ -23,7 +34,7 @@ import numpy as np
 
 from pymodel.graph.artifact import INPUT, QLayer, QuantizedNetwork
 from pymodel.graph.inference import gemm_rows, run_layer
-from tb.engine import EngineEnv, GemmJob
+from tb.engine import GemmJob
 
 ENGINE_OPS = ("conv2d", "fully_connected")
 
@@ -39,7 +50,9 @@ class LayerReport:
         gemm: ``(M, K, N)`` of the engine's GEMM (rtl layers only).
         macs: useful MACs of the batch.
         cycles: engine cycles from the first activation beat to the last output beat.
-        load_cycles: cycles spent loading configuration, weights and parameters.
+        load_cycles: cycles in which this layer's weights or parameters loaded with no
+            layer running (PERF_LOAD_EXPOSED: loading that the previous layer's compute
+            did not hide; all of the first layer's load).
         array_beats: cycles in which the MAC array took an operand beat.
         slots: ROWS * COLS.
         mismatches: output elements that differ from the golden model.
@@ -81,6 +94,9 @@ class NetworkReport:
     simulator: str = "Icarus Verilog"
     data_source: str = "digits test split"
     float_source: str = ""      # the float network of the float column, or why there is none
+    top: str = "qlayer_engine"  # the simulated top: qlayer_engine or qmac_top (AXI)
+    counters: dict[str, int] = field(default_factory=dict)   # qmac_top's PERF_* registers
+    wall_cycles: int = 0        # qmac_top: first AXI access to the last output beat
 
     @property
     def total_cycles(self) -> int:
@@ -109,6 +125,19 @@ def gemm_job(layer: QLayer, x: np.ndarray) -> GemmJob:
                    in_zero_point=zp, rq=layer.requant())
 
 
+def load_job(layer: QLayer, batch: int) -> GemmJob:
+    """The job of a layer before its activations exist: weights, parameters and the GEMM
+    shape (``cols`` is a zero placeholder of the right shape), enough to load it.
+
+    ``M`` is the batch times the output positions: ``batch * prod(output_shape) / N`` (a
+    conv's ``OH * OW``, a fully-connected layer's leading dimensions, 1 for a plain one).
+    """
+    w2d = layer.w2d
+    m = batch * int(np.prod(layer.output_shape)) // w2d.shape[0]
+    return GemmJob(name=layer.name, cols=np.zeros((m, w2d.shape[1]), np.int8), w2d=w2d,
+                   in_zero_point=layer.input.zero_point, rq=layer.requant())
+
+
 def describe_row(layer: QLayer) -> Callable[[int], str]:
     """Maps a GEMM row of ``layer`` to the output element it produces."""
     if layer.op == "conv2d":
@@ -117,12 +146,65 @@ def describe_row(layer: QLayer) -> Callable[[int], str]:
     return lambda m: f"image {m}"
 
 
-async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
+class _AxiPasses:
+    """The engine passes of a network on ``qmac_top``, each loaded one pass ahead.
+
+    Every engine pass (a layer, or a group of its output channels when it is too wide)
+    has its weights and parameters streamed in while the previous pass computes.  A
+    pass's ``load_cycles`` are the cycles its load was not hidden behind the previous
+    pass's compute: the growth of ``PERF_LOAD_EXPOSED`` across its load.
+    """
+
+    def __init__(self, env: Any, qnet: QuantizedNetwork, batch: int) -> None:
+        self.env = env
+        self.ahead = [g for layer in qnet.layers if layer.op in ENGINE_OPS
+                      for g in env.channel_groups(load_job(layer, batch))]
+        self.carry = 0          # exposed load cycles of the pass loaded last
+        self.exposed = 0        # PERF_LOAD_EXPOSED when last read
+
+    async def start(self) -> None:
+        """Load the first pass (all of its load is exposed)."""
+        from tb import qmac_regs as R
+
+        self.exposed = await self.env.read(R.PERF_LOAD_EXPOSED)
+        if self.ahead:
+            await self.env.load(self.ahead.pop(0))
+        await self._account()
+
+    async def _account(self) -> None:
+        from tb import qmac_regs as R
+
+        now = await self.env.read(R.PERF_LOAD_EXPOSED)
+        self.carry, self.exposed = now - self.exposed, now
+
+    async def run_layer(self, job: GemmJob, rep: LayerReport) -> np.ndarray:
+        """Run every channel group of ``job`` (loading the next pass meanwhile); fill
+        ``rep``'s cycles, load cycles and array beats; return the int8 ``[M, N]`` output."""
+        import cocotb
+
+        outs = []
+        for group in self.env.channel_groups(job):
+            rep.load_cycles += self.carry
+            loader = cocotb.start_soon(self.env.load(self.ahead.pop(0))) if self.ahead else None
+            out, st = await self.env.run(group)
+            if loader is not None:
+                await loader
+            await self._account()
+            rep.cycles += st.cycles
+            rep.array_beats += st.array_beats
+            outs.append(out)
+        return np.concatenate(outs, axis=1)
+
+
+async def run_network(env: Any, qnet: QuantizedNetwork, xq: np.ndarray,
                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[LayerReport]]:
     """Run ``qnet`` on int8 inputs ``xq`` ``[N, *input_shape]``; check every layer.
 
     Args:
-        env: a started :class:`EngineEnv`.
+        env: a started :class:`tb.top.TopEnv` (``qmac_top`` through AXI: every engine pass
+            is loaded while the previous one computes, see :class:`_AxiPasses`), or an
+            environment with ``run_layer(job)`` (:class:`tb.engine.EngineEnv` on
+            ``qlayer_engine``, :class:`tb.bulk` 's Verilator harness).
         qnet: the quantized network.
         xq: int8 network input.
         progress: called with the number of useful MACs of each layer once it is done.
@@ -134,6 +216,9 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         tb.kit.Mismatch: the first output element that differs from the golden model,
             naming the layer, the element, the tile, the row, the column and the cycle.
     """
+    axi = _AxiPasses(env, qnet, xq.shape[0]) if hasattr(env, "load") else None
+    if axi is not None:
+        await axi.start()
     reports = []
     tensors = {INPUT: xq}                    # every tensor of the graph, as the RTL made it
     x = xq
@@ -143,10 +228,16 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
         if layer.op in ENGINE_OPS:
             job = gemm_job(layer, xs[0])
             job.describe_row = describe_row(layer)
-            rows, st = await env.run_layer(job)
-            y = rows.reshape(golden.shape)
-            rep = LayerReport(layer.name, layer.op, "rtl", tuple(y.shape), (job.m, job.k, job.n),
-                              job.macs, st.cycles, st.load_cycles, st.array_beats, st.slots)
+            if axi is not None:
+                rep = LayerReport(layer.name, layer.op, "rtl", tuple(golden.shape),
+                                  (job.m, job.k, job.n), job.macs, slots=env.rows * env.cols)
+                y = (await axi.run_layer(job, rep)).reshape(golden.shape)
+            else:
+                rows, st = await env.run_layer(job)
+                y = rows.reshape(golden.shape)
+                rep = LayerReport(layer.name, layer.op, "rtl", tuple(y.shape),
+                                  (job.m, job.k, job.n), job.macs, st.cycles, st.load_cycles,
+                                  st.array_beats, st.slots)
         else:
             y = golden                       # the golden model's function is the host's
             rep = LayerReport(layer.name, layer.op, "host", tuple(y.shape))
@@ -161,9 +252,14 @@ async def run_network(env: EngineEnv, qnet: QuantizedNetwork, xq: np.ndarray,
 def format_report(rep: NetworkReport) -> str:
     """The per-layer table and the summary ``make sim`` prints."""
     e = rep.engine
-    lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
-             f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
-             f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, {rep.simulator}", ""]
+    if rep.top == "qmac_top":
+        lines = [f"qmac: {rep.network} on qmac_top (AXI4-Lite + AXI4-Stream; engine ROWS={e['ROWS']} x "
+                 f"COLS={e['COLS']} MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
+                 f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, {rep.simulator}", ""]
+    else:
+        lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
+                 f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
+                 f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, {rep.simulator}", ""]
     head = (f"{'layer':8s} {'op':16s} {'on':4s} {'output':>12s} {'GEMM MxKxN':>14s} "
             f"{'MACs':>9s} {'cycles':>8s} {'load':>6s} {'util':>6s} {'mismatch':>8s}")
     lines += [head, "-" * len(head)]
@@ -212,10 +308,18 @@ def format_report(rep: NetworkReport) -> str:
          else "RTL predictions == label       -  (the data has no labels)"),
         f"output mismatches, all layers  {sum(l.mismatches for l in rep.layers)}",
         f"total cycles (compute + load)  {total}  ({cycles} compute, "
-        f"{total - cycles} loading weights / parameters)",
+        f"{total - cycles} loading weights / parameters not hidden by compute: "
+        f"{100 * (total - cycles) / total if total else 0:.2f} %)",
         f"simulated cycles per second    {total / rep.sim_seconds:,.0f}  "
         f"({rep.sim_seconds:.1f} s in the simulator)" if rep.sim_seconds else "",
     ]
+    if rep.wall_cycles:
+        lines.append(f"wall cycles, first AXI access to last output  {rep.wall_cycles}  "
+                     f"({rep.wall_cycles - total} of them host control between layers: AXI4-Lite "
+                     "accesses, stream start-up)")
+    if rep.counters:
+        lines += ["", "performance counters (AXI4-Lite, whole run):"]
+        lines += [f"  {name:18s} {value:10d}" for name, value in rep.counters.items()]
     return "\n".join(lines)
 
 
@@ -227,10 +331,10 @@ def explain(l: LayerReport, engine: dict[str, int]) -> str:
     chunks = -(-k // engine["A_DEPTH"])
     chunk_len = -(-k // chunks)
     notes = []
-    per_tile = max(rows, (rows + cols + 1) / 2)     # two result banks: see microarchitecture
+    per_tile = max(rows, (rows + cols + 2) / 2)     # two result banks, PE multiplier stage: see microarchitecture
     if chunk_len < per_tile:
         notes.append(f"K chunk {chunk_len} < {per_tile:g}: the array drains at most one tile "
-                     f"per max(ROWS, (ROWS+COLS+1)/2) = {per_tile:g} cycles")
+                     f"per max(ROWS, (ROWS+COLS+2)/2) = {per_tile:g} cycles")
     if n % cols:
         notes.append(f"N={n} fills {n % cols} of {cols} lanes of the last channel tile")
     if m % rows:

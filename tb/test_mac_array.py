@@ -213,29 +213,34 @@ def odd_k(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.choice(cands)) if cands else int(rng.integers(lo, hi + 1))
 
 
+# Register stages between a PE's operand registers and its accumulator: the multiplier
+# register prod_q of mac_pe (docs/microarchitecture.md).  Every latency below has it.
+PIPE = 1
+
+
 def pair_cycles(rows: int, cols: int, k: int) -> int:
     """Cycles per two tiles of ``k`` beats streamed back to back, no stalls (steady state).
 
-    ``max(2K, 2*ROWS, ROWS + COLS + 1)``: a tile is K operand beats; its ROWS result rows
-    leave one per cycle; and, the shadow registers having two banks, tile t+2's last beat
-    is accepted at the earliest one edge after tile t's final row left, which is
-    ROWS + COLS + 1 edges after tile t's last beat (docs/microarchitecture.md).
+    ``max(2K, 2*ROWS, ROWS + COLS + PIPE + 1)``: a tile is K operand beats; its ROWS
+    result rows leave one per cycle; and, the shadow registers having two banks, tile t+2's
+    last beat is accepted at the earliest one edge after tile t's final row left, which is
+    ROWS + COLS + PIPE + 1 edges after tile t's last beat (docs/microarchitecture.md).
     """
-    return max(2 * k, 2 * rows, rows + cols + 1)
+    return max(2 * k, 2 * rows, rows + cols + PIPE + 1)
 
 
 def stream_cycles(rows: int, cols: int, k: int, n: int) -> int:
     """Cycles of ``n`` tiles of ``k`` beats streamed back to back, no stalls.
 
     Counted from the edge accepting the first operand beat to the edge delivering the
-    last result row, inclusive: the first tile takes ``K + ROWS + COLS``; the second one's
-    final row follows ``max(K, ROWS)`` edges after the first one's, and each further tile's
-    ``pair_cycles`` after the tile two before it.  For K >= ROWS and 2K >= ROWS + COLS + 1
-    this is ``n * K + ROWS + COLS``.
+    last result row, inclusive: the first tile takes ``K + ROWS + COLS + PIPE``; the second
+    one's final row follows ``max(K, ROWS)`` edges after the first one's, and each further
+    tile's ``pair_cycles`` after the tile two before it.  For K >= ROWS and
+    2K >= ROWS + COLS + PIPE + 1 this is ``n * K + ROWS + COLS + PIPE``.
     """
     assert n >= 1 and k >= 1
     pairs, odd = divmod(n - 1, 2)
-    return k + rows + cols + pairs * pair_cycles(rows, cols, k) + odd * max(k, rows)
+    return k + rows + cols + PIPE + pairs * pair_cycles(rows, cols, k) + odd * max(k, rows)
 
 
 # ----------------------------------------------------------------------------------------
@@ -476,8 +481,8 @@ async def test_throughput(dut: Any) -> None:
     utilization = useful MACs / (ROWS * COLS * cycles), cycles counted from the edge
     that accepts the first operand beat to the edge that delivers the last result row,
     inclusive.  The streamed count must equal the documented formula exactly
-    (``stream_cycles``: ``n * K + ROWS + COLS`` for long tiles; two tiles per
-    ``max(2K, 2*ROWS, ROWS + COLS + 1)`` cycles in general), and so must the gap
+    (``stream_cycles``: ``n * K + ROWS + COLS + PIPE`` for long tiles; two tiles per
+    ``max(2K, 2*ROWS, ROWS + COLS + PIPE + 1)`` cycles in general), and so must the gap
     between the final rows of every two tiles (docs/microarchitecture.md).  The default
     K values cover short tiles (1, 2, ROWS-1, ROWS, ROWS+1, ROWS+COLS) and long ones.
     """
@@ -521,7 +526,7 @@ async def test_throughput(dut: Any) -> None:
                                if n_tiles >= 3 else None),
                "formula_cycles": stream_cycles(r, c, k, n_tiles),
                "formula_period": pair_cycles(r, c, k) / 2,
-               "formula_single": k / (k + r + c)}
+               "formula_single": k / (k + r + c + PIPE)}
         figures.append(fig)
         dut._log.info("[qmac] %dx%d K=%d, %d tiles: streamed %d cycles (%.1f%% MAC utilization, "
                       "one tile per %s cycles); one at a time %d cycles (%.1f%%)", r, c, k,
@@ -530,8 +535,8 @@ async def test_throughput(dut: Any) -> None:
         assert len(done) == n_tiles, done
         assert streamed == fig["formula_cycles"], \
             f"K={k}: {streamed} cycles, the documented formula says {fig['formula_cycles']}"
-        if k >= r and 2 * k >= r + c + 1:
-            assert streamed == n_tiles * k + r + c  # one tile per K cycles
+        if k >= r and 2 * k >= r + c + PIPE + 1:
+            assert streamed == n_tiles * k + r + c + PIPE  # one tile per K cycles
         gaps = np.diff(done).tolist()
         assert gaps[0] == max(k, r), f"K={k}: final rows of tiles 0, 1 at {done[:2]}"
         pairs = [done[t + 2] - done[t] for t in range(n_tiles - 2)]

@@ -1,4 +1,4 @@
-"""Whole-network simulation: a quantized-network artifact on ``qlayer_engine``.
+"""Whole-network simulation: a quantized-network artifact on ``qmac_top`` (AXI).
 
 The cocotb test runs the artifact's layers on the RTL for a batch of digits test images
 (``tb.network.run_network``), checks every layer's output exactly against the golden
@@ -24,11 +24,12 @@ from pymodel import datasets
 from pymodel.graph.artifact import load_artifact
 from pymodel.graph.inference import quantize_input, run_network as golden_network
 from tb import kit
-from tb.engine import EngineEnv
+from tb import qmac_regs as R
 from tb.network import NetworkReport, format_report, run_network  # noqa: F401 (format_report re-exported)
-from tb.test_qlayer_engine import DEFAULT_PARAMETERS, SOURCES
+from tb.test_qmac_top import DEFAULT_PARAMETERS, SOURCES
+from tb.top import TopEnv
 
-DUT = "qlayer_engine"
+DUT = "qmac_top"
 MODEL_DIR = kit.REPO_ROOT / "models" / "digits"
 DEFAULT_ARTIFACT = MODEL_DIR / "digits_cnn_int8.yaml"
 FLOAT_NETWORK = MODEL_DIR / "digits_cnn.yaml"
@@ -57,11 +58,11 @@ class Progress:
     Args:
         qnet: the network (its layers' MACs per image).
         images: images in the batch.
-        env: the running :class:`EngineEnv` (array beats, ROWS, COLS).
+        env: the running :class:`tb.top.TopEnv` (array beats, ROWS, COLS).
         stream: where to write (default stderr).
     """
 
-    def __init__(self, qnet: Any, images: int, env: EngineEnv, stream: Any = None) -> None:
+    def __init__(self, qnet: Any, images: int, env: TopEnv, stream: Any = None) -> None:
         self.layer_macs = [l.macs * images for l in qnet.layers]
         self.total = sum(self.layer_macs)
         self.env = env
@@ -121,8 +122,10 @@ class Progress:
 
 
 def _inject_fault(spec: str) -> None:
-    """Make ``tb.engine``'s golden GEMM wrong at one element (``layer:row:col``)."""
+    """Make the drivers' golden GEMM (``tb.top``'s and ``tb.engine``'s) wrong at one
+    element (``layer:row:col``)."""
     import tb.engine as engine
+    import tb.top as top
 
     name, row, col = spec.rsplit(":", 2)
     golden = engine.quantized_gemm
@@ -135,6 +138,7 @@ def _inject_fault(spec: str) -> None:
         return out
 
     engine.quantized_gemm = faulty
+    top.quantized_gemm = faulty
 
 
 @cocotb.test()
@@ -152,7 +156,7 @@ async def test_network(dut: Any) -> None:
     xq = quantize_input(qnet, test.x)
 
     rng = kit.test_rng("test_network", dut._log)
-    env = EngineEnv(dut, rng)
+    env = TopEnv(dut, rng)
     await env.start()
     failed = _tail_after_mismatch(env, int(os.environ.get(ENV_TAIL) or 0))
 
@@ -161,8 +165,10 @@ async def test_network(dut: Any) -> None:
         bar = Progress(qnet, images, env)
         cocotb.start_soon(bar.run())
     t0 = time.perf_counter()
+    c0 = env.clock.cycle()
     out, layers = await run_network(env, qnet, xq, progress=bar.layer_done if bar else None)
     seconds = time.perf_counter() - t0
+    wall = env.clock.cycle() - c0
     if bar is not None:
         bar.close()
     if failed:
@@ -174,21 +180,23 @@ async def test_network(dut: Any) -> None:
         engine={k: int(getattr(dut, k).value) for k in DEFAULT_PARAMETERS},
         layers=layers, labels=[] if test.y is None else test.y.tolist(),
         rtl_pred=out.argmax(axis=1).tolist(),
-        golden_pred=golden_out.argmax(axis=1).tolist(), sim_seconds=seconds)
+        golden_pred=golden_out.argmax(axis=1).tolist(), sim_seconds=seconds, top=DUT,
+        counters={name: await env.read(R.OFFSET[name]) for name in R.OFFSET
+                  if name.startswith("PERF_")}, wall_cycles=wall)
     if ENV_REPORT in os.environ:
         Path(os.environ[ENV_REPORT]).write_text(report.to_json())
     assert all(l.mismatches == 0 for l in layers)
     assert np.array_equal(out, golden_out), "network output differs from the golden model"
 
 
-def _tail_after_mismatch(env: EngineEnv, cycles: int) -> list[BaseException]:
+def _tail_after_mismatch(env: TopEnv, cycles: int) -> list[BaseException]:
     """With ``cycles > 0``: a mismatch ends the test ``cycles`` clock cycles later instead
     of at once (the waveform then shows what follows it).  Returns the list the first
     mismatch is recorded in."""
     failed: list[BaseException] = []
     if cycles <= 0:
         return failed
-    check = env.sink.on_beat
+    check = env.out_mon.on_beat
 
     async def fail_later(exc: BaseException) -> None:
         from cocotb.triggers import ClockCycles
@@ -204,7 +212,7 @@ def _tail_after_mismatch(env: EngineEnv, cycles: int) -> list[BaseException]:
             failed.append(exc)
             cocotb.start_soon(fail_later(exc))
 
-    env.sink.on_beat = on_beat
+    env.out_mon.on_beat = on_beat
     return failed
 
 
@@ -220,7 +228,7 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
     the artifact's input), so bad input is one ValueError line, not a traceback.
 
     Args:
-        parameters: engine parameter overrides (default: ``tb.test_qlayer_engine``'s).
+        parameters: top parameter overrides (default: ``tb.test_qmac_top``'s).
         artifact: quantized-network artifact YAML.
         images: number of images from the start of the data (``None``: 16, or all of
             ``data`` if it holds fewer).
@@ -318,14 +326,14 @@ def _failed(exc: kit.TestbenchFailed, bdir: Path, waves: bool, simulate: Any,
         cycle = failure.cycle_of(fail) if fail is not None else None
         if cycle is not None:
             t_ns = cycle * 10                       # kit.ClockReset: edge n at n * 10 ns
-            gtkw = failure.write_gtkw(kit.SIM_DIR / "qlayer_engine.gtkw", bdir / "failure.gtkw",
+            gtkw = failure.write_gtkw(kit.SIM_DIR / "qmac_top.gtkw", bdir / "failure.gtkw",
                                       fst, t_ns)
             gshown = gtkw.relative_to(kit.REPO_ROOT) if gtkw.is_relative_to(kit.REPO_ROOT) \
                 else gtkw
             lines.append(f"waveform: gtkwave {shown} {gshown}   (opens on the failing "
                          f"cycle {cycle}: marker A at {t_ns} ns)")
         else:
-            lines.append(f"waveform: gtkwave {shown} sim/qlayer_engine.gtkw")
+            lines.append(f"waveform: gtkwave {shown} sim/qmac_top.gtkw")
     return kit.TestbenchFailed("\n".join(lines))
 
 
@@ -342,5 +350,5 @@ def main(images: int | None = None, waves: bool = False,
         params = engine_parameters(DEFAULT_PARAMETERS, parameters)
         fst = (kit.SIM_DIR / "build" / f"network-{Path(artifact).stem}-{kit.param_tag(params)}"
                / f"{DUT}.fst").relative_to(kit.REPO_ROOT)
-        print(f"\nwaveform: {fst}\nopen with: gtkwave {fst} sim/qlayer_engine.gtkw")
+        print(f"\nwaveform: {fst}\nopen with: gtkwave {fst} sim/qmac_top.gtkw")
     return 0

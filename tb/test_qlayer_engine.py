@@ -133,6 +133,23 @@ async def test_channel_groups(dut: Any) -> None:
 
 
 @cocotb.test()
+async def test_one_tap_chunks(dut: Any) -> None:
+    """Chunks of one tap over a single channel tile: successive MAC-array tiles add to the
+    same accumulator word back to back (with ROWS = 1, the word just written is the next
+    one read: the accumulator RAM's write-to-read bypass)."""
+    rng = kit.test_rng("test_one_tap_chunks", dut._log)
+    env = EngineEnv(dut, rng)
+    await env.start()
+    for k in (2, 3, min(9, env.w_depth)):
+        n = int(rng.integers(1, env.cols + 1))
+        await env.run(GemmJob(name=f"one_tap_k{k}",
+                              cols=rng.integers(-128, 128, (2 * env.rows, k)).astype(np.int8),
+                              w2d=rng.integers(-127, 128, (n, k)).astype(np.int8),
+                              in_zero_point=int(rng.integers(-128, 128)), rq=random_rq(rng, n),
+                              k_tile=1))
+
+
+@cocotb.test()
 async def test_throughput(dut: Any) -> None:
     """Back-to-back row blocks without stalls: cycles and utilization of a conv-like layer."""
     rng = kit.test_rng("test_throughput", dut._log)

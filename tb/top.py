@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import SimTimeoutError, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
@@ -36,6 +36,11 @@ from tb import qmac_regs as R
 from tb.engine import EngineEnv, GemmJob, LayerStats
 
 OKAY, SLVERR = 0, 2
+
+# cocotbext-axi 0.1.28 still reads cocotb's deprecated Event.data; the warning is about the
+# library, not about this design, and would repeat on every AXI4-Lite access.
+warnings.filterwarnings("ignore", message="The data field will be removed",
+                        category=DeprecationWarning)
 
 
 def pauses(rng: random.Random, prob: float) -> Iterator[bool]:
@@ -185,6 +190,12 @@ class TopEnv:
         for m in (self.out_mon, self.b_mon, self.r_mon, self.act_mon, self.xz):
             m.start()
 
+    @property
+    def array_beats(self) -> int:
+        """MAC-array beats since reset: the PERF_ARRAY_BUSY counter's register, peeked
+        (not an AXI4-Lite access, so the progress display does not disturb the bus)."""
+        return int(self.dut.pc_array_q.value)
+
     # -- registers ------------------------------------------------------------------
     async def read(self, reg: int) -> int:
         """One AXI4-Lite read; asserts an OKAY response."""
@@ -311,7 +322,3 @@ class TopEnv:
     def _on_act(self, beat: kit.Beat) -> None:
         if self._act_first is None:
             self._act_first = beat.cycle
-
-    async def idle_cycles(self, n: int) -> None:
-        for _ in range(n):
-            await RisingEdge(self.dut.clk_i)

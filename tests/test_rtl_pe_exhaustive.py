@@ -6,7 +6,7 @@ and once accumulating all 65,536 products (the captured sums are the running int
 which passes through both signs and the -128 x -128 = 16384 corner).  Every captured
 value is compared ``==`` with ``pymodel.arithmetic.gemm.matmul_int32`` (products: the outer product
 as a K=1 GEMM; running sums: a one-row GEMM of a lower-triangular ones matrix, wrapped
-to int32).  Plain Icarus, no cocotb: 262,144 cycles in well under a second.
+to int32).  Plain Icarus, no cocotb: 393,216 cycles in well under a second.
 """
 
 from __future__ import annotations

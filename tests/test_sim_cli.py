@@ -154,7 +154,7 @@ def test_own_network_and_data_on_the_rtl(tmp_path: Path, rng):
                               "--rows", "4")
     assert status == 0, out + err
     assert out.splitlines()[0].startswith("[qmac] network-q ROWS4_COLS8")
-    assert "qmac: mine on qlayer_engine (ROWS=4 x COLS=8 MAC array" in out
+    assert "qmac: mine on qmac_top (AXI4-Lite + AXI4-Stream; engine ROWS=4 x COLS=8 MAC array" in out
     assert "images                         3  (" in out                   # all 3 images
     assert "RTL predictions == golden      3/3" in out
     assert "RTL predictions == float model " in out and "(mine.yaml)" in out

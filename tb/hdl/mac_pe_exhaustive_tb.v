@@ -8,7 +8,8 @@
 // with clr and the others accumulating, so the captured sums are the running int32 sum.
 // The capture bank alternates beat by beat; the value is read from the bank just
 // written.  One line per beat, "<pass> <a> <b> <result>" in decimal, to +out=<file>.
-// Each beat takes two clock cycles (load the operand registers, then accumulate).
+// Each beat takes three clock cycles (load the operand registers, register their
+// product in the multiplier stage, then accumulate).
 module mac_pe_exhaustive_tb;
     reg               clk = 1'b0;
     reg signed [7:0]  a = 8'sd0, b = 8'sd0;
@@ -34,6 +35,7 @@ module mac_pe_exhaustive_tb;
                 for (j = -128; j < 128; j = j + 1) begin
                     a = i[7:0]; b = j[7:0]; en = 1'b0;
                     tick;                                    // a_q, b_q := a, b
+                    tick;                                    // prod_q := a_q * b_q
                     en = 1'b1; cap = 1'b1; bank = n[0];
                     clr = (pass == 0) || (i == -128 && j == -128);
                     tick;                                    // acc, res<bank> := ...
