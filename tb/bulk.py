@@ -317,19 +317,7 @@ class BulkEngine(EngineGeometry):
     async def run_layer(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
         """:meth:`run`, split over output channel groups if the layer does not fit (as
         ``EngineEnv.run_layer``); outputs stitched back, figures summed."""
-        outs, total = [], None
-        for group in self.channel_groups(job):
-            out, st = self.run_sync(group)
-            outs.append(out)
-            if total is None:
-                total = st
-            else:
-                total.cycles += st.cycles
-                total.load_cycles += st.load_cycles
-                total.array_beats += st.array_beats
-                total.macs += st.macs
-        assert total is not None
-        return np.concatenate(outs, axis=1), total
+        return self.stitch([self.run_sync(group) for group in self.channel_groups(job)])
 
 
 # ------------------------------------------------------------------------ network job

@@ -106,6 +106,22 @@ def _param(dut: Any, name: str) -> int:
     return int(getattr(dut, name).value)
 
 
+def locate(job: "GemmJob", expected: np.ndarray, slot: tuple[int, int],
+           lanes: np.ndarray) -> str:
+    """Where an output beat that failed the scoreboard went wrong: the layer, the element
+    (``job.describe_row``), the channel and the GEMM row / column of its first bad lane.
+
+    Args:
+        job: the layer's job; expected: int8 ``[M', N']`` expected outputs;
+        slot: ``(GEMM row, first channel)`` of the beat; lanes: its int8 lane values.
+    """
+    row, c0 = slot
+    bad = np.flatnonzero(lanes != expected[row, c0:c0 + len(lanes)])
+    col = c0 + int(bad[0]) if bad.size else c0
+    where = job.describe_row(row) if job.describe_row else f"row {row}"
+    return f"layer {job.name!r}, {where}, channel {col} (GEMM row {row}, column {col})"
+
+
 class EngineGeometry:
     """What a host must know of a ``qlayer_engine`` build to prepare its jobs.
 
@@ -173,6 +189,18 @@ class EngineGeometry:
                                   k_tile=job.k_tile, check_bound=job.check_bound,
                                   describe_row=job.describe_row))
         return groups
+
+    @staticmethod
+    def stitch(parts: list[tuple[np.ndarray, "LayerStats"]]) -> tuple[np.ndarray, "LayerStats"]:
+        """Channel groups' ``(outputs, stats)`` -> the layer's: outputs side by side along the
+        channel axis, cycles / load cycles / array beats / MACs summed."""
+        out, total = parts[0]
+        for _, st in parts[1:]:
+            total.cycles += st.cycles
+            total.load_cycles += st.load_cycles
+            total.array_beats += st.array_beats
+            total.macs += st.macs
+        return np.concatenate([o for o, _ in parts], axis=1), total
 
     def layout(self, job: GemmJob) -> tuple[np.ndarray, np.ndarray, RequantParams, np.ndarray]:
         """The job as the engine sees it, and what it must produce.
@@ -274,19 +302,7 @@ class EngineEnv(EngineGeometry):
     async def run_layer(self, job: GemmJob) -> tuple[np.ndarray, LayerStats]:
         """:meth:`run`, after splitting the job over output channels if it does not fit
         (:meth:`channel_groups`); outputs are stitched back and the figures summed."""
-        outs, total = [], None
-        for group in self.channel_groups(job):
-            out, st = await self.run(group)
-            outs.append(out)
-            if total is None:
-                total = st
-            else:
-                total.cycles += st.cycles
-                total.load_cycles += st.load_cycles
-                total.array_beats += st.array_beats
-                total.macs += st.macs
-        assert total is not None
-        return np.concatenate(outs, axis=1), total
+        return self.stitch([await self.run(group) for group in self.channel_groups(job)])
 
     async def _write(self, we: Any, fields: dict[Any, int]) -> None:
         for sig, value in fields.items():
@@ -337,12 +353,8 @@ class EngineEnv(EngineGeometry):
         except kit.Mismatch as exc:
             if slot is None or self._job is None or self._expected is None:
                 raise
-            row, c0 = slot
-            bad = np.flatnonzero(lanes != self._expected[row, c0:c0 + self.cols])
-            col = c0 + int(bad[0]) if bad.size else c0
-            where = self._job.describe_row(row) if self._job.describe_row else f"row {row}"
-            raise kit.Mismatch(f"{exc}\n  output element: layer {self._job.name!r}, {where}, "
-                               f"channel {col} (GEMM row {row}, column {col})") from None
+            raise kit.Mismatch(f"{exc}\n  output element: "
+                               + locate(self._job, self._expected, slot, lanes)) from None
         if self._outputs is not None and slot is not None:
             row, c0 = slot
             self._outputs[row, c0:c0 + self.cols] = lanes

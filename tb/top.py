@@ -33,7 +33,7 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFra
 from pymodel.ops.layers import RequantParams, fold_input_zero_point, quantized_gemm
 from tb import kit
 from tb import qmac_regs as R
-from tb.engine import EngineEnv, GemmJob, LayerStats
+from tb.engine import EngineEnv, GemmJob, LayerStats, locate
 
 OKAY, SLVERR = 0, 2
 
@@ -243,12 +243,8 @@ class TopEnv:
         except kit.Mismatch as exc:
             if slot is None or self._job is None or self._expected is None:
                 raise
-            row, c0 = slot
-            bad = np.flatnonzero(lanes != self._expected[row, c0:c0 + self.cols])
-            col = c0 + int(bad[0]) if bad.size else c0
-            where = self._job.describe_row(row) if self._job.describe_row else f"row {row}"
-            raise kit.Mismatch(f"{exc}\n  output element: layer {self._job.name!r}, {where}, "
-                               f"channel {col} (GEMM row {row}, column {col})") from None
+            raise kit.Mismatch(f"{exc}\n  output element: "
+                               + locate(self._job, self._expected, slot, lanes)) from None
         if beat["tkeep"] != (1 << self.cols) - 1:
             raise AssertionError(f"m_axis_out: TKEEP {beat['tkeep']:#x} at cycle {beat.cycle}")
         if self._outputs is not None and slot is not None:

@@ -438,6 +438,29 @@ SHAPE_RANKS = (1, 2, 3)
 CONST_DTYPES = ("int8", "int32")
 
 
+def _npz_array(ck: Checker, value: Any, tpath: str, arrays: Mapping[str, np.ndarray],
+               used: set[str], want: np.dtype | None, ranks: tuple[int, ...]) -> np.ndarray:
+    """The ``.npz`` array a ``tensors`` entry (``{name, dtype, shape}``) names, checked against
+    the entry: present, of dtype ``want`` (``None``: the entry's dtype, one of
+    :data:`CONST_DTYPES`) and of the entry's shape.  Marks it used."""
+    t = ck.mapping(value, tpath, ("name", "dtype", "shape"), ("name", "dtype", "shape"))
+    aname = ck.string(t["name"], f"{tpath}.name")
+    if aname not in arrays:
+        raise ck.error(f"{tpath}.name", f"array {aname!r} is missing from the .npz")
+    arr = arrays[aname]
+    dt = ck.string(t["dtype"], f"{tpath}.dtype", None if want is not None else CONST_DTYPES)
+    expect = want if want is not None else np.dtype(dt)
+    if dt != expect.name or arr.dtype != expect:
+        raise ck.error(f"{tpath}.dtype", f"array {aname!r} must be {expect.name}; the YAML "
+                                         f"says {dt!r}, the .npz holds {arr.dtype}")
+    shape = ck.int_list(t["shape"], f"{tpath}.shape", ranks, 1)
+    if tuple(arr.shape) != shape:
+        raise ck.error(f"{tpath}.shape", f"array {aname!r} has shape {list(arr.shape)}; the "
+                                         f"YAML says {list(shape)}")
+    used.add(aname)
+    return arr
+
+
 def _param(ck: Checker, value: Any, path: str) -> Any:
     """A ``params`` value: an integer, a string, a boolean or a (nested) list of integers."""
     if isinstance(value, bool) or isinstance(value, str):
@@ -488,23 +511,8 @@ def _qlayer(ck: Checker, value: Any, path: str, arrays: Mapping[str, np.ndarray]
             raise ck.error(f"{path}.tensors", f"expected a mapping; got {tm!r}")
         consts = {}
         for k in tm:
-            tpath = f"{path}.tensors.{k}"
-            t = ck.mapping(tm[k], tpath, ("name", "dtype", "shape"), ("name", "dtype", "shape"))
-            aname = ck.string(t["name"], f"{tpath}.name")
-            if aname not in arrays:
-                raise ck.error(f"{tpath}.name", f"array {aname!r} is missing from the .npz")
-            arr = arrays[aname]
-            dt = ck.string(t["dtype"], f"{tpath}.dtype", CONST_DTYPES)
-            if arr.dtype.name != dt:
-                raise ck.error(f"{tpath}.dtype", f"array {aname!r} is {arr.dtype.name}; the "
-                                                 f"YAML says {dt}")
-            shape = ck.int_list(t["shape"], f"{tpath}.shape", tuple(range(0, 5)), 1)
-            if tuple(arr.shape) != shape:
-                raise ck.error(f"{tpath}.shape", f"array {aname!r} has shape "
-                                                 f"{list(arr.shape)}; the YAML says "
-                                                 f"{list(shape)}")
-            used.add(aname)
-            consts[str(k)] = arr
+            consts[str(k)] = _npz_array(ck, tm[k], f"{path}.tensors.{k}", arrays, used, None,
+                                        tuple(range(0, 5)))
         kw["consts"] = consts
     kw["input"] = _tensor_quant(ck, m["input"], f"{path}.input", full=False)
     kw["output"] = _tensor_quant(ck, m["output"], f"{path}.output")
@@ -536,24 +544,8 @@ def _qlayer(ck: Checker, value: Any, path: str, arrays: Mapping[str, np.ndarray]
         kw["macs"] = ck.integer(m["macs"], f"{path}.macs", 0)
         tm = ck.mapping(m["tensors"], f"{path}.tensors", tuple(_ARRAYS), tuple(_ARRAYS))
         for k, attr in _ARRAYS.items():
-            tpath = f"{path}.tensors.{k}"
-            t = ck.mapping(tm[k], tpath, ("name", "dtype", "shape"), ("name", "dtype", "shape"))
-            aname = ck.string(t["name"], f"{tpath}.name")
-            if aname not in arrays:
-                raise ck.error(f"{tpath}.name", f"array {aname!r} is missing from the .npz")
-            arr = arrays[aname]
-            want = np.dtype(_ARRAY_DTYPES[k])
-            if ck.string(t["dtype"], f"{tpath}.dtype") != want.name or arr.dtype != want:
-                raise ck.error(f"{tpath}.dtype", f"array {aname!r} must be {want.name}; the "
-                                                 f"YAML says {t['dtype']!r}, the .npz holds "
-                                                 f"{arr.dtype}")
-            shape = ck.int_list(t["shape"], f"{tpath}.shape", tuple(range(1, 5)), 1)
-            if tuple(arr.shape) != shape:
-                raise ck.error(f"{tpath}.shape", f"array {aname!r} has shape "
-                                                 f"{list(arr.shape)}; the YAML says "
-                                                 f"{list(shape)}")
-            used.add(aname)
-            kw[attr] = arr
+            kw[attr] = _npz_array(ck, tm[k], f"{path}.tensors.{k}", arrays, used,
+                                  np.dtype(_ARRAY_DTYPES[k]), tuple(range(1, 5)))
     q = QLayer(**kw)
     _check_layer(ck, q, path)
     return q
