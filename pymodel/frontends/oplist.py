@@ -1,10 +1,10 @@
 """The operators of a ``.tflite`` model, with their builtin options, as plain Python data.
 
-The flatbuffer is parsed with the ``tflite`` package (the generated TFLite schema bindings
-on PyPI); nothing here reads bytes by hand.  The options of an operator are read
-generically: every accessor of its ``*Options`` table that takes no argument becomes one
-entry, with the schema's snake_case field name (``StrideW`` -> ``stride_w``), and the
-enum-valued fields (``padding``, ``fused_activation_function``) are given by name.
+A presentation view over :mod:`pymodel.frontends.tflite_reader`, the one place that parses
+the flatbuffer (with the ``tflite`` schema package from PyPI): the same tensors and
+operators, with the enum-valued options (``padding``, ``fused_activation_function``) given
+by name, per-axis scales as tuples and a ``constant`` flag per tensor, for tables and
+listings.  The importer works on the reader's own dataclasses.
 
 Used by the test-model generator (``scripts/gen_tflite_models.py``, for the models' README),
 the op-coverage test and the runtime study.
@@ -12,21 +12,18 @@ the op-coverage test and the runtime study.
 
 from __future__ import annotations
 
-import inspect
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tflite
-from tflite.utils import BUILTIN_OPCODE2NAME
+
+from pymodel.frontends.tflite_reader import TfModel, parse_tflite, read_tflite
 
 __all__ = ["OpInfo", "TensorInfo", "ModelInfo", "read_model", "format_options", "op_table"]
 
-_TENSOR_TYPES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
 _PADDING = {v: k for k, v in vars(tflite.Padding).items() if not k.startswith("_")}
 _ACTIVATION = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}
-_OPTION_CLASS = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_")}
 _ENUM_FIELDS = {"padding": _PADDING, "fused_activation_function": _ACTIVATION}
 
 
@@ -72,39 +69,10 @@ class ModelInfo:
     outputs: tuple[int, ...]
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
-
-
-def _option_fields(cls: type) -> list[str]:
-    """The accessor methods of a flatbuffers options table that take only ``self``."""
-    names = []
-    for name, fn in vars(cls).items():
-        if name.startswith("_") or not callable(fn) or name in ("Init",):
-            continue
-        if name.startswith("GetRootAs") or name.endswith("BufferHasIdentifier"):
-            continue
-        if name.endswith(("AsNumpy", "Length", "IsNone")):
-            continue
-        params = list(inspect.signature(fn).parameters)
-        if params == ["self"]:
-            names.append(name)
-    return names
-
-
-def _read_options(op: "tflite.Operator") -> dict[str, object]:
-    kind = op.BuiltinOptionsType()
-    if kind == 0:
-        return {}
-    cls_name = _OPTION_CLASS[kind]
-    cls = getattr(tflite, cls_name)
-    table = op.BuiltinOptions()
-    opts = cls()
-    opts.Init(table.Bytes, table.Pos)
+def _named(options: dict[str, object]) -> dict[str, object]:
+    """The reader's options with enum fields by name and numpy scalars as Python ones."""
     out: dict[str, object] = {}
-    for accessor in _option_fields(cls):
-        key = _snake(accessor)
-        value = getattr(opts, accessor)()
+    for key, value in options.items():
         if key in _ENUM_FIELDS:
             value = _ENUM_FIELDS[key].get(value, value)
         elif isinstance(value, (bool, np.bool_)):
@@ -114,69 +82,25 @@ def _read_options(op: "tflite.Operator") -> dict[str, object]:
         elif isinstance(value, (float, np.floating)):
             value = float(value)
         out[key] = value
-    # vector-valued options (e.g. SqueezeOptions.squeeze_dims, ReshapeOptions.new_shape)
-    for name in vars(cls):
-        if name.endswith("AsNumpy"):
-            arr = getattr(opts, name)()
-            key = _snake(name[: -len("AsNumpy")])
-            out[key] = tuple(int(v) for v in np.atleast_1d(arr)) if not isinstance(arr, int) else ()
     return out
 
 
 def read_model(source: str | Path | bytes) -> ModelInfo:
-    """Parse a ``.tflite`` file (path or bytes) into :class:`ModelInfo` (subgraph 0)."""
-    buf = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
-    model = tflite.Model.GetRootAs(buf, 0)
-    graph = model.Subgraphs(0)
-    codes = []
-    for i in range(model.OperatorCodesLength()):
-        oc = model.OperatorCodes(i)
-        codes.append(max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()))
-    tensors = []
-    for t in range(graph.TensorsLength()):
-        ten = graph.Tensors(t)
-        q = ten.Quantization()
-        scale: tuple[float, ...] = ()
-        zp: tuple[int, ...] = ()
-        qdim = 0
-        if q is not None and q.ScaleLength() > 0:
-            scale = tuple(float(s) for s in q.ScaleAsNumpy())
-            zp = tuple(int(z) for z in q.ZeroPointAsNumpy())
-            qdim = int(q.QuantizedDimension())
-        buffer = model.Buffers(ten.Buffer())
-        constant = buffer is not None and (buffer.DataLength() > 0 or buffer.Offset() > 1)
-        data = None
-        if constant:
-            dtype = _TENSOR_TYPES[ten.Type()].lower()
-            if buffer.DataLength() > 0:
-                raw = buffer.DataAsNumpy().tobytes()
-            else:  # stored after the flatbuffer (models > 2 GB); offset is from the file start
-                raw = buf[buffer.Offset(): buffer.Offset() + buffer.Size()]
-            shape = tuple(int(d) for d in ten.ShapeAsNumpy()) if ten.ShapeLength() else ()
-            data = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
-        tensors.append(TensorInfo(
-            index=t,
-            name=ten.Name().decode(),
-            dtype=_TENSOR_TYPES[ten.Type()].lower(),
-            shape=tuple(int(d) for d in ten.ShapeAsNumpy()) if ten.ShapeLength() else (),
-            scale=scale, zero_point=zp, quantized_dimension=qdim, constant=bool(constant),
-            data=data,
-        ))
-    ops = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        ops.append(OpInfo(
-            index=i,
-            name=BUILTIN_OPCODE2NAME[codes[op.OpcodeIndex()]],
-            options=_read_options(op),
-            inputs=tuple(int(v) for v in op.InputsAsNumpy()) if op.InputsLength() else (),
-            outputs=tuple(int(v) for v in op.OutputsAsNumpy()) if op.OutputsLength() else (),
-        ))
-    return ModelInfo(
-        tensors=tuple(tensors), ops=tuple(ops),
-        inputs=tuple(int(v) for v in graph.InputsAsNumpy()),
-        outputs=tuple(int(v) for v in graph.OutputsAsNumpy()),
-    )
+    """Parse a ``.tflite`` file (path or bytes) into :class:`ModelInfo` (its one subgraph).
+
+    Raises:
+        ValueError: as :func:`pymodel.frontends.tflite_reader.read_tflite`.
+    """
+    model: TfModel = (read_tflite(source) if isinstance(source, (str, Path))
+                      else parse_tflite(bytes(source)))
+    tensors = tuple(TensorInfo(
+        index=t.index, name=t.name, dtype=t.dtype, shape=t.shape,
+        scale=tuple(float(v) for v in t.scale), zero_point=tuple(int(v) for v in t.zero_point),
+        quantized_dimension=t.quantized_dimension, constant=t.data is not None, data=t.data,
+    ) for t in model.tensors)
+    ops = tuple(OpInfo(index=op.index, name=op.opcode, options=_named(dict(op.options)),
+                       inputs=op.inputs, outputs=op.outputs) for op in model.operators)
+    return ModelInfo(tensors=tensors, ops=ops, inputs=model.inputs, outputs=model.outputs)
 
 
 def format_options(options: dict[str, object]) -> str:

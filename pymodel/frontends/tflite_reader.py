@@ -129,22 +129,31 @@ def read_tflite(path: str | Path) -> TfModel:
         flatbuffer (no ``TFL3`` identifier), truncated or corrupt buffer, not exactly one
         subgraph.
     """
-    import tflite as tfl
-
     p = Path(path)
     try:
         buf = p.read_bytes()
     except OSError as exc:
         raise ValueError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    return parse_tflite(buf, str(p))
+
+
+def parse_tflite(buf: bytes, src: str = "<bytes>") -> TfModel:
+    """Parse the bytes of a ``.tflite`` file; ``src`` names it in error messages.
+
+    Raises:
+        ValueError (message starts with ``src``): as :func:`read_tflite`.
+    """
+    import tflite as tfl
+
     if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ValueError(f"{p}: not a TFLite model (no 'TFL3' flatbuffer identifier at bytes "
+        raise ValueError(f"{src}: not a TFLite model (no 'TFL3' flatbuffer identifier at bytes "
                          f"4..8; got {buf[4:8]!r})")
     try:
-        return _parse(tfl, buf, str(p))
+        return _parse(tfl, buf, src)
     except ValueError:
         raise
     except Exception as exc:                         # the bindings index past the end
-        raise ValueError(f"{p}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: "
+        raise ValueError(f"{src}: truncated or corrupt TFLite flatbuffer ({type(exc).__name__}: "
                          f"{exc}; {len(buf)} bytes)") from None
 
 
@@ -183,12 +192,15 @@ def _parse(tfl: Any, buf: bytes, src: str) -> TfModel:
             qdim = int(q.QuantizedDimension())
         data = None
         b = model.Buffers(t.Buffer()) if t.Buffer() < model.BuffersLength() else None
-        if b is not None and b.DataLength():
+        if b is not None and (b.DataLength() or b.Offset() > 1):
             dt = _DTYPES.get(tt)
             if dt is None:
                 raise ValueError(f"{src}: tensor {i} ({name!r}) has dtype "
                                  f"{_DTYPE_NAMES.get(tt, tt)}, which qmac does not read")
-            raw = b.DataAsNumpy().tobytes()
+            if b.DataLength():
+                raw = b.DataAsNumpy().tobytes()
+            else:   # stored after the flatbuffer (models > 2 GB): offset from the file start
+                raw = buf[b.Offset(): b.Offset() + b.Size()]
             arr = np.frombuffer(raw, dtype=dt)
             if arr.size != int(np.prod(shape)):
                 raise ValueError(f"{src}: tensor {i} ({name!r}): buffer holds {arr.size} "
