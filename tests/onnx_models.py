@@ -42,3 +42,77 @@ def quantize_qdq(float_model: Path, out: Path, per_channel: bool, method: str) -
                     weight_type=QuantType.QInt8,
                     calibrate_method=getattr(CalibrationMethod, method))
     return out
+
+
+def mobilenet_v2_style(path: Path, rng: np.random.Generator) -> Path:
+    """A MobileNetV2-style float ONNX model (opset 13, input ``[1, 1, 8, 8]`` like the
+    digits images, random He-scaled weights, random BatchNormalization statistics):
+
+    stem Conv 3x3 + BN + ReLU6 (8 ch) -> inverted residual (1x1 expand 16 + BN + ReLU6,
+    depthwise 3x3 + BN + ReLU6, 1x1 project 8 + BN, residual Add) -> inverted block with
+    stride 2 (project to 12, no residual) -> inverted residual (expand 24, Add) -> 1x1
+    Conv 16 + BN + ReLU6 -> GlobalAveragePool -> Flatten -> Gemm 10.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits: list = []
+    nodes: list = []
+    N = helper.make_node
+
+    def t(name: str, a: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(a, np.float32), name))
+        return name
+
+    def conv_bn(name: str, x: str, cin: int, cout: int, k: int = 1, stride: int = 1,
+                group: int = 1, act: str | None = "relu6") -> str:
+        fan_in = (cin // group) * k * k
+        w = t(f"{name}.w", rng.normal(0, np.sqrt(2.0 / fan_in), (cout, cin // group, k, k)))
+        nodes.append(N("Conv", [x, w], [f"{name}.c"], name=name, kernel_shape=[k, k],
+                       strides=[stride, stride], group=group, pads=[k // 2] * 4))
+        bn = [t(f"{name}.g", rng.uniform(0.5, 1.5, cout)), t(f"{name}.b", rng.normal(0, .1, cout)),
+              t(f"{name}.m", rng.normal(0, .1, cout)), t(f"{name}.v", rng.uniform(.5, 2, cout))]
+        nodes.append(N("BatchNormalization", [f"{name}.c", *bn], [f"{name}.n"],
+                       name=f"{name}_bn", epsilon=1e-3))
+        if act is None:
+            return f"{name}.n"
+        nodes.append(N("Clip", [f"{name}.n", "zero", "six"], [f"{name}.r"], name=f"{name}_relu6"))
+        return f"{name}.r"
+
+    def block(name: str, x: str, cin: int, cout: int, expand: int, stride: int) -> str:
+        e = conv_bn(f"{name}_expand", x, cin, cin * expand)
+        d = conv_bn(f"{name}_dw", e, cin * expand, cin * expand, 3, stride, cin * expand)
+        p = conv_bn(f"{name}_project", d, cin * expand, cout, act=None)
+        if stride == 1 and cin == cout:
+            nodes.append(N("Add", [x, p], [f"{name}.add"], name=f"{name}_add"))
+            return f"{name}.add"
+        return p
+
+    t("zero", np.float32(0.0))
+    t("six", np.float32(6.0))
+    h = conv_bn("stem", "input", 1, 8, 3)
+    h = block("b1", h, 8, 8, 2, 1)
+    h = block("b2", h, 8, 12, 2, 2)
+    h = block("b3", h, 12, 12, 2, 1)
+    h = conv_bn("head", h, 12, 16)
+    nodes.append(N("GlobalAveragePool", [h], ["gap"], name="gap"))
+    nodes.append(N("Flatten", ["gap"], ["flat"], name="flatten"))
+    nodes.append(N("Gemm", ["flat", t("fc.w", rng.normal(0, .5, (10, 16))),
+                            t("fc.b", rng.normal(0, .1, 10))], ["logits"], name="fc", transB=1))
+    graph = helper.make_graph(
+        nodes, "mobilenet_v2_style",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's float output of a batch-1 model for NHWC images ``x``, image by image."""
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: nchw(x[i:i + 1])})[0] for i in range(len(x))])

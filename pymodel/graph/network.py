@@ -668,7 +668,7 @@ def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
 
 
 def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "<dict>",
-                  weights_source: str = "weights") -> Network:
+                  weights_source: str = "weights", check_outputs: bool = True) -> Network:
     """Validate a network description and its float parameters.
 
     Args:
@@ -678,6 +678,9 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
             ``Network.params`` empty.
         source: name used in error messages (the YAML path).
         weights_source: name of the weights file in error messages.
+        check_outputs: refuse a layer whose output no later layer reads (other than the
+            last); ``False`` for a network still being built (an importer's partial
+            graph).
 
     Returns:
         :class:`Network`.
@@ -724,7 +727,7 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
         prev = spec.name
     read = {src for spec in layers for src in spec.inputs}
     for i, spec in enumerate(layers[:-1]):
-        if spec.name not in read:
+        if check_outputs and spec.name not in read:
             raise ck.error(f"layers[{i}]", f"the output of {spec.op} {spec.name!r} is read by no "
                                            "layer and is not the network output (the last "
                                            "layer); name it in a later layer's inputs")
