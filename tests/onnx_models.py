@@ -116,3 +116,45 @@ def onnxruntime_outputs(path: Path, x: np.ndarray) -> np.ndarray:
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: nchw(x[i:i + 1])})[0] for i in range(len(x))])
+
+
+def residual_digits(stem: Path, rng: np.random.Generator) -> Path:
+    """A float DAG network from the shipped (trained) digits CNN, written as ``stem.yaml``
+    + ``stem.npz``: after conv1 an inverted residual block (1x1 expand to 16 + ReLU6,
+    depthwise 3x3 + ReLU6, 1x1 project to 8 with small random weights) added to conv1's
+    output (``add`` + ReLU), then ``concat`` of that sum and conv1's output (16 channels)
+    into conv2, whose weights for the second half are small random ones.  It still
+    classifies the digits (about the shipped network's accuracy), so argmax agreement of
+    a quantized version with it is meaningful."""
+    import yaml
+    base = digits.load()
+    p = {k: np.asarray(v, np.float64) for k, v in base.params.items()}
+    p["expand.weight"] = rng.normal(0, 0.5, (16, 1, 1, 8))
+    p["expand.bias"] = rng.normal(0, 0.1, 16)
+    p["dw.weight"] = rng.normal(0, 0.3, (1, 3, 3, 16))
+    p["dw.bias"] = rng.normal(0, 0.1, 16)
+    p["project.weight"] = rng.normal(0, 0.05, (8, 1, 1, 16))
+    p["project.bias"] = np.zeros(8)
+    p["conv2.weight"] = np.concatenate([p["conv2.weight"],
+                                        rng.normal(0, 0.02, p["conv2.weight"].shape)], axis=3)
+    layers = [
+        {"name": "conv1", "op": "conv2d", "filters": 8, "kernel": 3, "padding": "same",
+         "activation": "relu"},
+        {"name": "expand", "op": "conv2d", "filters": 16, "kernel": 1, "activation": "relu6"},
+        {"name": "dw", "op": "depthwise_conv2d", "kernel": 3, "padding": "same",
+         "activation": "relu6"},
+        {"name": "project", "op": "conv2d", "filters": 8, "kernel": 1},
+        {"name": "res", "op": "add", "inputs": ["conv1", "project"], "activation": "relu"},
+        {"name": "cat", "op": "concat", "inputs": ["res", "conv1"]},
+        {"name": "conv2", "op": "conv2d", "filters": 16, "kernel": 3, "stride": 2,
+         "padding": "same", "activation": "relu"},
+        {"name": "flatten", "op": "flatten"},
+        {"name": "fc1", "op": "fully_connected", "units": 32, "activation": "relu"},
+        {"name": "fc2", "op": "fully_connected", "units": 10}]
+    cfg = {"name": "digits_residual", "weights": stem.name + ".npz", "dataset": "digits",
+           "input": {"shape": [8, 8, 1], "quant": {"calibrator": "minmax"}},
+           "quant": {"activations": {"calibrator": "percentile:99.99"}}, "layers": layers}
+    np.savez(stem.with_name(stem.name + ".npz"), **p)
+    out = stem.with_name(stem.name + ".yaml")
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None))
+    return out

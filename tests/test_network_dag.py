@@ -78,7 +78,7 @@ def test_chain_numerics_unchanged():
     (lambda c: c["layers"][1].update(inputs=["a", "input"]),
      r"layers\[1\].inputs: conv2d reads one tensor"),
     (lambda c: c["layers"][2].update(inputs=["a"]),
-     r"layers\[2\].inputs: add needs at least 2 input tensors"),
+     r"layers\[2\].inputs: add needs 2 input tensors"),
     (lambda c: c["layers"][0].update(name="input"),
      r"layers\[0\].name: 'input' is used by an earlier layer or is the network input"),
 ])

@@ -24,7 +24,7 @@ Schema (``docs/calibration.md`` has the full reference)::
 
 Graphs (DAGs): a layer reads the previous layer's output unless it names its
 ``inputs`` (``input`` is the network input, any other name an earlier layer); ``add``
-(element-wise sum of equal-shaped tensors, optional fused ``activation``) and ``concat``
+(element-wise sum of two equal-shaped tensors, optional fused ``activation``) and ``concat``
 (along the channel / feature axis) merge branches; the last layer is the output::
 
       - {name: proj, op: conv2d, filters: 8, kernel: 1}
@@ -588,11 +588,13 @@ def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
     kw: dict[str, Any] = {"name": name, "op": op, "input_shape": in_shape,
                           "inputs": inputs, "input_shapes": in_shapes or (in_shape,)}
     where = f"{path} ({op} {name!r})"
-    if op in GRAPH_NODE_OPS:
-        if len(inputs) < 2:
-            raise ck.error(f"{path}.inputs", f"{op} needs at least 2 input tensors; got "
-                                             f"{list(inputs)}")
-    elif len(inputs) > 1:
+    if op == "add" and len(inputs) != 2:
+        raise ck.error(f"{path}.inputs", f"add needs 2 input tensors (TFLite's ADD is binary; "
+                                         f"chain adds for more); got {list(inputs)}")
+    if op == "concat" and len(inputs) < 2:
+        raise ck.error(f"{path}.inputs", f"concat needs at least 2 input tensors; got "
+                                         f"{list(inputs)}")
+    if op not in GRAPH_NODE_OPS and len(inputs) > 1:
         raise ck.error(f"{path}.inputs", f"{op} reads one tensor; got {list(inputs)} (merge "
                                          "branches with an add or concat layer)")
     if op == "add":
