@@ -6,8 +6,8 @@ mismatches; QAT refuses graphs with one line.
 Bounds (``docs/onnx.md``): the residual digits network (trained digits CNN with an
 inverted residual block, an add and a concat) quantized to 8 bits keeps output SQNR >= 30
 dB and argmax agreement >= 98 % with its float network on the 540 test images (measured
-38.7 - 39.1 dB and 99.6 - 100 % over model seeds 1 - 3): each 8-bit tensor adds
-quantization noise some 40 - 45 dB below its signal and about a dozen tensors are
+38.4 - 39.4 dB and 99.6 - 100 % over 12 model seeds): each 8-bit tensor adds
+quantization noise some 40 - 45 dB below its signal and ten tensors are
 quantized in turn, so ~39 dB; the bound leaves ~9 dB for other weights.  The random
 MobileNetV2-style ONNX model (16 layers, 2 residual adds) keeps >= 25 dB (measured 33.3
 - 34.5 dB)."""
