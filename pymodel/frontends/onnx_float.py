@@ -70,7 +70,6 @@ class _Chain:
         self.layers: list[dict[str, Any]] = []
         self.params: dict[str, np.ndarray] = {}
         self.names: set[str] = {INPUT}
-        self.flat: tuple[int, int, int] | None = None
         self.inits = dict(g.inits)
         for n in g.nodes:                              # Constant nodes are constants too
             if n.op_type == "Constant":
