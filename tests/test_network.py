@@ -64,7 +64,7 @@ def edit(path: str, value, delete: bool = False):
 
 @pytest.mark.parametrize("path, value, message", [
     ("layers.0.kernal", 3, r"net.yaml: layers\[0\].kernal: unknown key \(did you mean "
-                           r"'kernel'\?\); allowed: activation, filters, kernel, name, op"),
+                           r"'kernel'\?\); allowed: activation, filters, inputs, kernel, name, op"),
     ("quant.weights.granularty", "per_tensor", r"quant.weights.granularty: unknown key "
                                                r"\(did you mean 'granularity'\?\)"),
     ("layers.0.filters", "8", r"layers\[0\].filters: expected an integer; got '8'"),

@@ -2,9 +2,11 @@
 
 ``qmac import-float model.onnx -o DIR/name [--like NET.yaml]`` writes ``name.yaml`` and
 ``name.npz`` in the format of :mod:`pymodel.graph.network`, which ``qmac calibrate /
-quantize / qat`` read.  That format is a *chain* of conv2d / depthwise_conv2d /
-fully_connected / pools / flatten layers with fused ReLU / ReLU6, so this importer maps
-chain graphs:
+quantize`` (and, for chains, ``qat``) read.  That format is a graph (DAG) of conv2d /
+depthwise_conv2d / fully_connected / pools / flatten layers with fused ReLU / ReLU6 and
+``add`` / ``concat`` layers; a layer names its ``inputs`` only where it does not read the
+previous layer, so a chain model gives the same YAML as before DAGs.  The nodes are
+visited in the model's (topological) order:
 
 ================================== =======================================================
 ONNX                               qmac layer
@@ -20,12 +22,17 @@ MaxPool, AveragePool               max_pool2d, avg_pool2d (average excludes padd
 GlobalAveragePool                  avg_pool2d over the whole image
 Flatten, Reshape to [1, N]         flatten (the next FC's columns permuted CHW -> HWC)
 Identity, Dropout                  removed
+Add of two computed tensors        add (residual); a Relu / Clip(0, 6) that alone reads it
+                                   fused as its ``activation``
+Concat along channels (axis 1)     concat
 ================================== =======================================================
 
-Not mapped (one line naming the node and the supported list): residual ``Add`` / ``Mul``
-/ ``Concat`` (the float network format is a chain; DAG float networks are not done), a
-standalone activation not after a conv / FC, dilation, grouped convolutions other than
-depthwise.  Shape and file checks as :mod:`pymodel.frontends.onnx_reader`.
+A Relu / Clip / BatchNormalization / bias Add is fused only when it is the *only* reader
+of the tensor (else the other readers would see the wrong value).  Not mapped (one line
+naming the node and the supported list): ``Mul``, a standalone activation, an Add of a
+constant other than a MatMul bias, dilation, grouped convolutions other than depthwise,
+Add / Concat of a CHW-flattened tensor.  Shape and file checks as
+:mod:`pymodel.frontends.onnx_reader`.
 
 Quantization settings are not in an ONNX file: the written YAML gets the format's
 defaults, or, with ``like``, the ``dataset``, ``quant``, ``ptq`` and ``input.quant``
@@ -41,14 +48,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from pymodel.frontends.onnx_reader import OnnxGraph, read_onnx
+from pymodel.graph.network import INPUT_TENSOR as INPUT
 from pymodel.graph.network import Network, parse_network
 
 SUPPORTED = ("AveragePool", "BatchNormalization", "Clip", "Conv", "Dropout", "Flatten",
              "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Add", "Relu",
-             "Reshape")
+             "Reshape", "Concat")
 _SUPPORTED_TEXT = ("Conv, BatchNormalization (after a Conv), Gemm, MatMul (+ Add bias), Relu, "
                    "Clip(0, 6), MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, "
-                   "Identity, Dropout")
+                   "Add (residual), Concat (channels), Identity, Dropout")
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -61,8 +69,7 @@ class _Chain:
         self.g = g
         self.layers: list[dict[str, Any]] = []
         self.params: dict[str, np.ndarray] = {}
-        self.names: set[str] = set()
-        self.flat: tuple[int, int, int] | None = None
+        self.names: set[str] = {INPUT}
         self.inits = dict(g.inits)
         for n in g.nodes:                              # Constant nodes are constants too
             if n.op_type == "Constant":
@@ -122,7 +129,7 @@ def _fold_bn(g: OnnxGraph, node: Any, bn: Any, w: np.ndarray, b: np.ndarray,
 def import_onnx_float(path: str | Path, name: str | None = None,
                       like: Mapping[str, Any] | None = None
                       ) -> tuple[dict[str, Any], dict[str, np.ndarray], Network]:
-    """Map a float ONNX chain network onto qmac's float network (module doc).
+    """Map a float ONNX network (a chain or a DAG) onto qmac's float network (module doc).
 
     Args:
         path: the ``.onnx`` file.
@@ -153,41 +160,75 @@ def import_onnx_float(path: str | Path, name: str | None = None,
             raise g.err(n, "this is a quantized (QDQ) model; import it with `qmac import`")
     readers: dict[str, list[Any]] = {}
     for n in g.nodes:
+        if n.op_type == "Constant":
+            continue
         for i in n.input:
             readers.setdefault(i, []).append(n)
-    cur = g.inputs[0]
     consumed: set[int] = set()
     nodes = [n for n in g.nodes if n.op_type != "Constant"]
+    alias: dict[str, str] = {g.inputs[0]: INPUT}     # ONNX tensor -> qmac tensor
+    shapes: dict[str, tuple[int, ...]] = {INPUT: shape}
+    flat: dict[str, tuple[int, int, int]] = {}       # qmac tensors flattened in CHW order
 
-    def next_node(t: str) -> Any | None:
-        r = [n for n in readers.get(t, []) if n.op_type != "Constant"]
-        if len(r) > 1:
-            raise g.err(r[1], f"tensor {t!r} is read by {len(r)} nodes (a branch); the "
-                              "float network format is a chain (DAG float networks with "
-                              "residual Add are not supported)")
-        return r[0] if r else None
+    def sole_reader(t: str) -> Any | None:
+        """The node that alone reads ``t`` (fusion), or ``None``."""
+        r = readers.get(t, [])
+        return r[0] if len(r) == 1 and t not in g.outputs else None
 
-    while True:
-        n = next_node(cur)
-        if n is None:
-            break
+    def src(n: Any, t: str) -> str:
+        if t not in alias:
+            raise g.err(n, f"reads {t!r}, which is not computed from the model input (a "
+                           "constant subgraph or an unsupported input); qmac needs constant "
+                           "initializers for weights and the model input for data")
+        return alias[t]
+
+    for n in nodes:
+        if id(n) in consumed:
+            continue
+        if not any(i in alias for i in n.input):
+            continue          # not reached from the input: refused below, or by its reader
         if n.op_type not in SUPPORTED:
             raise g.err(n, f"op {n.op_type} is not supported; supported: {_SUPPORTED_TEXT}")
-        if n.input[0] != cur:
-            raise g.err(n, f"reads {cur!r} as input {list(n.input).index(cur)}; qmac maps "
-                           "chains (data input first)")
         t = n.op_type
         consumed.add(id(n))
         out = n.output[0]
         if t in ("Identity", "Dropout"):
-            cur = out
+            alias[out] = src(n, n.input[0])
             continue
-        if t in ("Relu", "Clip", "BatchNormalization", "Add"):
-            raise g.err(n, f"{t} is supported only directly after a Conv (BatchNormalization, "
-                           "Relu, Clip) or a MatMul (Add bias, Relu, Clip) / Gemm (Relu, "
-                           "Clip); residual Add needs DAG float networks, which are not "
-                           "supported")
+        if t in ("Relu", "Clip", "BatchNormalization"):
+            raise g.err(n, f"{t} is supported only as the only reader of a Conv's output "
+                           "(BatchNormalization, Relu, Clip), a MatMul / Gemm's (Add bias, "
+                           "Relu, Clip) or a residual Add's (Relu, Clip)")
+        srcs: list[str] = []
         layer: dict[str, Any] = {}
+        if t == "Add" and any(i in c.inits for i in n.input):
+            raise g.err(n, "Add of a constant is supported only as the bias right after a "
+                           "MatMul (the MatMul's only reader)")
+        if t in ("Add", "Concat"):
+            srcs = [src(n, i) for i in n.input]
+            for s_ in srcs:
+                if s_ in flat:
+                    raise g.err(n, f"{t} of a flattened NCHW tensor is not supported (qmac's "
+                                   "flatten is HWC order)")
+            if t == "Add":
+                layer = dict(name=c.name(n, "add"), op="add", inputs=srcs)
+            else:
+                rank = len(shapes[srcs[0]]) + 1
+                axis = int(_attrs(n).get("axis", 1))
+                if (axis + rank if axis < 0 else axis) != 1:
+                    raise g.err(n, f"Concat along axis {axis}: qmac concatenates channels "
+                                   "(axis 1 of NCHW / of [1, F])")
+                layer = dict(name=c.name(n, "concat"), op="concat", inputs=srcs)
+        else:
+            srcs = [src(n, n.input[0])]
+            for i in n.input[1:]:
+                if i and i not in c.inits:
+                    raise g.err(n, f"input {i!r} is not a constant initializer; qmac needs "
+                                   "constant weights")
+            shape = shapes[srcs[0]]
+        if srcs and srcs[0] in flat and t not in ("Gemm", "MatMul"):
+            raise g.err(n, "reads a flattened NCHW tensor; only a fully-connected layer may "
+                           "(its columns are permuted to qmac's HWC order)")
         if t == "Conv":
             a = _attrs(n)
             if len(shape) != 3:
@@ -201,8 +242,8 @@ def import_onnx_float(path: str | Path, name: str | None = None,
             group = int(a.get("group", 1))
             kernel = (int(w.shape[2]), int(w.shape[3]))
             stride = tuple(int(s) for s in a.get("strides", [1, 1]))
-            # BatchNormalization right after: fold
-            bn = next_node(out)
+            # BatchNormalization right after (the conv output's only reader): fold
+            bn = sole_reader(out)
             if bn is not None and bn.op_type == "BatchNormalization":
                 w, b = _fold_bn(g, n, bn, w, b, c.inits)
                 consumed.add(id(bn))
@@ -236,16 +277,15 @@ def import_onnx_float(path: str | Path, name: str | None = None,
                 b = np.broadcast_to(c.const(n, n.input[2], "bias") * float(a.get("beta", 1.0)),
                                     (w.shape[0],)).copy()
             if t == "MatMul":
-                add = next_node(out)
-                if add is not None and add.op_type == "Add":
-                    other = [i for i in add.input if i != out]
+                add = sole_reader(out)
+                other = [i for i in add.input if i != out] if add is not None else []
+                if add is not None and add.op_type == "Add" and other and other[0] in c.inits:
                     b = np.broadcast_to(c.const(add, other[0], "bias"), (w.shape[0],)).copy()
                     consumed.add(id(add))
                     out = add.output[0]
-            if c.flat is not None:                       # CHW-flattened input -> HWC
-                h, wd, ch = c.flat
+            if srcs[0] in flat:                          # CHW-flattened input -> HWC
+                h, wd, ch = flat[srcs[0]]
                 w = w.reshape(-1, ch, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                c.flat = None
             nm = c.name(n, "fc")
             layer = dict(name=nm, op="fully_connected", units=int(w.shape[0]))
             c.params[f"{nm}.weight"] = w
@@ -274,34 +314,38 @@ def import_onnx_float(path: str | Path, name: str | None = None,
             if oshape is None or len(oshape) != 2 or oshape[0] != 1:
                 raise g.err(n, f"{t} to {list(oshape) if oshape else '?'}: qmac maps only "
                                "flattening to [1, N]")
-            if len(shape) == 3 and shape[0] * shape[1] > 1:
-                c.flat = (shape[0], shape[1], shape[2])
             layer = dict(name=c.name(n, "flatten"), op="flatten")
-        if layer.get("op") in ("conv2d", "depthwise_conv2d", "fully_connected"):
-            nxt = next_node(out)
+            if len(shape) == 3 and shape[0] * shape[1] > 1:
+                flat[layer["name"]] = (shape[0], shape[1], shape[2])
+        if layer["op"] in ("conv2d", "depthwise_conv2d", "fully_connected", "add"):
+            nxt = sole_reader(out)
             if nxt is not None and nxt.op_type in ("Relu", "Clip"):
                 layer["activation"] = _activation(g, nxt, c.inits)
                 consumed.add(id(nxt))
                 out = nxt.output[0]
-        if c.flat is not None and layer["op"] not in ("flatten",):
-            raise g.err(n, "reads a flattened NCHW tensor; only a fully-connected layer may "
-                           "(its columns are permuted to qmac's HWC order)")
+        prev = c.layers[-1]["name"] if c.layers else INPUT
+        if srcs != [prev] and "inputs" not in layer:   # a chain needs no inputs key
+            layer["inputs"] = srcs
+        if "inputs" in layer:                            # keep the key order of the format
+            layer = {"name": layer.pop("name"), "op": layer.pop("op"),
+                     "inputs": layer.pop("inputs"), **layer}
         c.layers.append(layer)
-        cur = out
+        alias[out] = layer["name"]
         # the shapes so far, as the float network format computes them
-        shape = parse_network(_config(g, c.layers, name, path, like), None,
-                              source=str(path)).layers[-1].output_shape
-    if cur != g.outputs[0]:
-        raise g.err(None, f"the chain from the input ends at {cur!r}, not at the output "
-                          f"{g.outputs[0]!r}")
-    if c.flat is not None:
+        partial = parse_network(_config(g, c.layers, name, path, like), None,
+                                source=str(path), check_outputs=False)
+        shapes = {INPUT: partial.input_shape, **{s.name: s.output_shape for s in partial.layers}}
+    if not c.layers:
+        raise g.err(None, "no layers")
+    if alias.get(g.outputs[0]) != c.layers[-1]["name"]:
+        raise g.err(None, f"the model output {g.outputs[0]!r} is not the last layer's output "
+                          f"({c.layers[-1]['name']!r}); qmac networks end at their last layer")
+    if c.layers[-1]["name"] in flat:
         raise g.err(None, "the output is a flattened NCHW tensor; qmac's flatten is HWC "
                           "order (end the model with a fully-connected layer)")
     left = [n for n in nodes if id(n) not in consumed]
     if left:
-        raise g.err(left[0], "is not on the chain from the input to the output")
-    if not c.layers:
-        raise g.err(None, "no layers")
+        raise g.err(left[0], "is not on a path from the input to the output")
     config = _config(g, c.layers, name, path, like)
     net = parse_network(config, c.params, source=str(path))
     return config, c.params, net

@@ -41,6 +41,9 @@ def network_to_onnx(net: Network, batch: int = 1) -> Any:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    if not net.is_chain:
+        raise ValueError(f"network {net.name!r}: is a graph (add / concat / a layer's "
+                         "inputs); the float ONNX writer takes chains only")
     nodes, inits = [], []
     cur = "input"
     shape = tuple(net.input_shape)

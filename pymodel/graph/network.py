@@ -22,6 +22,19 @@ Schema (``docs/calibration.md`` has the full reference)::
       - {name: flat, op: flatten}
       - {name: fc1, op: fully_connected, units: 10}
 
+Graphs (DAGs): a layer reads the previous layer's output unless it names its
+``inputs`` (``input`` is the network input, any other name an earlier layer); ``add``
+(element-wise sum of two equal-shaped tensors, optional fused ``activation``) and ``concat``
+(along the channel / feature axis) merge branches; the last layer is the output::
+
+      - {name: proj, op: conv2d, filters: 8, kernel: 1}
+      - {name: res, op: add, inputs: [proj, conv1], activation: none}
+
+A chain needs no ``inputs`` keys, so every chain YAML reads as before.  Layers are listed
+in a topological order (each reads only the input or earlier layers); a reference to a
+later layer, an unknown name, a cycle, a branch whose output nobody reads and shapes
+that do not fit are one-line errors.
+
 Tensors in the ``.npz``: ``<layer>.weight`` (TFLite layouts: conv ``[out, kh, kw, in]``,
 depthwise ``[1, kh, kw, in * multiplier]``, fully connected ``[out, in]``) and
 ``<layer>.bias`` ``[out]``, float.  Flatten is NHWC order (``C`` fastest), as TFLite's
@@ -34,13 +47,13 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from pymodel.calibration.calibrators import CalibratorSpec
 from pymodel.arithmetic.gemm import output_hw, resolve_padding
-from pymodel.ops.layers import (ACTIVATIONS, avg_pool2d_float, conv2d_float, depthwise_conv2d_float,
+from pymodel.ops.layers import (ACTIVATIONS, apply_activation, avg_pool2d_float, conv2d_float, depthwise_conv2d_float,
                      fully_connected_float, max_pool2d_float)
 from pymodel.schema import Checker, load_yaml
 from pymodel.validate import NPZ_READ_ERRORS
@@ -48,6 +61,11 @@ from pymodel.validate import NPZ_READ_ERRORS
 WEIGHT_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 POOL_OPS = ("max_pool2d", "avg_pool2d")
 OPS = WEIGHT_OPS + POOL_OPS + ("flatten",)
+#: Ops that merge branches of a graph network; each has its own quantized output tensor.
+GRAPH_NODE_OPS = ("add", "concat")
+NETWORK_OPS = OPS + GRAPH_NODE_OPS
+#: The network input's tensor name (a layer's ``inputs`` may name it).
+INPUT_TENSOR = "input"
 GRANULARITIES = ("per_tensor", "per_channel")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_BITS = 8  # weights and activations are held in int8 storage
@@ -125,6 +143,9 @@ class LayerSpec:
             (pools and flatten keep their input's quantization).
         bias_correction: PTQ corrects this weight layer's bias for the mean output shift
             its weight quantization causes (:mod:`pymodel.quantization.bias_correction`).
+        inputs: names of the tensors the layer reads (``"input"`` or earlier layers), in
+            order; ``()`` means the previous layer's output (a chain).
+        input_shapes: the shape of each of ``inputs`` (``input_shape`` is the first's).
     """
 
     name: str
@@ -141,10 +162,18 @@ class LayerSpec:
     weights: WeightScheme | None = None
     activations: ActivationScheme | None = None
     bias_correction: bool = False
+    inputs: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def has_weights(self) -> bool:
         return self.op in WEIGHT_OPS
+
+    @property
+    def has_output_quant(self) -> bool:
+        """The layer's output is a tensor with its own quantization (weight layers, add,
+        concat); pools and flatten keep their input's."""
+        return self.op in WEIGHT_OPS or self.op in GRAPH_NODE_OPS
 
     @property
     def weight_shape(self) -> tuple[int, ...] | None:
@@ -216,19 +245,61 @@ class Network:
     def weight_layers(self) -> tuple[LayerSpec, ...]:
         return tuple(s for s in self.layers if s.has_weights)
 
+    @property
+    def quantized_layers(self) -> tuple[LayerSpec, ...]:
+        """Layers whose output tensor gets its own quantization (weight layers, add, concat)."""
+        return tuple(s for s in self.layers if s.has_output_quant)
+
+    def inputs_of(self, index: int) -> tuple[str, ...]:
+        """The tensor names layer ``index`` reads (``"input"`` or layer names)."""
+        spec = self.layers[index]
+        if spec.inputs:
+            return tuple(spec.inputs)
+        return (INPUT_TENSOR if index == 0 else self.layers[index - 1].name,)
+
+    @property
+    def is_chain(self) -> bool:
+        """Every layer reads exactly the previous layer's output."""
+        return all(self.inputs_of(i) == ((INPUT_TENSOR,) if i == 0 else
+                                        (self.layers[i - 1].name,))
+                   for i in range(len(self.layers)))
+
+    def readers(self) -> dict[str, list[str]]:
+        """``{tensor: [layers reading it]}`` for the input and every layer output."""
+        out: dict[str, list[str]] = {INPUT_TENSOR: [], **{s.name: [] for s in self.layers}}
+        for i, spec in enumerate(self.layers):
+            for src in self.inputs_of(i):
+                out[src].append(spec.name)
+        return out
+
+    def walk(self, x: np.ndarray) -> Iterator[tuple[LayerSpec, list[np.ndarray], np.ndarray]]:
+        """Float inference over the graph, layer by layer: yields ``(spec, inputs,
+        output)`` (float64 outputs; a tensor is dropped after its last reader).  A chain
+        computes exactly what it always did: each layer on the previous output."""
+        last: dict[str, int] = {}
+        for i in range(len(self.layers)):
+            for src in self.inputs_of(i):
+                last[src] = i
+        tensors: dict[str, np.ndarray] = {INPUT_TENSOR: x}
+        for i, spec in enumerate(self.layers):
+            xs = [tensors[src] for src in self.inputs_of(i)]
+            y = float_node(spec, self.params, xs)
+            for src in self.inputs_of(i):
+                if last.get(src) == i:
+                    tensors.pop(src, None)
+            tensors[spec.name] = y
+            yield spec, xs, y
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Float inference: ``x`` float ``[N, *input_shape]`` -> float64 output."""
-        for spec in self.layers:
-            x = float_layer(spec, self.params, x)
+        """Float inference: ``x`` float ``[N, *input_shape]`` -> float64 output (the last
+        layer's)."""
+        for _, _, x in self.walk(x):
+            pass
         return x
 
     def forward_all(self, x: np.ndarray) -> list[np.ndarray]:
         """Float inference returning every layer's output (float64), in layer order."""
-        outs = []
-        for spec in self.layers:
-            x = float_layer(spec, self.params, x)
-            outs.append(x)
-        return outs
+        return [y for _, _, y in self.walk(x)]
 
     def check_input(self, x: Any, name: str = "x") -> np.ndarray:
         """``x`` as float64 ``[N, *input_shape]`` (ValueError naming the shapes)."""
@@ -302,6 +373,13 @@ class Network:
                 bc = spec.bias_correction if bias_correction is None else bias_correction
                 spec = dataclasses.replace(spec, weights=ws, activations=acts,
                                            bias_correction=bc)
+            elif spec.activations is not None:          # add / concat output tensor
+                acts = spec.activations
+                if calibrator is not None:
+                    acts = dataclasses.replace(acts, calibrator=calibrator)
+                if activation_bits is not None:
+                    acts = dataclasses.replace(acts, bits=activation_bits)
+                spec = dataclasses.replace(spec, activations=acts)
             layers.append(spec)
         inp = self.input_scheme
         if input_calibrator is not None:
@@ -364,6 +442,27 @@ def float_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], x: np.ndarray
     raise ValueError(f"op: {spec.op!r} is not one of {', '.join(OPS)}")
 
 
+def float_node(spec: LayerSpec, params: Mapping[str, np.ndarray],
+               xs: list[np.ndarray]) -> np.ndarray:
+    """One layer of float inference on its input tensors (in ``spec.inputs`` order).
+
+    ``add``: the float64 element-wise sum (left to right) with the fused activation;
+    ``concat``: along the last (channel / feature) axis; every other op is
+    :func:`float_layer` on ``xs[0]``.
+
+    Returns:
+        float64 ``[N, *spec.output_shape]``.
+    """
+    if spec.op == "add":
+        y = np.asarray(xs[0], np.float64)
+        for x in xs[1:]:
+            y = y + np.asarray(x, np.float64)
+        return apply_activation(y, spec.activation)
+    if spec.op == "concat":
+        return np.concatenate([np.asarray(x, np.float64) for x in xs], axis=-1)
+    return float_layer(spec, params, xs[0])
+
+
 # ----------------------------------------------------------------------------------------
 # Parsing and validation
 # ----------------------------------------------------------------------------------------
@@ -371,7 +470,7 @@ def float_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], x: np.ndarray
 TOP_KEYS = ("name", "description", "weights", "dataset", "input", "quant", "ptq", "layers")
 PTQ_KEYS = ("cross_layer_equalization", "bias_correction")
 CLE_KEYS = ("enabled", "iterations", "tolerance")
-COMMON_LAYER_KEYS = ("name", "op", "output_shape")
+COMMON_LAYER_KEYS = ("name", "op", "inputs", "output_shape")
 OP_KEYS = {
     "conv2d": ("filters", "kernel", "stride", "padding", "activation", "quant"),
     "depthwise_conv2d": ("depth_multiplier", "kernel", "stride", "padding", "activation",
@@ -380,10 +479,13 @@ OP_KEYS = {
     "max_pool2d": ("pool", "stride", "padding"),
     "avg_pool2d": ("pool", "stride", "padding"),
     "flatten": (),
+    "add": ("activation", "quant"),
+    "concat": ("quant",),
 }
 OP_REQUIRED = {"conv2d": ("filters", "kernel"), "depthwise_conv2d": ("kernel",),
                "fully_connected": ("units",), "max_pool2d": ("pool",),
-               "avg_pool2d": ("pool",), "flatten": ()}
+               "avg_pool2d": ("pool",), "flatten": (), "add": ("inputs",),
+               "concat": ("inputs",)}
 
 
 def _weight_scheme(ck: Checker, value: Any, path: str, base: WeightScheme) -> WeightScheme:
@@ -470,20 +572,45 @@ def _padding(ck: Checker, value: Any, path: str) -> Any:
 
 
 def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
-           wbase: WeightScheme, abase: ActivationScheme, bc_base: bool = False) -> LayerSpec:
+           wbase: WeightScheme, abase: ActivationScheme, bc_base: bool = False,
+           inputs: tuple[str, ...] = (), in_shapes: tuple[tuple[int, ...], ...] = ()
+           ) -> LayerSpec:
     if not isinstance(value, Mapping):
         raise ck.error(path, f"expected a mapping describing a layer; got {value!r}")
     if "op" not in value:
-        raise ck.error(f"{path}.op", f"missing (required); one of {', '.join(OPS)}")
-    op = ck.string(value["op"], f"{path}.op", OPS)
+        raise ck.error(f"{path}.op", f"missing (required); one of {', '.join(NETWORK_OPS)}")
+    op = ck.string(value["op"], f"{path}.op", NETWORK_OPS)
     m = ck.mapping(value, path, COMMON_LAYER_KEYS + OP_KEYS[op], ("name", "op") + OP_REQUIRED[op])
     name = ck.string(m["name"], f"{path}.name")
     if not NAME_RE.match(name):
         raise ck.error(f"{path}.name", f"{name!r} is not an identifier "
                                        "([A-Za-z_][A-Za-z0-9_]*)")
-    kw: dict[str, Any] = {"name": name, "op": op, "input_shape": in_shape}
+    kw: dict[str, Any] = {"name": name, "op": op, "input_shape": in_shape,
+                          "inputs": inputs, "input_shapes": in_shapes or (in_shape,)}
     where = f"{path} ({op} {name!r})"
-    if op in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
+    if op == "add" and len(inputs) != 2:
+        raise ck.error(f"{path}.inputs", f"add needs 2 input tensors (TFLite's ADD is binary; "
+                                         f"chain adds for more); got {list(inputs)}")
+    if op == "concat" and len(inputs) < 2:
+        raise ck.error(f"{path}.inputs", f"concat needs at least 2 input tensors; got "
+                                         f"{list(inputs)}")
+    if op not in GRAPH_NODE_OPS and len(inputs) > 1:
+        raise ck.error(f"{path}.inputs", f"{op} reads one tensor; got {list(inputs)} (merge "
+                                         "branches with an add or concat layer)")
+    if op == "add":
+        for src, shp in zip(inputs[1:], in_shapes[1:]):
+            if shp != in_shape:
+                raise ck.error(f"{path}.inputs", f"add needs equal shapes; {inputs[0]!r} is "
+                                                 f"{list(in_shape)} but {src!r} is {list(shp)}")
+        out_shape: tuple[int, ...] = in_shape
+    elif op == "concat":
+        for src, shp in zip(inputs[1:], in_shapes[1:]):
+            if len(shp) != len(in_shape) or shp[:-1] != in_shape[:-1]:
+                raise ck.error(f"{path}.inputs", f"concat joins along the last (channel) "
+                                                 f"axis; {inputs[0]!r} is {list(in_shape)} "
+                                                 f"but {src!r} is {list(shp)}")
+        out_shape = (*in_shape[:-1], sum(s[-1] for s in in_shapes))
+    elif op in ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"):
         if len(in_shape) != 3:
             raise ck.error(where, f"needs an [H, W, C] input; the previous layer gives "
                                   f"{list(in_shape)}")
@@ -508,7 +635,7 @@ def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
             cout = in_shape[2]
         if op in WEIGHT_OPS:
             kw["out_channels"] = cout
-        out_shape: tuple[int, ...] = (oh, ow, cout)
+        out_shape = (oh, ow, cout)
     elif op == "fully_connected":
         if len(in_shape) != 1:
             raise ck.error(where, f"needs a flat [features] input; the previous layer gives "
@@ -524,6 +651,14 @@ def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
         ws, acts, bc = (_quant_block(ck, m["quant"], f"{path}.quant", wbase, abase, bc_base)
                         if "quant" in m else (wbase, abase, bc_base))
         kw.update(weights=ws, activations=acts, bias_correction=bool(bc))
+    elif op in GRAPH_NODE_OPS:                    # its output tensor's scheme only
+        acts = abase
+        if "quant" in m:
+            qm = ck.mapping(m["quant"], f"{path}.quant", ("activations",))
+            if "activations" in qm:
+                acts = _activation_scheme(ck, qm["activations"], f"{path}.quant.activations",
+                                          abase)
+        kw["activations"] = acts
     if "output_shape" in m:
         declared = ck.int_list(m["output_shape"], f"{path}.output_shape", (1, 3), 1)
         if declared != out_shape:
@@ -535,7 +670,7 @@ def _layer(ck: Checker, value: Any, path: str, in_shape: tuple[int, ...],
 
 
 def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "<dict>",
-                  weights_source: str = "weights") -> Network:
+                  weights_source: str = "weights", check_outputs: bool = True) -> Network:
     """Validate a network description and its float parameters.
 
     Args:
@@ -545,6 +680,9 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
             ``Network.params`` empty.
         source: name used in error messages (the YAML path).
         weights_source: name of the weights file in error messages.
+        check_outputs: refuse a layer whose output no later layer reads (other than the
+            last); ``False`` for a network still being built (an importer's partial
+            graph).
 
     Returns:
         :class:`Network`.
@@ -574,20 +712,93 @@ def parse_network(config: Any, params: Mapping[str, Any] | None, source: str = "
                                                       "granularity"))
         in_scheme = _activation_scheme(ck, qm, "input.quant", abase)
     layers: list[LayerSpec] = []
-    seen: set[str] = set()
-    shape = in_shape
-    for i, item in enumerate(ck.sequence(top["layers"], "layers")):
-        spec = _layer(ck, item, f"layers[{i}]", shape, wbase, abase, bc_base)
-        if spec.name in seen:
-            raise ck.error(f"layers[{i}].name", f"{spec.name!r} is used by an earlier layer; "
+    items = ck.sequence(top["layers"], "layers")
+    produced: dict[str, tuple[int, ...]] = {INPUT_TENSOR: in_shape}
+    prev = INPUT_TENSOR
+    for i, item in enumerate(items):
+        inputs = _inputs(ck, items, i, prev, produced)
+        shapes = tuple(produced[s] for s in inputs)
+        spec = _layer(ck, item, f"layers[{i}]", shapes[0], wbase, abase, bc_base,
+                      inputs, shapes)
+        if spec.name in produced:
+            raise ck.error(f"layers[{i}].name", f"{spec.name!r} is used by an earlier layer "
+                                                f"or is the network input ({INPUT_TENSOR!r}); "
                                                 "layer names must be unique")
-        seen.add(spec.name)
+        produced[spec.name] = spec.output_shape
         layers.append(spec)
-        shape = spec.output_shape
+        prev = spec.name
+    read = {src for spec in layers for src in spec.inputs}
+    for i, spec in enumerate(layers[:-1]):
+        if check_outputs and spec.name not in read:
+            raise ck.error(f"layers[{i}]", f"the output of {spec.op} {spec.name!r} is read by no "
+                                           "layer and is not the network output (the last "
+                                           "layer); name it in a later layer's inputs")
     arrays = {} if params is None else _check_params(ck, layers, params, weights_source)
     return Network(name=name, input_shape=in_shape, input_scheme=in_scheme,
                    layers=tuple(layers), params=arrays, dataset=dataset, source=source,
                    equalization=eq)
+
+
+def _inputs(ck: Checker, items: list[Any], i: int, prev: str,
+            produced: Mapping[str, tuple[int, ...]]) -> tuple[str, ...]:
+    """The tensor names ``layers[i]`` reads: its ``inputs`` (checked: the network input or
+    earlier layers; a later layer is a cycle or an ordering error, said which), else the
+    previous layer's output."""
+    item = items[i]
+    if not isinstance(item, Mapping) or "inputs" not in item:
+        return (prev,)
+    path = f"layers[{i}].inputs"
+    raw = item["inputs"]
+    if isinstance(raw, str):
+        raw = [raw]
+    names = [ck.string(v, f"{path}[{j}]") for j, v in enumerate(ck.sequence(raw, path))]
+    if not names:
+        raise ck.error(path, "empty; name the tensors the layer reads (omit the key to read "
+                             "the previous layer)")
+    later = {it.get("name"): j for j, it in enumerate(items)
+             if isinstance(it, Mapping) and j >= i}
+    for j, src in enumerate(names):
+        if src in produced:
+            continue
+        if src in later:
+            cyc = _cycle(items, later[src], item.get("name"))
+            if cyc:
+                raise ck.error(f"{path}[{j}]", f"{src!r} makes a cycle ({' reads '.join(cyc)}); "
+                                               "a network is a DAG")
+            raise ck.error(f"{path}[{j}]", f"{src!r} is layers[{later[src]}], listed later; "
+                                           "list the layers so that each reads only the input "
+                                           "or earlier layers")
+        raise ck.error(f"{path}[{j}]", f"{src!r} is not the network input ({INPUT_TENSOR!r}) "
+                                       f"or an earlier layer; earlier: "
+                                       f"{', '.join(list(produced)[-8:])}")
+    return tuple(names)
+
+
+def _cycle(items: list[Any], start: int, target: Any) -> list[str]:
+    """A path ``target -> ... -> target`` through the layers' ``inputs`` (default: the
+    previous layer), starting at ``items[start]`` which ``target`` reads; ``[]`` if none."""
+    index = {it.get("name"): j for j, it in enumerate(items) if isinstance(it, Mapping)}
+
+    def reads(j: int) -> list[Any]:
+        it = items[j]
+        raw = it.get("inputs") if isinstance(it, Mapping) else None
+        if raw is None:
+            return [items[j - 1].get("name")] if j > 0 and isinstance(items[j - 1], Mapping) \
+                else []
+        return [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
+
+    stack, seen = [(start, [target, items[start].get("name")])], set()
+    while stack:
+        j, trail = stack.pop()
+        if j in seen:
+            continue
+        seen.add(j)
+        for src in reads(j):
+            if src == target:
+                return [str(t) for t in trail] + [str(target)]
+            if src in index:
+                stack.append((index[src], trail + [src]))
+    return []
 
 
 def _check_params(ck: Checker, layers: list[LayerSpec], params: Mapping[str, Any],

@@ -59,6 +59,10 @@ def _params_of(obj: Any) -> dict[str, Any]:
     return out
 
 
+#: Public name of :func:`_params_of` (PTQ stores a graph op's prepared parameters with it).
+params_of = _params_of
+
+
 def _axis(axis: int, rank_with_batch: int, what: str) -> int:
     """A TFLite axis (batch included, may be negative) -> per-image axis."""
     a = axis + rank_with_batch if axis < 0 else axis

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from pymodel.arithmetic.gemm import im2col
-from pymodel.graph.network import LayerSpec, Network, float_layer
+from pymodel.graph.network import LayerSpec, Network
 
 
 class _Mean:
@@ -81,10 +81,9 @@ def collect_input_means(network: Network, batches: Iterable[np.ndarray],
         x = np.asarray(network.check_input(xb, "calibration batch"), np.float64)
         if x.shape[0] == 0:
             continue
-        for spec in network.layers:
+        for spec, xs, _ in network.walk(x):
             if spec.name in acc:
-                acc[spec.name].add(gemm_rows_float(spec, x))
-            x = float_layer(spec, network.params, x)
+                acc[spec.name].add(gemm_rows_float(spec, xs[0]))
     if want and any(a.count == 0 for a in acc.values()):
         raise ValueError("calibration set: no images (bias correction needs data)")
     return {name: a.mean() for name, a in acc.items()}

@@ -17,7 +17,9 @@ r2_i)``: the per-channel ranges balance, so per-tensor weight quantization of ei
 layer wastes less of its grid on small channels.  For a chain of layers the pairs are
 equalized in turn, sweep after sweep, until a sweep's largest ``|ln s_i|`` is below the
 tolerance (the paper's iterative procedure).  ``relu6`` is not homogeneous: such pairs
-are skipped (and reported).
+are skipped (and reported).  In a graph network a pair is equalized only where the path
+between them is a chain (every tensor on it read by the next layer alone): a scaled
+tensor that also feeds an ``add`` / ``concat`` or another branch would change them.
 
 The float network's output is unchanged up to float64 rounding (``tests/test_cle.py``).
 """
@@ -85,12 +87,14 @@ def find_pairs(network: Network) -> tuple[list[Pair], list[tuple[str, str, str]]
     pairs: list[Pair] = []
     skipped: list[tuple[str, str, str]] = []
     layers = list(network.layers)
+    readers = network.readers()
     for i, a in enumerate(layers):
         if not a.has_weights:
             continue
         j = i + 1
         flattened = False
         between_ok = True
+        branch = False           # graphs: each tensor from a to b read only by the next layer
         while j < len(layers) and not layers[j].has_weights:
             if layers[j].op not in PASS_THROUGH:
                 between_ok = False
@@ -99,7 +103,13 @@ def find_pairs(network: Network) -> tuple[list[Pair], list[tuple[str, str, str]]
         if j >= len(layers):
             continue
         b = layers[j]
-        if a.activation not in HOMOGENEOUS:
+        for k in range(i, j):
+            branch |= (readers[layers[k].name] != [layers[k + 1].name]
+                       or network.inputs_of(k + 1) != (layers[k].name,))
+        if branch:
+            skipped.append((a.name, b.name, "not a chain between them: a tensor between "
+                                            "them is read by another layer (a branch)"))
+        elif a.activation not in HOMOGENEOUS:
             skipped.append((a.name, b.name, f"activation {a.activation!r} of {a.name!r} is "
                                             "not positively homogeneous"))
         elif not between_ok:

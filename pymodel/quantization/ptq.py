@@ -20,6 +20,17 @@ Accuracy preservation (``ptq:`` in the network YAML, ``docs/qat.md``):
   (``pymodel.quantization.bias_correction.collect_input_means`` over the calibration set).
 
 :func:`calibrate` does all of it from a network and calibration images.
+
+Graph (DAG) float networks: every tensor with its own quantization -- the input, each
+weight layer's, ``add``'s and ``concat``'s output -- is calibrated; an ``add`` becomes the
+artifact's ``add`` (TFLite's int8 ADD: :func:`pymodel.ops.elementwise.prepare_add` from
+the two input scales and the output scale, rounded to float32 as a TFLite model stores
+them; the clamp is the fused activation's, narrowed to the output's bits); a ``concat``
+becomes ``concatenation`` (TFLite requires every input at the output's quantization,
+:func:`pymodel.ops.shape.prepare_concatenation`), preceded by an int8 -> int8
+``quantize`` (:func:`pymodel.ops.quantize.prepare_requantize`) of each input whose
+quantization differs.  Their integer arithmetic is the TFLite importer's, run by
+:mod:`pymodel.graph.opset`.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from pymodel.calibration.calibrators import (CalibratedRange, TensorStats, calib
                           HISTOGRAM_METHODS)
 from pymodel.calibration.histogram import DEFAULT_BINS
 from pymodel.ops.layers import check_accumulator_bound, fold_input_zero_point, make_requant_params
-from pymodel.graph.network import ActivationScheme, LayerSpec, Network, WeightScheme, float_layer
+from pymodel.graph.network import ActivationScheme, LayerSpec, Network, WeightScheme
 from pymodel.arithmetic.qparams import QuantParams, compute_qparams, dequantize, quantize
 from pymodel.validate import NPZ_READ_ERRORS
 
@@ -45,12 +56,13 @@ INPUT = "input"  # name of the network input tensor in the statistics
 
 
 def tensor_names(network: Network) -> list[str]:
-    """Tensors that get their own quantization: the input and every weight layer output."""
-    return [INPUT] + [s.name for s in network.weight_layers]
+    """Tensors that get their own quantization: the input and every weight layer's, add's
+    and concat's output."""
+    return [INPUT] + [s.name for s in network.quantized_layers]
 
 
 def _schemes(network: Network) -> list[ActivationScheme]:
-    return [network.input_scheme] + [s.activations for s in network.weight_layers]  # type: ignore
+    return [network.input_scheme] + [s.activations for s in network.quantized_layers]  # type: ignore
 
 
 def new_stats(network: Network, bins: int = DEFAULT_BINS,
@@ -101,10 +113,9 @@ def collect_stats(network: Network, batches: Iterable[np.ndarray],
         if xb.shape[0] == 0:
             continue
         x = np.asarray(xb, np.float64)
-        for spec in network.layers:
-            x = float_layer(spec, network.params, x)
-            if spec.name in st and spec.has_weights:
-                st[spec.name].update(x)
+        for spec, _, y in network.walk(x):
+            if spec.name in st and spec.has_output_quant:
+                st[spec.name].update(y)
     if st[INPUT].count == 0:
         raise ValueError("calibration set: no images (empty calibration set); give at "
                          "least one non-empty batch")
@@ -238,6 +249,74 @@ def quantize_layer(spec: LayerSpec, params: Mapping[str, np.ndarray], in_q: Tens
     return build_qlayer(spec, wq, wqp, b, in_q, _tensor_quant(out_range, spec.activations))
 
 
+def add_layer(spec: LayerSpec, inputs: tuple[str, ...], in_qs: list[TensorQuant],
+              out_q: TensorQuant) -> QLayer:
+    """The artifact's ``add`` for a float ``add`` layer: TFLite's int8 ADD parameters
+    (:func:`pymodel.ops.elementwise.prepare_add`, from the float32-rounded scales), the
+    fused activation's clamp narrowed to the output's ``[qmin, qmax]``.
+
+    Args:
+        spec: the float ``add`` layer; inputs: the two tensor names it reads.
+        in_qs: their quantization; out_q: the output's (calibrated).
+    """
+    from pymodel.graph.opset import params_of
+    from pymodel.ops import elementwise as E
+    (q1, q2) = in_qs
+    try:
+        prm = E.prepare_add(q1.scale, q1.zero_point, q2.scale, q2.zero_point, out_q.scale,
+                            out_q.zero_point, activation=spec.activation)
+    except ValueError as exc:
+        raise ValueError(f"layer {spec.name!r} (add): {exc}") from None
+    params = params_of(prm)
+    params["act_min"] = lo = max(int(prm.act_min), out_q.qmin)
+    params["act_max"] = hi = min(int(prm.act_max), out_q.qmax)
+    return QLayer(name=spec.name, op="add", input_shape=spec.input_shape,
+                  output_shape=spec.output_shape, input=q1, output=out_q, act_min=lo,
+                  act_max=hi, activation=spec.activation, inputs=tuple(inputs),
+                  params=params)
+
+
+def concat_layers(spec: LayerSpec, inputs: tuple[str, ...], in_qs: list[TensorQuant],
+                  out_q: TensorQuant, taken: set[str]) -> list[QLayer]:
+    """The artifact layers of a float ``concat``: an int8 -> int8 ``quantize``
+    (``<concat>_rq<j>``) of each input whose float32 scale / zero point differ from
+    the output's, then ``concatenation`` along the last axis (TFLite's int8
+    CONCATENATION requires equal quantization).
+
+    Args:
+        spec: the float ``concat`` layer; inputs: the tensor names it reads.
+        in_qs: their quantization; out_q: the output's (calibrated).
+        taken: layer names already used (a generated name must not collide).
+    """
+    from pymodel.graph.opset import params_of
+    from pymodel.ops import quantize as Q
+    from pymodel.ops import shape as S
+    from pymodel.ops.tflite_common import scale_f32
+    out: list[QLayer] = []
+    srcs, quants = [], []
+    so = scale_f32("out_scale", out_q.scale)
+    for j, (src, q, shp) in enumerate(zip(inputs, in_qs, spec.input_shapes)):
+        if (scale_f32("scale", q.scale), q.zero_point) != (so, out_q.zero_point):
+            name = f"{spec.name}_rq{j}"
+            if name in taken:
+                raise ValueError(f"layer {spec.name!r} (concat): needs a requantize layer "
+                                 f"named {name!r}, which is taken; rename that layer")
+            prm = Q.prepare_requantize(q.scale, q.zero_point, out_q.scale, out_q.zero_point)
+            out.append(QLayer(name=name, op="quantize", input_shape=shp, output_shape=shp,
+                              input=q, output=out_q, act_min=-128, act_max=127,
+                              inputs=(src,), params=params_of(prm)))
+            src, q = name, out_q
+        srcs.append(src)
+        quants.append(q)
+    prm = S.prepare_concatenation([q.scale for q in quants], [q.zero_point for q in quants],
+                                  out_q.scale, out_q.zero_point)
+    out.append(QLayer(name=spec.name, op="concatenation", input_shape=spec.input_shape,
+                      output_shape=spec.output_shape, input=quants[0], output=out_q,
+                      act_min=-128, act_max=127, inputs=tuple(srcs),
+                      params={**params_of(prm), "axis": len(spec.output_shape)}))
+    return out
+
+
 def calibrated_ranges(network: Network, stats: Mapping[str, TensorStats]
                       ) -> dict[str, CalibratedRange]:
     """The range each tensor's calibrator picks: ``{"input" | layer: CalibratedRange}``."""
@@ -276,17 +355,31 @@ def quantize_network(network: Network, stats: Mapping[str, TensorStats],
     in_q = _tensor_quant(calibrated_range(stats[INPUT], s_in.calibrator, s_in.bits,
                                           s_in.symmetric), s_in)
     first_in = in_q
-    qlayers = []
-    for spec in network.layers:
+    quant: dict[str, TensorQuant] = {INPUT: in_q}
+    qlayers: list[QLayer] = []
+    names = {s.name for s in network.layers}
+    chain = network.is_chain
+    for i, spec in enumerate(network.layers):
+        srcs = network.inputs_of(i)
         r = None
-        if spec.has_weights:
+        if spec.has_output_quant:
             a = spec.activations
             assert a is not None
             r = calibrated_range(stats[spec.name], a.calibrator, a.bits, a.symmetric)
-        q = quantize_layer(spec, network.params, in_q, r,
-                           None if input_means is None else input_means.get(spec.name))
-        qlayers.append(q)
-        in_q = q.output
+        if spec.op == "add":
+            assert r is not None and spec.activations is not None
+            new = [add_layer(spec, srcs, [quant[s] for s in srcs],
+                             _tensor_quant(r, spec.activations))]
+        elif spec.op == "concat":
+            assert r is not None and spec.activations is not None
+            new = concat_layers(spec, srcs, [quant[s] for s in srcs],
+                                _tensor_quant(r, spec.activations), names)
+        else:
+            q = quantize_layer(spec, network.params, quant[srcs[0]], r,
+                               None if input_means is None else input_means.get(spec.name))
+            new = [q if chain else dataclasses.replace(q, inputs=srcs)]
+        qlayers.extend(new)
+        quant[spec.name] = new[-1].output
     info: dict[str, Any] = {
         "tool": f"pymodel {__version__}",
         "network": Path(network.source).name,

@@ -323,13 +323,34 @@ def initial_ranges(network: Network, x_calib: np.ndarray, batch_size: int = 32
     return {k: (r.rmin, r.rmax) for k, r in ptq.calibrated_ranges(network, stats).items()}
 
 
+def require_chain(network: Network, source: str | None = None) -> None:
+    """QAT trains chains: a graph network (``add`` / ``concat`` layers, a layer's
+    ``inputs``) is refused with one line naming the network and the first graph layer.
+
+    Raises:
+        ValueError: ``network`` is not a chain.
+    """
+    if network.is_chain:
+        return
+    first = next(s for i, s in enumerate(network.layers)
+                 if s.op in ("add", "concat") or network.inputs_of(i) != (
+                     (network.layers[i - 1].name,) if i else ("input",)))
+    raise ValueError(f"{source or network.source}: network {network.name!r} is a graph "
+                     f"(layer {first.name!r}: {first.op} reading "
+                     f"{', '.join(network.inputs_of(network.layers.index(first)))}); DAG "
+                     "float networks are supported by calibrate / quantize but not yet by "
+                     "qat")
+
+
 def build(network: Network, x_calib: np.ndarray, config: QATConfig = QATConfig()
           ) -> QATNetwork:
     """A :class:`QATNetwork` with ranges initialized by PTQ calibration on ``x_calib``.
 
     Before any training its conversion equals the PTQ artifact of ``network`` (same
-    calibrators, min / max weights), array for array.
+    calibrators, min / max weights), array for array.  Chains only
+    (:func:`require_chain`).
     """
+    require_chain(network)
     return QATNetwork(network, initial_ranges(network, x_calib, config.calib_batch_size),
                       config.ema_constant, config.lsq, config.mode)
 

@@ -338,6 +338,10 @@ def from_network(network: Network, rng: np.random.Generator | None = None,
                  init: bool = False) -> Sequential:
     """Trainable model of a network: its weights, or fresh ones (``init=True``, drawn
     from ``rng`` layer by layer in order)."""
+    if not network.is_chain:
+        raise ValueError(f"network {network.name!r}: is a graph (add / concat / a layer's "
+                         "inputs); training and QAT take chains only (calibrate / quantize "
+                         "take graphs)")
     params = None if init or not network.params else network.params
     return Sequential([module_for(s, params, rng) for s in network.layers])
 
