@@ -26,7 +26,7 @@ from tb.top import OKAY, SLVERR, TopEnv, param_beats, weight_beats
 
 DUT = "qmac_top"
 DEFAULT_PARAMETERS = {"ROWS": 8, "COLS": 8, "A_DEPTH": 64, "W_DEPTH": 2048, "N_TILES_MAX": 8}
-SOURCES = ("qmac_top.v", "qlayer_engine.v", "mac_*.v", "requant_*.v")
+SOURCES = ("qmac_top.v", "qlayer_engine.v", "mac_*.v", "requant_*.v", "window_*.v", "eltwise_*.v")
 
 
 async def _started(dut: Any, name: str, pause: float = 0.0) -> TopEnv:
