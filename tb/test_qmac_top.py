@@ -271,11 +271,18 @@ async def test_units_backpressure(dut: Any) -> None:
     await env.start_loaded(held)
     await env.run(held)
     for op in ("add", "sub", "mul"):
+        # one unit job (one START) between a GEMM layer's load and its START: the START
+        # of a unit layer must leave the GEMM load bank alone
+        held = random_job(rng, env, f"held_{op}")
+        held.cols = rng.integers(-128, 128, held.cols.shape).astype(np.int8)
+        await env.load(held, start=False)
         shape = (int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 3 * env.cols)))
         a = rng.integers(-128, 128, shape).astype(np.int8)
         b = rng.integers(-128, 128, shape).astype(np.int8)
         out, cycles = await run_eltwise_layer(env, f"{op}_t", op, a, b, random_params(rng, op))
         dut._log.info("[qmac] eltwise %s %s: %d cycles", op, shape, cycles)
+        await env.start_loaded(held)
+        await env.run(held)
     # a GEMM layer loaded and STARTed behind a running eltwise job (output held back): on
     # the weight stream its words follow operand B, which the eltwise job takes first
     from tb.top_units import OP_ELTWISE, UNIT_ELTWISE, ELT_OP, _stream
