@@ -120,8 +120,9 @@ def _main(argv: list[str] | None) -> int:
                              "digits CNN, models/digits/digits_cnn_int8.yaml)")
     parser.add_argument("--model", default=None,
                         help="a .tflite model (models/tflite/*.tflite): every conv / FC / "
-                             "depthwise / pool / MEAN / ADD / SUB / MUL layer on its RTL unit "
-                             "(tb/test_units_network.py); --images of its stored test images "
+                             "depthwise / pool / MEAN / ADD / SUB / MUL layer on its unit inside "
+                             "qmac_top, through its AXI interfaces (tb/test_network.py); --images "
+                             "of its stored test images "
                              "(default 1)")
     parser.add_argument("--sim", default=None,
                         help="simulator: icarus (default) or verilator (default: $QMAC_SIM)")
