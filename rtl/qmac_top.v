@@ -383,6 +383,8 @@ module qmac_top #(
             a_y_q         <= 16'd0;
             layers_done_q <= 32'd0;
             q_count_q     <= 2'd0;
+            q_op_q[0]     <= OP_GEMM;                  // the output mux is defined after reset
+            q_op_q[1]     <= OP_GEMM;
             load_bank_q   <= 1'b0;
             wgt_cnt_q     <= 17'd0;
             wgt_len_q     <= 17'd0;
