@@ -330,7 +330,8 @@ async def test_unit_errors(dut: Any) -> None:
     """The units' error cases: UNIT_BUSY (a configuration write while the unit has a job
     queued is refused and the job runs with the old one), LAYER_OP 3 (CFG_INVALID), a
     misplaced operand-B TLAST (ACT_TLAST), window weights beyond TAPS_MAX (WGT_OVERFLOW)
-    and parameters beyond GROUPS_MAX * COLS channels (PRM_OVERFLOW)."""
+    and parameters beyond GROUPS_MAX * COLS channels (PRM_OVERFLOW); then a reset in the
+    middle of a window job."""
     assert int(dut.UNITS.value) == 1, "a unit test on a top built without units"
     from tb.top_units import UNIT_WINDOW, run_eltwise_layer
     from tb.test_eltwise_engine import random_params
@@ -401,6 +402,32 @@ async def test_unit_errors(dut: Any) -> None:
     await env.prm.wait()
     await _expect_error(env, R.ERROR_PRM_OVERFLOW, "window parameters beyond GROUPS_MAX * COLS")
     assert await env.read(R.LAYERS_DONE) == 2
+
+    # reset in the middle of a window job (input streaming, outputs held back): everything
+    # is back at its reset value and a clean window layer checks out afterwards
+    from tb.test_window_engine import random_layer
+    from tb.top_units import run_window_layer
+    from tb.window import golden as window_golden
+    for reg, value in {0: 4, 1: 4, 2: 3, 3: 3, 10: 2, 11: 2, 14: 2}.items():
+        await env.unit_cfg(UNIT_WINDOW, reg, value)
+    await env.write(R.LAYER_OP, 1)
+    await env.write(R.LAYER_BLOCKS, 2)
+    await env.write(R.CTRL, R.CTRL_START)
+    env.out.set_pause_generator(None)
+    env.out.pause = True
+    await env.act.send(AxiStreamFrame(bytes(range(32 * c))))
+    for _ in range(int(rng.integers(8, 40))):
+        await RisingEdge(dut.clk_i)
+    assert await env.read(R.STATUS) & R.STATUS_BUSY
+    await env.reset()
+    env.out.pause = False
+    for name, value in R.RESET.items():
+        assert await env.read(R.OFFSET[name]) == value, f"{name} after reset"
+    for name in ("STATUS", "ERROR", "LAYERS_DONE", "PERF_CYCLES"):
+        assert await env.read(R.OFFSET[name]) == 0, f"{name} not reset"
+    layer = random_layer(rng, env, "max", "after_reset")        # type: ignore[arg-type]
+    out, _, _ = await run_window_layer(env, layer)
+    assert np.array_equal(out, window_golden(layer).out)
 
 
 def run(parameters: Mapping[str, object] | None = None, *, waves: bool = False,
