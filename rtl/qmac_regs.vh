@@ -9,6 +9,7 @@ localparam [7:0] REG_HW_ARRAY = 8'h04;  // ro
 localparam integer HW_ARRAY_ROWS_LSB = 0;  localparam integer HW_ARRAY_ROWS_MSB = 7;
 localparam integer HW_ARRAY_COLS_LSB = 8;  localparam integer HW_ARRAY_COLS_MSB = 15;
 localparam integer HW_ARRAY_N_TILES_MAX_LSB = 16;  localparam integer HW_ARRAY_N_TILES_MAX_MSB = 23;
+localparam integer HW_ARRAY_UNITS_LSB = 24;  localparam integer HW_ARRAY_UNITS_MSB = 24;
 localparam [7:0] REG_HW_A_DEPTH = 8'h08;  // ro
 localparam [7:0] REG_HW_W_DEPTH = 8'h0C;  // ro
 localparam [7:0] REG_CTRL = 8'h10;  // wo
@@ -35,6 +36,7 @@ localparam integer ERROR_PRM_OVERFLOW_LSB = 4;  localparam integer ERROR_PRM_OVE
 localparam integer ERROR_PRM_LENGTH_LSB = 5;  localparam integer ERROR_PRM_LENGTH_MSB = 5;
 localparam integer ERROR_ACT_TLAST_LSB = 6;  localparam integer ERROR_ACT_TLAST_MSB = 6;
 localparam integer ERROR_TKEEP_LSB = 7;  localparam integer ERROR_TKEEP_MSB = 7;
+localparam integer ERROR_UNIT_BUSY_LSB = 8;  localparam integer ERROR_UNIT_BUSY_MSB = 8;
 localparam [7:0] REG_LAYER_K = 8'h28;  // rw
 localparam [31:0] REG_LAYER_K_RESET = 32'h00000001;
 localparam [7:0] REG_LAYER_N_TILES = 8'h2C;  // rw
@@ -44,6 +46,9 @@ localparam [31:0] REG_LAYER_K_TILE_RESET = 32'h00000001;
 localparam [7:0] REG_LAYER_BLOCKS = 8'h34;  // rw
 localparam [31:0] REG_LAYER_BLOCKS_RESET = 32'h00000001;
 localparam [7:0] REG_LAYERS_DONE = 8'h38;  // ro
+localparam [7:0] REG_LAYER_OP = 8'h3C;  // rw
+localparam [31:0] REG_LAYER_OP_RESET = 32'h00000000;
+localparam integer LAYER_OP_OP_LSB = 0;  localparam integer LAYER_OP_OP_MSB = 1;
 localparam [7:0] REG_PERF_CYCLES = 8'h40;  // ro
 localparam [7:0] REG_PERF_ARRAY_BUSY = 8'h44;  // ro
 localparam [7:0] REG_PERF_ACT_STALL = 8'h48;  // ro
@@ -51,6 +56,16 @@ localparam [7:0] REG_PERF_WGT_STALL = 8'h4C;  // ro
 localparam [7:0] REG_PERF_PRM_STALL = 8'h50;  // ro
 localparam [7:0] REG_PERF_OUT_STALL = 8'h54;  // ro
 localparam [7:0] REG_PERF_LOAD_EXPOSED = 8'h58;  // ro
+localparam [7:0] REG_HW_WINDOW = 8'h5C;  // ro
+localparam integer HW_WINDOW_TAPS_MAX_LSB = 0;  localparam integer HW_WINDOW_TAPS_MAX_MSB = 7;
+localparam integer HW_WINDOW_GROUPS_MAX_LSB = 8;  localparam integer HW_WINDOW_GROUPS_MAX_MSB = 15;
+localparam integer HW_WINDOW_H_LOG2_LSB = 16;  localparam integer HW_WINDOW_H_LOG2_MSB = 19;
+localparam integer HW_WINDOW_W_LOG2_LSB = 20;  localparam integer HW_WINDOW_W_LOG2_MSB = 23;
+localparam [7:0] REG_UNIT_CFG_ADDR = 8'h60;  // rw
+localparam [31:0] REG_UNIT_CFG_ADDR_RESET = 32'h00000000;
+localparam integer UNIT_CFG_ADDR_REG_LSB = 0;  localparam integer UNIT_CFG_ADDR_REG_MSB = 3;
+localparam integer UNIT_CFG_ADDR_UNIT_LSB = 8;  localparam integer UNIT_CFG_ADDR_UNIT_MSB = 8;
+localparam [7:0] REG_UNIT_CFG_DATA = 8'h64;  // wo
 localparam integer PRM_BIAS_LSB = 0;  localparam integer PRM_BIAS_MSB = 31;
 localparam integer PRM_M0_LSB = 32;  localparam integer PRM_M0_MSB = 63;
 localparam integer PRM_SHIFT_LSB = 64;  localparam integer PRM_SHIFT_MSB = 69;

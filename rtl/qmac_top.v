@@ -20,6 +20,16 @@
 // IRQ_STATUS.DONE is set and the pending layer (if any) runs. The engine is empty at that
 // point, so its configuration inputs change with nothing in flight.
 //
+// Units (UNITS = 1, docs/top.md): window_engine (depthwise conv, pooling, MEAN) and
+// eltwise_engine (ADD / SUB / MUL) sit beside the engine, LANES = COLS. LAYER_OP of a
+// queued layer selects the unit its streams feed: activations -> engine / window input /
+// eltwise A; weights -> engine bank / window taps / eltwise B (during the job); parameters
+// -> engine bank / window / eltwise requantize memory; the unit's output -> m_axis_out.
+// Every op goes through the same two-entry queue, in START order (one layer runs at a
+// time); a unit's configuration (UNIT_CFG_ADDR / UNIT_CFG_DATA) and its weight /
+// parameter memories are written only while it has no job queued (the streams wait,
+// a configuration write is refused with ERROR.UNIT_BUSY).
+//
 // AXI port names follow the AMBA specification (TDATA, TVALID, TREADY, TLAST, TKEEP with an
 // s_axil_ / s_axis_<stream>_ / m_axis_<stream>_ prefix) rather than the _i/_o suffixes of
 // the rest of rtl/, so that bus tools (cocotbext-axi, IP integrators) find them.
@@ -29,7 +39,12 @@ module qmac_top #(
     parameter integer COLS        = 8,     // MAC-array columns = requantize lanes = output lanes per beat (1..255)
     parameter integer A_DEPTH     = 64,    // taps per activation bank: K_TILE <= A_DEPTH (1..65535)
     parameter integer W_DEPTH     = 2048,  // weight words per bank: N_TILES * K <= W_DEPTH (1..65536)
-    parameter integer N_TILES_MAX = 8      // output-channel tiles per layer (1..255)
+    parameter integer N_TILES_MAX = 8,     // output-channel tiles per layer (1..255)
+    parameter integer UNITS       = 1,     // 1: window_engine + eltwise_engine built in (needs ROWS == COLS); 0: GEMM only
+    parameter integer H_MAX       = 32,    // window unit input tile height, power of two (1..32768)
+    parameter integer W_MAX       = 32,    // window unit input tile width, power of two (1..32768)
+    parameter integer TAPS_MAX    = 25,    // window unit depthwise kernel taps (1..255)
+    parameter integer GROUPS_MAX  = 8      // window unit requantize channel groups of COLS channels (1..255)
 ) (
     input  wire                 clk_i,              // clock, rising edge
     input  wire                 rst_i,              // synchronous reset, active high (drops everything in flight)
@@ -83,7 +98,8 @@ module qmac_top #(
 );
     generate
         if (ROWS < 1 || ROWS > 255 || COLS < 1 || COLS > 255 || A_DEPTH < 1 || A_DEPTH > 65535
-            || W_DEPTH < 1 || W_DEPTH > 65536 || N_TILES_MAX < 1 || N_TILES_MAX > 255) begin : g_bad_params
+            || W_DEPTH < 1 || W_DEPTH > 65536 || N_TILES_MAX < 1 || N_TILES_MAX > 255
+            || UNITS < 0 || UNITS > 1) begin : g_bad_params
 `ifdef __ICARUS__
             // Icarus 11 has no elaboration-time $error: stop at time 0 instead.
             initial $fatal(1, "qmac_top: ROWS = %0d, COLS = %0d, A_DEPTH = %0d, W_DEPTH = %0d, N_TILES_MAX = %0d: allowed ROWS, COLS, N_TILES_MAX 1..255, A_DEPTH 1..65535, W_DEPTH 1..65536",
@@ -91,6 +107,19 @@ module qmac_top #(
 `else
             $error("qmac_top: ROWS = %0d, COLS = %0d, A_DEPTH = %0d, W_DEPTH = %0d, N_TILES_MAX = %0d: allowed ROWS, COLS, N_TILES_MAX 1..255, A_DEPTH 1..65535, W_DEPTH 1..65536",
                    ROWS, COLS, A_DEPTH, W_DEPTH, N_TILES_MAX);
+`endif
+        end
+        if (UNITS == 1 && (ROWS != COLS || H_MAX < 1 || H_MAX > 32768 || W_MAX < 1 || W_MAX > 32768
+            || (H_MAX & (H_MAX - 1)) != 0 || (W_MAX & (W_MAX - 1)) != 0
+            || TAPS_MAX < 1 || TAPS_MAX > 255 || GROUPS_MAX < 1 || GROUPS_MAX > 255)) begin : g_bad_units
+            // the units take activation beats (ROWS bytes) as COLS lanes and share the
+            // output stream (COLS bytes): one beat width for every stream
+`ifdef __ICARUS__
+            initial $fatal(1, "qmac_top: UNITS = 1 with ROWS = %0d, COLS = %0d, H_MAX = %0d, W_MAX = %0d, TAPS_MAX = %0d, GROUPS_MAX = %0d: the units need ROWS == COLS, H_MAX and W_MAX powers of two 1..32768, TAPS_MAX and GROUPS_MAX 1..255 (or UNITS = 0)",
+                           ROWS, COLS, H_MAX, W_MAX, TAPS_MAX, GROUPS_MAX);
+`else
+            $error("qmac_top: UNITS = 1 with ROWS = %0d, COLS = %0d, H_MAX = %0d, W_MAX = %0d, TAPS_MAX = %0d, GROUPS_MAX = %0d: the units need ROWS == COLS, H_MAX and W_MAX powers of two 1..32768, TAPS_MAX and GROUPS_MAX 1..255 (or UNITS = 0)",
+                   ROWS, COLS, H_MAX, W_MAX, TAPS_MAX, GROUPS_MAX);
 `endif
         end
     endgenerate
@@ -103,6 +132,12 @@ module qmac_top #(
     localparam integer ROW_W = (ROWS > 1) ? $clog2(ROWS) : 1;                                 // row within a block
     localparam [1:0]   OKAY = 2'b00, SLVERR = 2'b10;                                          // AXI responses
     localparam [16:0]  N_CHAN = 17'(N_TILES_MAX * COLS);                                      // parameter channels per bank
+    localparam [1:0]   OP_GEMM = 2'd0, OP_WIN = 2'd1, OP_ELT = 2'd2;                          // LAYER_OP
+    localparam integer TW    = (TAPS_MAX > 1) ? $clog2(TAPS_MAX) : 1;                         // window weight word
+    localparam integer WCH_W = (GROUPS_MAX * COLS > 1) ? $clog2(GROUPS_MAX * COLS) : 1;      // window parameter channel
+    localparam integer ECH_W = (COLS > 1) ? $clog2(COLS) : 1;                                 // eltwise parameter lane
+    localparam integer HL2   = (H_MAX > 1) ? $clog2(H_MAX) : 0;
+    localparam integer WL2   = (W_MAX > 1) ? $clog2(W_MAX) : 0;
 
     // ================================================================ AXI4-Lite slave
     // Write: address and data are taken independently (one each), the register is written
@@ -134,7 +169,11 @@ module qmac_top #(
     wire w_lnt    = do_write && wa == REG_LAYER_N_TILES;
     wire w_lkt    = do_write && wa == REG_LAYER_K_TILE;
     wire w_lb     = do_write && wa == REG_LAYER_BLOCKS;
-    wire w_ok     = w_ctrl || w_irqs || w_irqe || w_err || w_lk || w_lnt || w_lkt || w_lb;
+    wire w_lop    = do_write && wa == REG_LAYER_OP;
+    wire w_ucfga  = do_write && wa == REG_UNIT_CFG_ADDR;
+    wire w_ucfgd  = do_write && wa == REG_UNIT_CFG_DATA;
+    wire w_ok     = w_ctrl || w_irqs || w_irqe || w_err || w_lk || w_lnt || w_lkt || w_lb
+                 || w_lop || w_ucfga || w_ucfgd;
     wire start    = w_ctrl && wbits[CTRL_START_LSB];
     wire clr_perf = w_ctrl && wbits[CTRL_CLEAR_PERF_LSB];
 
@@ -167,7 +206,11 @@ module qmac_top #(
     reg [31:0] lay_k_q, lay_nt_q, lay_kt_q, lay_blk_q;   // LAYER_*: the next layer
     reg [1:0]  irq_en_q;                                  // IRQ_ENABLE
     reg        done_q;                                    // IRQ_STATUS.DONE
-    reg [7:0]  err_q;                                     // ERROR
+    reg [8:0]  err_q;                                     // ERROR
+    reg [1:0]  lay_op_q;                                  // LAYER_OP
+    reg [3:0]  ucfg_reg_q;                                // UNIT_CFG_ADDR.REG
+    reg        ucfg_unit_q;                               // UNIT_CFG_ADDR.UNIT
+    reg [15:0] win_h_q, win_w_q;                          // copies of window_engine's H and W (activation beat count)
     reg [31:0] layers_done_q;                             // LAYERS_DONE
     reg [23:0] lay_words_q;                               // weight words: LAYER_N_TILES * LAYER_K (low bits, registered)
     reg [16:0] lay_chans_q;                               // parameter channels: LAYER_N_TILES * COLS (low bits, registered)
@@ -180,9 +223,20 @@ module qmac_top #(
     reg [15:0]       q_kt_q    [0:1];
     reg [23:0]       q_blk_q   [0:1];
     reg              q_bank_q  [0:1];
+    reg [1:0]        q_op_q    [0:1];
     reg              load_bank_q;          // bank the weight / parameter streams write
     wire             busy = (q_count_q != 2'd0);
-    wire             bank_free = (q_count_q != 2'd2);   // the load bank is not computed with
+    // queue entries of each op (entry e is valid when e < q_count_q)
+    wire             q0_v = (q_count_q != 2'd0), q1_v = (q_count_q == 2'd2);
+    wire             win_queued = (q0_v && q_op_q[0] == OP_WIN) || (q1_v && q_op_q[1] == OP_WIN);
+    wire             elt_queued = (q0_v && q_op_q[0] == OP_ELT) || (q1_v && q_op_q[1] == OP_ELT);
+    // the load bank is not computed with: fewer than two GEMM layers queued (a layer
+    // takes the load bank at START, which then flips)
+    wire             bank_free = !(q0_v && q1_v && q_op_q[0] == OP_GEMM && q_op_q[1] == OP_GEMM);
+    wire [1:0]       r_op = q_op_q[0];                  // op of the running layer
+    // where the weight / parameter streams load: LAYER_OP's unit (GEMM without units or for
+    // an invalid op, so that a wrong LAYER_OP never hangs a stream)
+    wire [1:0]       ld_op = (UNITS == 1 && (lay_op_q == OP_WIN || lay_op_q == OP_ELT)) ? lay_op_q : OP_GEMM;
 
     // ---------------------------------------------------------------- load streams
     reg [16:0] wgt_cnt_q;     // weight words of the packet being received (saturating)
@@ -191,23 +245,45 @@ module qmac_top #(
     reg [16:0] prm_cnt_q;     // parameter channels of the packet being received (saturating)
     reg [16:0] prm_len_q;
     reg        prm_done_q;
-    wire wgt_fire = s_axis_wgt_tvalid && bank_free;
-    wire prm_fire = s_axis_prm_tvalid && bank_free;
+    reg  [16:0] uw_cnt_q;     // window weight words of the packet being received (saturating)
+    reg  [16:0] up_cnt_q;     // unit parameter channels of the packet being received (saturating)
+    wire b_phase;             // the running layer is ELTWISE: the weight stream is its operand B
+    wire elt_b_ready;
+    // weight stream, load side: engine bank (GEMM) or window taps (WINDOW); ELTWISE's
+    // weight stream is operand B, taken only while its layer runs
+    wire wgt_ld_ready = !b_phase && ((ld_op == OP_GEMM) ? bank_free : (ld_op == OP_WIN) ? !win_queued : 1'b0);
+    wire prm_ready    = (ld_op == OP_GEMM) ? bank_free : (ld_op == OP_WIN) ? !win_queued : !elt_queued;
+    wire wgt_fire  = s_axis_wgt_tvalid && wgt_ld_ready;          // a load beat
+    wire prm_fire  = s_axis_prm_tvalid && prm_ready;
+    wire wgt_gfire = wgt_fire && ld_op == OP_GEMM;               // to the engine's load bank
+    wire prm_gfire = prm_fire && ld_op == OP_GEMM;
+    wire wgt_wfire = wgt_fire && ld_op == OP_WIN;                // to the window unit
+    wire prm_ufire = prm_fire && ld_op != OP_GEMM;               // to the window / eltwise unit
     wire wgt_in   = wgt_cnt_q < 17'(W_DEPTH);
     wire prm_in   = prm_cnt_q < N_CHAN;
-    assign s_axis_wgt_tready = bank_free;
-    assign s_axis_prm_tready = bank_free;
+    wire uw_in    = uw_cnt_q < 17'(TAPS_MAX);
+    wire up_in    = up_cnt_q < ((ld_op == OP_WIN) ? 17'(GROUPS_MAX * COLS) : 17'(COLS));
+    assign s_axis_wgt_tready = b_phase ? elt_b_ready : wgt_ld_ready;
+    assign s_axis_prm_tready = prm_ready;
 
     // START: queue room, configuration in range, weights and parameters complete.
-    wire cfg_ok  = lay_k_q >= 32'd1 && lay_k_q <= 32'd65535
+    wire cfg_gemm = lay_k_q >= 32'd1 && lay_k_q <= 32'd65535
                 && lay_nt_q >= 32'd1 && lay_nt_q <= 32'(N_TILES_MAX)
                 && lay_kt_q >= 32'd1 && lay_kt_q <= 32'(A_DEPTH)
                 && lay_blk_q >= 32'd1 && lay_blk_q <= 32'hFF_FFFF
                 && lay_words_q <= 24'(W_DEPTH);       // (the products are exact once K and N_TILES are in range)
-    wire wgt_ok  = wgt_done_q && wgt_cnt_q == 17'd0 && {7'd0, wgt_len_q} == lay_words_q;
-    wire prm_ok  = prm_done_q && prm_cnt_q == 17'd0 && prm_len_q == lay_chans_q;
+    wire op_unit = (UNITS == 1) && (lay_op_q == OP_WIN || lay_op_q == OP_ELT);
+    wire cfg_ok  = (lay_op_q == OP_GEMM) ? cfg_gemm
+                 : op_unit && lay_blk_q >= 32'd1 && lay_blk_q <= 32'hFF_FFFF;
+    // a unit layer uses the unit's memories as they are: no weight / parameter packet checks
+    wire wgt_ok  = op_unit || (wgt_done_q && wgt_cnt_q == 17'd0 && {7'd0, wgt_len_q} == lay_words_q);
+    wire prm_ok  = op_unit || (prm_done_q && prm_cnt_q == 17'd0 && prm_len_q == lay_chans_q);
     wire room    = q_count_q != 2'd2;
     wire push    = start && room && cfg_ok && wgt_ok && prm_ok;
+    wire push_gemm = push && lay_op_q == OP_GEMM;
+    // UNIT_CFG_DATA: the addressed unit must have no job queued
+    wire ucfg_busy = ucfg_unit_q ? elt_queued : win_queued;
+    wire ucfg_we   = w_ucfgd && !ucfg_busy && (UNITS == 1);
 
     // ---------------------------------------------------------------- running layer
     reg [15:0]   a_k_q;       // activation beat: tap within the block
@@ -220,32 +296,48 @@ module qmac_top #(
     wire [NT_W:0] r_nt = q_nt_q[0];
     wire [23:0]  r_blk = q_blk_q[0];
     wire         eng_act_ready;
+    reg  [15:0]  a_y_q;       // activation beat: pixel row within a window tile
+    wire         win_in_ready, elt_a_ready;
     wire         act_take  = busy && !a_done_q;
-    wire         act_fire  = s_axis_act_tvalid && act_take && eng_act_ready;
-    wire         act_last  = (a_k_q == r_k - 16'd1) && (a_blk_q == r_blk - 24'd1);
-    wire         out_valid;
-    wire         out_fire  = out_valid && m_axis_out_tready;
-    wire         out_last  = (o_row_q == ROW_W'(ROWS - 1)) && (o_tile_q == r_nt - 1'b1)
-                          && (o_blk_q == r_blk - 24'd1);
+    wire         sel_ready = (r_op == OP_GEMM) ? eng_act_ready : (r_op == OP_WIN) ? win_in_ready : elt_a_ready;
+    wire         act_fire  = s_axis_act_tvalid && act_take && sel_ready;
+    // beat counters: GEMM a_k = tap, block; WINDOW a_k = x, a_y = y, block = tile; ELTWISE block = beat
+    wire         k_end     = (r_op == OP_GEMM) ? (a_k_q == r_k - 16'd1)
+                           : (r_op == OP_WIN) ? (a_k_q == win_w_q - 16'd1) : 1'b1;
+    wire         y_end     = (r_op != OP_WIN) || (a_y_q == win_h_q - 16'd1);
+    wire         act_last  = k_end && y_end && (a_blk_q == r_blk - 24'd1);
+    assign       b_phase   = act_take && r_op == OP_ELT;
+    wire         eng_out_valid, win_out_valid, elt_out_valid;
+    wire         win_out_last;
+    wire         out_valid = (r_op == OP_GEMM) ? eng_out_valid : (r_op == OP_WIN) ? win_out_valid : elt_out_valid;
+    wire         out_fire  = busy && out_valid && m_axis_out_tready;
+    // end of an output block: GEMM a row block's last tile and row; WINDOW a tile's last
+    // pixel (the unit's out_last_o); ELTWISE every beat
+    wire         o_end     = (r_op == OP_GEMM) ? ((o_row_q == ROW_W'(ROWS - 1)) && (o_tile_q == r_nt - 1'b1))
+                           : (r_op == OP_WIN) ? win_out_last : 1'b1;
+    wire         out_last  = o_end && (o_blk_q == r_blk - 24'd1);
     wire         pop       = out_fire && out_last;
     wire         array_fire;
-    assign s_axis_act_tready = act_take && eng_act_ready;
-    assign m_axis_out_tvalid = out_valid;
-    assign m_axis_out_tlast  = out_valid && out_last;
+    assign s_axis_act_tready = act_take && sel_ready;
+    assign m_axis_out_tvalid = busy && out_valid;
+    assign m_axis_out_tlast  = busy && out_valid && out_last;
     assign m_axis_out_tkeep  = {COLS{1'b1}};
 
     // ---------------------------------------------------------------- error flags
-    wire [7:0] err_set;
+    wire [8:0] err_set;
+    wire       b_fire = b_phase && s_axis_wgt_tvalid && elt_b_ready;   // joined with act_fire
     assign err_set[ERROR_CFG_INVALID_LSB]    = start && room && !cfg_ok;
     assign err_set[ERROR_START_OVERFLOW_LSB] = start && !room;
-    assign err_set[ERROR_WGT_OVERFLOW_LSB]   = wgt_fire && !wgt_in;
     assign err_set[ERROR_WGT_LENGTH_LSB]     = start && room && cfg_ok && !wgt_ok;
-    assign err_set[ERROR_PRM_OVERFLOW_LSB]   = prm_fire && !prm_in;
     assign err_set[ERROR_PRM_LENGTH_LSB]     = start && room && cfg_ok && !prm_ok;
-    assign err_set[ERROR_ACT_TLAST_LSB]      = act_fire && (s_axis_act_tlast != act_last);
+    assign err_set[ERROR_ACT_TLAST_LSB]      = (act_fire && (s_axis_act_tlast != act_last))
+                                            || (b_fire && (s_axis_wgt_tlast != act_last));
     assign err_set[ERROR_TKEEP_LSB]          = (act_fire && !(&s_axis_act_tkeep))
-                                            || (wgt_fire && !(&s_axis_wgt_tkeep))
+                                            || ((wgt_fire || b_fire) && !(&s_axis_wgt_tkeep))
                                             || (prm_fire && !(&s_axis_prm_tkeep));
+    assign err_set[ERROR_UNIT_BUSY_LSB]      = w_ucfgd && ucfg_busy && (UNITS == 1);
+    assign err_set[ERROR_WGT_OVERFLOW_LSB]   = (wgt_gfire && !wgt_in) || (wgt_wfire && !uw_in);
+    assign err_set[ERROR_PRM_OVERFLOW_LSB]   = (prm_gfire && !prm_in) || (prm_ufire && !up_in);
 
     integer e;
     always @(posedge clk_i) begin
@@ -261,6 +353,7 @@ module qmac_top #(
                     q_kt_q[e]   <= lay_kt_q[15:0];
                     q_blk_q[e]  <= lay_blk_q[23:0];
                     q_bank_q[e] <= load_bank_q;
+                    q_op_q[e]   <= lay_op_q;
                 end
             end
         end
@@ -270,6 +363,7 @@ module qmac_top #(
             q_kt_q[0]   <= q_kt_q[1];
             q_blk_q[0]  <= q_blk_q[1];
             q_bank_q[0] <= q_bank_q[1];
+            q_op_q[0]   <= q_op_q[1];
         end
         if (rst_i) begin
             lay_k_q       <= REG_LAYER_K_RESET;
@@ -278,9 +372,19 @@ module qmac_top #(
             lay_blk_q     <= REG_LAYER_BLOCKS_RESET;
             irq_en_q      <= REG_IRQ_ENABLE_RESET[1:0];
             done_q        <= 1'b0;
-            err_q         <= 8'd0;
+            err_q         <= 9'd0;
+            lay_op_q      <= REG_LAYER_OP_RESET[1:0];
+            ucfg_reg_q    <= REG_UNIT_CFG_ADDR_RESET[3:0];
+            ucfg_unit_q   <= REG_UNIT_CFG_ADDR_RESET[8];
+            win_h_q       <= 16'd1;                    // window_engine's reset values
+            win_w_q       <= 16'd1;
+            uw_cnt_q      <= 17'd0;
+            up_cnt_q      <= 17'd0;
+            a_y_q         <= 16'd0;
             layers_done_q <= 32'd0;
             q_count_q     <= 2'd0;
+            q_op_q[0]     <= OP_GEMM;                  // the output mux is defined after reset
+            q_op_q[1]     <= OP_GEMM;
             load_bank_q   <= 1'b0;
             wgt_cnt_q     <= 17'd0;
             wgt_len_q     <= 17'd0;
@@ -302,16 +406,26 @@ module qmac_top #(
             if (w_irqe) irq_en_q  <= (irq_en_q & ~wmask[1:0]) | (w_data_q[1:0] & wmask[1:0]);
             if (pop)                                done_q <= 1'b1;
             else if (w_irqs && wbits[IRQ_STATUS_DONE_LSB]) done_q <= 1'b0;
-            err_q <= (err_q & ~(w_err ? wbits[7:0] : 8'd0)) | err_set;
+            err_q <= (err_q & ~(w_err ? wbits[8:0] : 9'd0)) | err_set;
+            if (w_lop)   lay_op_q <= (lay_op_q & ~wmask[1:0]) | (w_data_q[1:0] & wmask[1:0]);
+            if (w_ucfga) begin
+                if (w_strb_q[0]) ucfg_reg_q  <= w_data_q[3:0];
+                if (w_strb_q[1]) ucfg_unit_q <= w_data_q[8];
+            end
+            if (ucfg_we && !ucfg_unit_q && ucfg_reg_q == 4'd0) win_h_q <= w_data_q[15:0];
+            if (ucfg_we && !ucfg_unit_q && ucfg_reg_q == 4'd1) win_w_q <= w_data_q[15:0];
             if (pop) layers_done_q <= layers_done_q + 32'd1;
             q_count_q <= q_count_q + {1'b0, push} - {1'b0, pop};
-            if (push) load_bank_q <= !load_bank_q;
-            // weight stream: words of the load bank, TLAST ends the packet
-            if (push) begin
+            if (push_gemm) load_bank_q <= !load_bank_q;
+            // weight stream: words of the load bank, TLAST ends the packet; a unit layer's
+            // START leaves a GEMM layer loaded before it waiting for its own START
+            if (push_gemm) begin
                 wgt_done_q <= 1'b0;
                 prm_done_q <= 1'b0;
             end
-            if (wgt_fire) begin
+            if (wgt_wfire) uw_cnt_q <= s_axis_wgt_tlast ? 17'd0 : (uw_cnt_q == 17'h1FFFF) ? uw_cnt_q : uw_cnt_q + 17'd1;
+            if (prm_ufire) up_cnt_q <= s_axis_prm_tlast ? 17'd0 : (up_cnt_q == 17'h1FFFF) ? up_cnt_q : up_cnt_q + 17'd1;
+            if (wgt_gfire) begin
                 if (s_axis_wgt_tlast) begin
                     wgt_cnt_q  <= 17'd0;
                     wgt_len_q  <= (wgt_cnt_q == 17'h1FFFF) ? wgt_cnt_q : wgt_cnt_q + 17'd1;
@@ -320,7 +434,7 @@ module qmac_top #(
                     wgt_cnt_q <= wgt_cnt_q + 17'd1;
                 end
             end
-            if (prm_fire) begin
+            if (prm_gfire) begin
                 if (s_axis_prm_tlast) begin
                     prm_cnt_q  <= 17'd0;
                     prm_len_q  <= (prm_cnt_q == 17'h1FFFF) ? prm_cnt_q : prm_cnt_q + 17'd1;
@@ -331,15 +445,21 @@ module qmac_top #(
             end
             // running layer: activation and output beat counters
             if (act_fire) begin
-                if (a_k_q != r_k - 16'd1) begin
+                if (!k_end) begin
                     a_k_q <= a_k_q + 16'd1;
+                end else if (!y_end) begin
+                    a_k_q <= 16'd0;
+                    a_y_q <= a_y_q + 16'd1;
                 end else begin
                     a_k_q   <= 16'd0;
+                    a_y_q   <= 16'd0;
                     a_blk_q <= a_blk_q + 24'd1;
                     if (a_blk_q == r_blk - 24'd1) a_done_q <= 1'b1;
                 end
             end
-            if (out_fire) begin
+            if (out_fire && r_op != OP_GEMM) begin
+                if (o_end) o_blk_q <= o_blk_q + 24'd1;
+            end else if (out_fire) begin
                 if (o_row_q != ROW_W'(ROWS - 1)) begin
                     o_row_q <= o_row_q + 1'b1;
                 end else begin
@@ -354,6 +474,7 @@ module qmac_top #(
             end
             if (pop) begin                    // the next layer starts from scratch
                 a_k_q    <= 16'd0;
+                a_y_q    <= 16'd0;
                 a_blk_q  <= 24'd0;
                 a_done_q <= 1'b0;
                 o_row_q  <= {ROW_W{1'b0}};
@@ -394,7 +515,11 @@ module qmac_top #(
         rd_ok = 1'b1;
         case (ra)
             REG_ID:            rd = REG_ID_RESET;
-            REG_HW_ARRAY:      rd = {8'd0, 8'(N_TILES_MAX), 8'(COLS), 8'(ROWS)};
+            REG_HW_ARRAY:      rd = {7'd0, UNITS == 1, 8'(N_TILES_MAX), 8'(COLS), 8'(ROWS)};
+            REG_HW_WINDOW:     rd = (UNITS == 1) ? {8'd0, 4'(WL2), 4'(HL2), 8'(GROUPS_MAX), 8'(TAPS_MAX)} : 32'd0;
+            REG_LAYER_OP:      rd = {30'd0, lay_op_q};
+            REG_UNIT_CFG_ADDR: rd = {23'd0, ucfg_unit_q, 4'd0, ucfg_reg_q};
+            REG_UNIT_CFG_DATA: rd = 32'd0;
             REG_HW_A_DEPTH:    rd = 32'(A_DEPTH);
             REG_HW_W_DEPTH:    rd = 32'(W_DEPTH);
             REG_CTRL:          rd = 32'd0;
@@ -402,7 +527,7 @@ module qmac_top #(
                                      load_bank_q, q_count_q == 2'd2, busy};
             REG_IRQ_STATUS:    rd = {30'd0, |err_q, done_q};
             REG_IRQ_ENABLE:    rd = {30'd0, irq_en_q};
-            REG_ERROR:         rd = {24'd0, err_q};
+            REG_ERROR:         rd = {23'd0, err_q};
             REG_LAYER_K:       rd = lay_k_q;
             REG_LAYER_N_TILES: rd = lay_nt_q;
             REG_LAYER_K_TILE:  rd = lay_kt_q;
@@ -452,11 +577,11 @@ module qmac_top #(
         .n_tiles_i     (r_nt),
         .k_tile_i      (q_kt_q[0]),
         .bank_i        (q_bank_q[0]),
-        .w_we_i        (wgt_fire && wgt_in),
+        .w_we_i        (wgt_gfire && wgt_in),
         .w_bank_i      (load_bank_q),
         .w_addr_i      (wgt_cnt_q[WA_W-1:0]),
         .w_data_i      (s_axis_wgt_tdata),
-        .prm_we_i      (prm_fire && prm_in),
+        .prm_we_i      (prm_gfire && prm_in),
         .prm_bank_i    (load_bank_q),
         .prm_chan_i    (prm_cnt_q[CH_W-1:0]),
         .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
@@ -465,16 +590,86 @@ module qmac_top #(
         .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
         .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
         .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
-        .act_valid_i   (s_axis_act_tvalid && act_take),
+        .act_valid_i   (s_axis_act_tvalid && act_take && r_op == OP_GEMM),
         .act_ready_o   (eng_act_ready),
         .act_data_i    (s_axis_act_tdata),
-        .out_valid_o   (out_valid),
-        .out_ready_i   (m_axis_out_tready),
+        .out_valid_o   (eng_out_valid),
+        .out_ready_i   (m_axis_out_tready && busy && r_op == OP_GEMM),
         .out_data_o    (eng_out_data),
         .out_last_o    (eng_out_last),
         .array_fire_o  (array_fire)
     );
-    assign m_axis_out_tdata = eng_out_data;
+    // ================================================================ the units
+    wire [COLS*8-1:0] win_out_data, elt_out_data;
+    generate
+        if (UNITS == 1) begin : g_units
+            window_engine #(.LANES(COLS), .H_MAX(H_MAX), .W_MAX(W_MAX), .TAPS_MAX(TAPS_MAX),
+                            .GROUPS_MAX(GROUPS_MAX)) u_window (
+                .clk_i         (clk_i),
+                .rst_i         (rst_i),
+                .cfg_we_i      (ucfg_we && !ucfg_unit_q),
+                .cfg_addr_i    (ucfg_reg_q),
+                .cfg_wdata_i   (w_data_q[15:0]),
+                .w_we_i        (wgt_wfire && uw_in),
+                .w_addr_i      (uw_cnt_q[TW-1:0]),
+                .w_data_i      (s_axis_wgt_tdata),
+                .prm_we_i      (prm_ufire && up_in && ld_op == OP_WIN),
+                .prm_chan_i    (up_cnt_q[WCH_W-1:0]),
+                .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
+                .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
+                .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
+                .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
+                .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
+                .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+                .in_valid_i    (s_axis_act_tvalid && act_take && r_op == OP_WIN),
+                .in_ready_o    (win_in_ready),
+                .in_data_i     (s_axis_act_tdata[COLS*8-1:0]),
+                .out_valid_o   (win_out_valid),
+                .out_ready_i   (m_axis_out_tready && busy && r_op == OP_WIN),
+                .out_data_o    (win_out_data),
+                .out_last_o    (win_out_last)
+            );
+            /* verilator lint_off UNUSEDSIGNAL */  // the top counts the job's beats itself
+            wire elt_out_last;
+            /* verilator lint_on UNUSEDSIGNAL */
+            eltwise_engine #(.LANES(COLS)) u_eltwise (
+                .clk_i         (clk_i),
+                .rst_i         (rst_i),
+                .cfg_we_i      (ucfg_we && ucfg_unit_q),
+                .cfg_addr_i    (ucfg_reg_q[2:0]),
+                .cfg_wdata_i   (w_data_q),
+                .prm_we_i      (prm_ufire && up_in && ld_op == OP_ELT),
+                .prm_chan_i    (up_cnt_q[ECH_W-1:0]),
+                .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
+                .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
+                .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
+                .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
+                .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
+                .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+                .a_valid_i     (s_axis_act_tvalid && act_take && r_op == OP_ELT),
+                .a_ready_o     (elt_a_ready),
+                .a_data_i      (s_axis_act_tdata[COLS*8-1:0]),
+                .a_last_i      (act_last),
+                .b_valid_i     (s_axis_wgt_tvalid && b_phase),
+                .b_ready_o     (elt_b_ready),
+                .b_data_i      (s_axis_wgt_tdata),
+                .out_valid_o   (elt_out_valid),
+                .out_ready_i   (m_axis_out_tready && busy && r_op == OP_ELT),
+                .out_data_o    (elt_out_data),
+                .out_last_o    (elt_out_last)
+            );
+        end else begin : g_no_units
+            assign win_in_ready  = 1'b0;
+            assign win_out_valid = 1'b0;
+            assign win_out_last  = 1'b0;
+            assign win_out_data  = {COLS*8{1'b0}};
+            assign elt_a_ready   = 1'b0;
+            assign elt_b_ready   = 1'b0;
+            assign elt_out_valid = 1'b0;
+            assign elt_out_data  = {COLS*8{1'b0}};
+        end
+    endgenerate
+    assign m_axis_out_tdata = (r_op == OP_WIN) ? win_out_data : (r_op == OP_ELT) ? elt_out_data : eng_out_data;
     // parameter beat bits outside the fields (reserved, ignored)
     wire unused_prm = &{1'b0, s_axis_prm_tdata[127:96], s_axis_prm_tdata[71:70]};
 endmodule

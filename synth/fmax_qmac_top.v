@@ -39,8 +39,9 @@ module fmax_qmac_top #(
     wire [COLS-1:0]   out_tkeep;
     reg         sout_q;
 
+    // UNITS = 0: the window / eltwise units need ROWS == COLS and do not fit an UP5K
     qmac_top #(.ROWS(ROWS), .COLS(COLS), .A_DEPTH(A_DEPTH), .W_DEPTH(W_DEPTH),
-               .N_TILES_MAX(N_TILES_MAX)) u_dut (
+               .N_TILES_MAX(N_TILES_MAX), .UNITS(0)) u_dut (
         .clk_i             (clk_i),
         .rst_i             (rst_i),
         .irq_o             (irq),

@@ -46,6 +46,8 @@ ENGINE = {"ROWS": 8, "COLS": 8, "A_DEPTH": 64, "W_DEPTH": 2048, "N_TILES_MAX": 8
 SMALL = {"ROWS": 2, "COLS": 1, "A_DEPTH": 16, "W_DEPTH": 256, "N_TILES_MAX": 2}
 MAC = ["mac_array.v", "mac_grid.v", "mac_pe.v", "mac_skew.v"]
 RQ = ["requant_pipeline.v", "requant_lane.v", "requant_param_mem.v", "requant_out_fifo.v"]
+UNITS = ["window_engine.v", "window_lane.v", "window_divide.v", "eltwise_engine.v",
+         "eltwise_lane.v", "eltwise_rescale.v"]   # qmac_top's window / eltwise units (UNITS = 1, its default)
 
 
 @dataclass
@@ -62,18 +64,18 @@ class Run:
 
 
 RUNS = [
-    Run("ecp5-qmac_top", "ecp5", "qmac_top", ["qmac_top.v", "qlayer_engine.v"] + MAC + RQ, ENGINE,
-        "qmac_top (total: engine + AXI4-Lite + AXI4-Stream + layer queue)"),
+    Run("ecp5-qmac_top", "ecp5", "qmac_top", ["qmac_top.v", "qlayer_engine.v"] + MAC + RQ + UNITS,
+        ENGINE, "qmac_top (total: engine + window / eltwise units + AXI4-Lite + AXI4-Stream + layer queue)"),
     Run("ecp5-qlayer_engine", "ecp5", "qlayer_engine", ["qlayer_engine.v"] + MAC + RQ, ENGINE,
         "qlayer_engine (MAC array + requantize + buffers)"),
     Run("ecp5-mac_array", "ecp5", "mac_array", MAC, {"ROWS": 8, "COLS": 8}, "mac_array 8 x 8"),
     Run("ecp5-requant_pipeline", "ecp5", "requant_pipeline", RQ, {"LANES": 8, "CHANNELS": 128},
         "requant_pipeline, 8 lanes (two parameter banks of 64 channels, as in the engine)"),
-    Run("ice40-qmac_top", "ice40", "qmac_top", ["qmac_top.v", "qlayer_engine.v"] + MAC + RQ,
+    Run("ice40-qmac_top", "ice40", "qmac_top", ["qmac_top.v", "qlayer_engine.v"] + MAC + RQ + UNITS,
         ENGINE, "qmac_top, default configuration (synthesis only: too big for any iCE40)",
         pnr=False),
     Run("ice40-qmac_top-small", "ice40", "fmax_qmac_top",
-        ["../synth/fmax_qmac_top.v", "qmac_top.v", "qlayer_engine.v"] + MAC + RQ, SMALL,
+        ["../synth/fmax_qmac_top.v", "qmac_top.v", "qlayer_engine.v"] + MAC + RQ + UNITS, SMALL,
         "qmac_top ROWS=2, COLS=1, A_DEPTH=16, W_DEPTH=256, N_TILES_MAX=2 on an UP5K (harness)"),
 ]
 

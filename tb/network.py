@@ -1,9 +1,12 @@
 """Run a quantized-network artifact on the RTL accelerator, layer by layer.
 
-Conv and fully-connected layers run on the RTL layer engine; every other op (pooling,
-flatten, depthwise, and an imported graph's add, pad, softmax ...) runs on the host with
-the golden model's functions, because the engine has no hardware for them.  The host does
-``im2col`` with the golden model's own function, padding with the input zero point.
+Conv and fully-connected layers run on the RTL layer engine.  On ``qmac_top`` built with
+its units (UNITS = 1), depthwise conv (multiplier 1), max / average pooling and spatial
+MEAN run on its window unit and ADD / SUB / MUL on its element-wise unit, through the same
+AXI interfaces (:mod:`tb.top_units`; :func:`tb.units.unit_of` decides what fits).  Every
+other op (flatten, reshape, softmax, pad ...) runs on the host with the golden model's
+functions, because there is no hardware for it.  The host does ``im2col`` with the
+golden model's own function, padding with the input zero point.
 
 The engine is reached one of two ways, by the environment passed in:
 
@@ -138,6 +141,17 @@ def load_job(layer: QLayer, batch: int) -> GemmJob:
                    in_zero_point=layer.input.zero_point, rq=layer.requant())
 
 
+def top_unit(env: Any, layer: QLayer) -> str | None:
+    """``"window"`` / ``"eltwise"`` when ``layer`` runs on that unit of ``env`` (a
+    :class:`tb.top.TopEnv` built with UNITS = 1; :func:`tb.units.unit_of` decides), else
+    None (an engine op, or the host's)."""
+    if not getattr(env, "units", False):
+        return None
+    from tb.units import unit_of
+    unit = unit_of(layer, env)
+    return unit if unit in ("window", "eltwise") else None
+
+
 def describe_row(layer: QLayer) -> Callable[[int], str]:
     """Maps a GEMM row of ``layer`` to the output element it produces."""
     if layer.op == "conv2d":
@@ -157,10 +171,26 @@ class _AxiPasses:
 
     def __init__(self, env: Any, qnet: QuantizedNetwork, batch: int) -> None:
         self.env = env
-        self.ahead = [g for layer in qnet.layers if layer.op in ENGINE_OPS
-                      for g in env.channel_groups(load_job(layer, batch))]
+        # (pass, START at load): a pass is STARTed as soon as it is loaded when it is the
+        # top's next job; with a window / eltwise layer in between (the queue runs in
+        # START order) it is loaded early all the same and STARTed when its turn comes
+        self.ahead: list[tuple[GemmJob, bool]] = []
+        unit_between = False
+        for layer in qnet.layers:
+            if layer.op in ENGINE_OPS:
+                for g in env.channel_groups(load_job(layer, batch)):
+                    self.ahead.append((g, not unit_between))
+                    unit_between = False
+            elif top_unit(env, layer) is not None:
+                unit_between = True
+        self.held = False       # the pass loaded last waits for its START
         self.carry = 0          # exposed load cycles of the pass loaded last
         self.exposed = 0        # PERF_LOAD_EXPOSED when last read
+
+    async def _load_next(self) -> None:
+        job, start = self.ahead.pop(0)
+        await self.env.load(job, start=start)
+        self.held = not start
 
     async def start(self) -> None:
         """Load the first pass (all of its load is exposed)."""
@@ -168,7 +198,7 @@ class _AxiPasses:
 
         self.exposed = await self.env.read(R.PERF_LOAD_EXPOSED)
         if self.ahead:
-            await self.env.load(self.ahead.pop(0))
+            await self._load_next()
         await self._account()
 
     async def _account(self) -> None:
@@ -185,7 +215,10 @@ class _AxiPasses:
         outs = []
         for group in self.env.channel_groups(job):
             rep.load_cycles += self.carry
-            loader = cocotb.start_soon(self.env.load(self.ahead.pop(0))) if self.ahead else None
+            if self.held:
+                await self.env.start_loaded(group)
+                self.held = False
+            loader = cocotb.start_soon(self._load_next()) if self.ahead else None
             out, st = await self.env.run(group)
             if loader is not None:
                 await loader
@@ -225,7 +258,11 @@ async def run_network(env: Any, qnet: QuantizedNetwork, xq: np.ndarray,
     for layer in qnet.layers:
         xs = [tensors[name] for name in layer.inputs]
         golden = run_layer(layer, *xs)
-        if layer.op in ENGINE_OPS:
+        unit = top_unit(env, layer) if axi is not None else None
+        if unit is not None:
+            rep, y = await _run_unit_layer(env, axi, layer, xs, unit)
+            y = y.reshape(golden.shape)
+        elif layer.op in ENGINE_OPS:
             job = gemm_job(layer, xs[0])
             job.describe_row = describe_row(layer)
             if axi is not None:
@@ -246,7 +283,35 @@ async def run_network(env: Any, qnet: QuantizedNetwork, xq: np.ndarray,
         if progress is not None:
             progress(rep.macs)
         tensors[layer.name] = x = y
+    if axi is not None:
+        from tb import qmac_regs as R
+        err = await env.read(R.ERROR)
+        assert err == 0, f"qmac_top ERROR = {err:#x} after the network"
     return x, reports
+
+
+async def _run_unit_layer(env: Any, axi: "_AxiPasses", layer: QLayer, xs: list[np.ndarray],
+                          unit: str) -> tuple[LayerReport, np.ndarray]:
+    """A window / eltwise layer on ``qmac_top`` (:mod:`tb.top_units`): its report and
+    int8 output.  ``load_cycles``: PERF_LOAD_EXPOSED's
+    growth over the layer (its weights and parameters stream while nothing runs)."""
+    from tb import qmac_regs as R
+    from tb.top_units import run_eltwise_layer, run_window_layer
+    from tb.units import _eltwise_operands, _window_layer
+
+    e0 = await env.read(R.PERF_LOAD_EXPOSED)
+    if unit == "window":
+        wl = _window_layer(layer, xs[0])
+        y, cycles, ops = await run_window_layer(env, wl)
+    else:
+        a, b, prm = _eltwise_operands(layer, xs)
+        y, cycles = await run_eltwise_layer(env, layer.name, layer.op, a, b, prm)
+        ops = int(a.size)
+    e1 = await env.read(R.PERF_LOAD_EXPOSED)
+    axi.exposed += e1 - e0            # not the next engine pass's
+    rep = LayerReport(layer.name, layer.op, f"rtl:{unit}", tuple(np.shape(y)), None, ops,
+                      cycles, e1 - e0, 0, env.lanes)
+    return rep, y
 
 
 def format_report(rep: NetworkReport) -> str:
@@ -260,24 +325,32 @@ def format_report(rep: NetworkReport) -> str:
         lines = [f"qmac: {rep.network} on qlayer_engine (ROWS={e['ROWS']} x COLS={e['COLS']} "
                  f"MAC array, A_DEPTH={e['A_DEPTH']}, W_DEPTH={e['W_DEPTH']}, "
                  f"N_TILES_MAX={e['N_TILES_MAX']}), {rep.images} images, {rep.simulator}", ""]
-    head = (f"{'layer':8s} {'op':16s} {'on':4s} {'output':>12s} {'GEMM MxKxN':>14s} "
+    wo = max([4] + [len(l.where) for l in rep.layers])     # rtl, rtl:window, host ...
+    head = (f"{'layer':8s} {'op':16s} {'on':{wo}s} {'output':>12s} {'GEMM MxKxN':>14s} "
             f"{'MACs':>9s} {'cycles':>8s} {'load':>6s} {'util':>6s} {'mismatch':>8s}")
     lines += [head, "-" * len(head)]
     for l in rep.layers:
         gemm = "x".join(map(str, l.gemm)) if l.gemm else "-"
-        util = f"{100 * l.utilization:5.1f}%" if l.where == "rtl" else "-"
-        cyc = f"{l.cycles:8d}" if l.where == "rtl" else f"{'-':>8s}"
-        load = f"{l.load_cycles:6d}" if l.where == "rtl" else f"{'-':>6s}"
-        lines.append(f"{l.name:8s} {l.op:16s} {l.where:4s} {'x'.join(map(str, l.out_shape)):>12s} "
+        on_rtl = l.where.startswith("rtl")
+        util = f"{100 * l.utilization:5.1f}%" if on_rtl else "-"
+        cyc = f"{l.cycles:8d}" if on_rtl else f"{'-':>8s}"
+        load = f"{l.load_cycles:6d}" if on_rtl else f"{'-':>6s}"
+        lines.append(f"{l.name:8s} {l.op:16s} {l.where:{wo}s} {'x'.join(map(str, l.out_shape)):>12s} "
                      f"{gemm:>14s} {l.macs:9d} {cyc} {load} {util:>6s} {l.mismatches:8d}")
-    rtl = [l for l in rep.layers if l.where == "rtl"]
+    rtl = [l for l in rep.layers if l.where == "rtl"]          # the MAC array's layers
+    units = [l for l in rep.layers if l.where.startswith("rtl:")]   # window / eltwise
     macs = sum(l.macs for l in rtl)
-    cycles = sum(l.cycles for l in rtl)
+    cycles = sum(l.cycles for l in rtl + units)
+    gemm_cycles = sum(l.cycles for l in rtl)
     lines.append("-" * len(head))
-    lines.append(f"{'total':8s} {'':16s} {'':4s} {'':>12s} {'':>14s} {macs:9d} {cycles:8d} "
-                 f"{sum(l.load_cycles for l in rtl):6d} "
-                 f"{100 * macs / (rtl[0].slots * cycles) if cycles else 0:5.1f}% "
+    lines.append(f"{'total':8s} {'':16s} {'':{wo}s} {'':>12s} {'':>14s} {macs:9d} {cycles:8d} "
+                 f"{sum(l.load_cycles for l in rtl + units):6d} "
+                 f"{100 * macs / (rtl[0].slots * gemm_cycles) if gemm_cycles else 0:5.1f}% "
                  f"{sum(l.mismatches for l in rep.layers):8d}")
+    if units:
+        lines.append("(total MACs and util: the MAC array's layers; cycles and load: every RTL "
+                     "layer; window / eltwise util = operations / (COLS lanes x cycles), their "
+                     "cycles from the layer's first AXI access to its last output beat)")
     lines += ["", "where the engine cycles go (per RTL layer, % of its cycles):",
               f"{'layer':8s} {'useful':>7s} {'padding':>8s} {'idle':>6s}   idle cycles are cycles in "
               "which the MAC array took no operand beat"]

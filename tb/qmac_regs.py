@@ -17,6 +17,7 @@ HW_ARRAY = 0x04
 HW_ARRAY_ROWS = 0xFF
 HW_ARRAY_COLS = 0xFF00
 HW_ARRAY_N_TILES_MAX = 0xFF0000
+HW_ARRAY_UNITS = 0x1000000
 HW_A_DEPTH = 0x08
 HW_W_DEPTH = 0x0C
 CTRL = 0x10
@@ -42,11 +43,14 @@ ERROR_PRM_OVERFLOW = 0x10
 ERROR_PRM_LENGTH = 0x20
 ERROR_ACT_TLAST = 0x40
 ERROR_TKEEP = 0x80
+ERROR_UNIT_BUSY = 0x100
 LAYER_K = 0x28
 LAYER_N_TILES = 0x2C
 LAYER_K_TILE = 0x30
 LAYER_BLOCKS = 0x34
 LAYERS_DONE = 0x38
+LAYER_OP = 0x3C
+LAYER_OP_OP = 0x3
 PERF_CYCLES = 0x40
 PERF_ARRAY_BUSY = 0x44
 PERF_ACT_STALL = 0x48
@@ -54,6 +58,15 @@ PERF_WGT_STALL = 0x4C
 PERF_PRM_STALL = 0x50
 PERF_OUT_STALL = 0x54
 PERF_LOAD_EXPOSED = 0x58
+HW_WINDOW = 0x5C
+HW_WINDOW_TAPS_MAX = 0xFF
+HW_WINDOW_GROUPS_MAX = 0xFF00
+HW_WINDOW_H_LOG2 = 0xF0000
+HW_WINDOW_W_LOG2 = 0xF00000
+UNIT_CFG_ADDR = 0x60
+UNIT_CFG_ADDR_REG = 0xF
+UNIT_CFG_ADDR_UNIT = 0x100
+UNIT_CFG_DATA = 0x64
 
 OFFSET: dict[str, int] = {
     'ID': 0x00,
@@ -70,6 +83,7 @@ OFFSET: dict[str, int] = {
     'LAYER_K_TILE': 0x30,
     'LAYER_BLOCKS': 0x34,
     'LAYERS_DONE': 0x38,
+    'LAYER_OP': 0x3C,
     'PERF_CYCLES': 0x40,
     'PERF_ARRAY_BUSY': 0x44,
     'PERF_ACT_STALL': 0x48,
@@ -77,6 +91,9 @@ OFFSET: dict[str, int] = {
     'PERF_PRM_STALL': 0x50,
     'PERF_OUT_STALL': 0x54,
     'PERF_LOAD_EXPOSED': 0x58,
+    'HW_WINDOW': 0x5C,
+    'UNIT_CFG_ADDR': 0x60,
+    'UNIT_CFG_DATA': 0x64,
 }
 ACCESS: dict[str, str] = {
     'ID': 'ro',
@@ -93,6 +110,7 @@ ACCESS: dict[str, str] = {
     'LAYER_K_TILE': 'rw',
     'LAYER_BLOCKS': 'rw',
     'LAYERS_DONE': 'ro',
+    'LAYER_OP': 'rw',
     'PERF_CYCLES': 'ro',
     'PERF_ARRAY_BUSY': 'ro',
     'PERF_ACT_STALL': 'ro',
@@ -100,6 +118,9 @@ ACCESS: dict[str, str] = {
     'PERF_PRM_STALL': 'ro',
     'PERF_OUT_STALL': 'ro',
     'PERF_LOAD_EXPOSED': 'ro',
+    'HW_WINDOW': 'ro',
+    'UNIT_CFG_ADDR': 'rw',
+    'UNIT_CFG_DATA': 'wo',
 }
 RESET: dict[str, int] = {
     'ID': 0x514D4143,
@@ -108,11 +129,14 @@ RESET: dict[str, int] = {
     'LAYER_N_TILES': 0x1,
     'LAYER_K_TILE': 0x1,
     'LAYER_BLOCKS': 0x1,
+    'LAYER_OP': 0x0,
+    'UNIT_CFG_ADDR': 0x0,
 }
 FIELD: dict[tuple[str, str], tuple[int, int]] = {
     ('HW_ARRAY', 'ROWS'): (0, 8),
     ('HW_ARRAY', 'COLS'): (8, 8),
     ('HW_ARRAY', 'N_TILES_MAX'): (16, 8),
+    ('HW_ARRAY', 'UNITS'): (24, 1),
     ('CTRL', 'START'): (0, 1),
     ('CTRL', 'CLEAR_PERF'): (1, 1),
     ('STATUS', 'BUSY'): (0, 1),
@@ -131,6 +155,14 @@ FIELD: dict[tuple[str, str], tuple[int, int]] = {
     ('ERROR', 'PRM_LENGTH'): (5, 1),
     ('ERROR', 'ACT_TLAST'): (6, 1),
     ('ERROR', 'TKEEP'): (7, 1),
+    ('ERROR', 'UNIT_BUSY'): (8, 1),
+    ('LAYER_OP', 'OP'): (0, 2),
+    ('HW_WINDOW', 'TAPS_MAX'): (0, 8),
+    ('HW_WINDOW', 'GROUPS_MAX'): (8, 8),
+    ('HW_WINDOW', 'H_LOG2'): (16, 4),
+    ('HW_WINDOW', 'W_LOG2'): (20, 4),
+    ('UNIT_CFG_ADDR', 'REG'): (0, 4),
+    ('UNIT_CFG_ADDR', 'UNIT'): (8, 1),
 }
 STREAM_FIELD: dict[tuple[str, str], tuple[int, int]] = {
     ('s_axis_prm', 'BIAS'): (0, 32),

@@ -72,7 +72,8 @@ def make_sim_line(args: argparse.Namespace, seed: int) -> str:
     that was given, the number of images, and the session seed (``SEED=`` sets
     ``QMAC_SEED``, from which the simulation seed is derived)."""
     parts = ["make sim"]
-    for var, value in (("ARTIFACT", args.artifact), ("DATA", args.data)):
+    for var, value in (("ARTIFACT", args.artifact), ("MODEL", getattr(args, "model", None)),
+                       ("DATA", args.data)):
         if value is not None:
             parts.append(f"{var}={value}")
     if args.images is not None:
@@ -119,8 +120,9 @@ def _main(argv: list[str] | None) -> int:
                              "digits CNN, models/digits/digits_cnn_int8.yaml)")
     parser.add_argument("--model", default=None,
                         help="a .tflite model (models/tflite/*.tflite): every conv / FC / "
-                             "depthwise / pool / MEAN / ADD / SUB / MUL layer on its RTL unit "
-                             "(tb/test_units_network.py); --images of its stored test images "
+                             "depthwise / pool / MEAN / ADD / SUB / MUL layer on its unit inside "
+                             "qmac_top, through its AXI interfaces (tb/test_network.py); --images "
+                             "of its stored test images "
                              "(default 1)")
     parser.add_argument("--sim", default=None,
                         help="simulator: icarus (default) or verilator (default: $QMAC_SIM)")
@@ -169,10 +171,14 @@ def _main(argv: list[str] | None) -> int:
         return 0
     from tb import kit, test_network
     if args.model:
-        from tb import test_units_network
+        # the imported model through qmac_top's AXI interfaces, every op on its unit
+        # (tb/test_units_network.py keeps the three units driven directly, for tests)
         images = 1 if args.images is None else args.images
+        engine = {name: getattr(args, name) for _, name in ENGINE_OPTIONS}
         try:
-            return test_units_network.main(args.model, images=images, waves=args.waves)
+            return test_network.main(images=images, waves=args.waves, model=args.model,
+                                     parameters=engine,
+                                     reproduce=make_sim_line(args, kit.session_seed()))
         except ValueError as exc:
             print(f"qmac sim: error: {exc}", file=sys.stderr)
             return 2

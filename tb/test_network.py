@@ -36,6 +36,9 @@ FLOAT_NETWORK = MODEL_DIR / "digits_cnn.yaml"
 ENV_ARTIFACT, ENV_IMAGES, ENV_REPORT, ENV_PROGRESS, ENV_DATA = (
     "QMAC_NET_ARTIFACT", "QMAC_NET_IMAGES", "QMAC_NET_REPORT", "QMAC_NET_PROGRESS",
     "QMAC_NET_DATA")
+#: a .tflite model of models/tflite (imported with the "double" rounding profile, its
+#: stored int8 test images) instead of an artifact: ``make sim MODEL=``
+ENV_MODEL = "QMAC_NET_MODEL"
 #: fault injection for the tests of the failure report: ``layer:row:col`` flips the low
 #: bit of that element of the golden model's expected GEMM output (the RTL is right,
 #: the scoreboard sees a mismatch there)
@@ -148,12 +151,18 @@ async def test_network(dut: Any) -> None:
 
     if os.environ.get(ENV_FAULT):
         _inject_fault(os.environ[ENV_FAULT])
-    artifact = Path(os.environ.get(ENV_ARTIFACT, DEFAULT_ARTIFACT))
     images = int(os.environ.get(ENV_IMAGES, "4"))
-    qnet = load_artifact(artifact)
-    data = load_data(os.environ.get(ENV_DATA) or None, qnet)
-    test = datasets.Split(data.x[:images], None if data.y is None else data.y[:images])
-    xq = quantize_input(qnet, test.x)
+    if os.environ.get(ENV_MODEL):
+        from tb.test_units_network import load_model
+        qnet, x8, labels = load_model(os.environ[ENV_MODEL])
+        xq = np.ascontiguousarray(x8[:images]).astype(np.int8)
+        test = datasets.Split(xq, labels[:images])
+    else:
+        artifact = Path(os.environ.get(ENV_ARTIFACT, DEFAULT_ARTIFACT))
+        qnet = load_artifact(artifact)
+        data = load_data(os.environ.get(ENV_DATA) or None, qnet)
+        test = datasets.Split(data.x[:images], None if data.y is None else data.y[:images])
+        xq = quantize_input(qnet, test.x)
 
     rng = kit.test_rng("test_network", dut._log)
     env = TopEnv(dut, rng)
@@ -179,8 +188,8 @@ async def test_network(dut: Any) -> None:
         network=qnet.name, images=images,
         engine={k: int(getattr(dut, k).value) for k in DEFAULT_PARAMETERS},
         layers=layers, labels=[] if test.y is None else test.y.tolist(),
-        rtl_pred=out.argmax(axis=1).tolist(),
-        golden_pred=golden_out.argmax(axis=1).tolist(), sim_seconds=seconds, top=DUT,
+        rtl_pred=out.reshape(images, -1).argmax(axis=1).tolist(),
+        golden_pred=golden_out.reshape(images, -1).argmax(axis=1).tolist(), sim_seconds=seconds, top=DUT,
         counters={name: await env.read(R.OFFSET[name]) for name in R.OFFSET
                   if name.startswith("PERF_")}, wall_cycles=wall)
     if ENV_REPORT in os.environ:
@@ -220,7 +229,7 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
         images: int | None = 16, waves: bool = False, seed: int | None = None,
         build_dir: Any = None, progress: bool = False, quiet: bool = False,
         data: str | Path | None = None, reproduce: str | None = None,
-        extra_env: dict | None = None) -> NetworkReport:
+        extra_env: dict | None = None, model: str | Path | None = None) -> NetworkReport:
     """Build the engine, run ``artifact`` on ``images`` images, return the report.
 
     Everything that can be checked without the simulator is checked first
@@ -241,6 +250,9 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
         reproduce: the command that reproduces this run (``make sim ... SEED=n``), named
             in the failure message.
         extra_env: more environment for the simulator (e.g. :data:`ENV_FAULT`).
+        model: a ``.tflite`` model of ``models/tflite`` instead of ``artifact`` / ``data``:
+            imported with the ``"double"`` rounding profile and run on its stored int8
+            test images (``images`` of them, default 1).
 
     Raises:
         tb.kit.TestbenchFailed: a layer's output differs from the golden model (the log
@@ -251,10 +263,25 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
     """
     from tb import preflight
 
-    qnet = load_artifact(artifact)               # clear errors before building anything
+    if model is not None:
+        model = Path(model)
+        if model.suffix != ".tflite" or not model.is_file():
+            raise ValueError(f"MODEL / model: {str(model)!r} is not a .tflite file "
+                             "(e.g. models/tflite/mobilenetv2_style.tflite)")
+        from tb.test_units_network import load_model
+        qnet, x8, labels = load_model(model)
+        imgs = preflight.Data(x8, labels, f"{model.name}'s stored int8 test images")
+        artifact = model
+        if images is None:
+            images = 1
+    else:
+        qnet = load_artifact(artifact)           # clear errors before building anything
     params = preflight.engine_parameters(DEFAULT_PARAMETERS, parameters)
+    if params["ROWS"] != params["COLS"]:
+        params["UNITS"] = 0      # the window / eltwise units need ROWS == COLS: GEMM-only top
     preflight.check_fits(qnet, params)
-    imgs = preflight.load_data(data, qnet)
+    if model is None:
+        imgs = preflight.load_data(data, qnet)
     n_data = len(imgs.x)
     if images is None:
         images = min(16, n_data)
@@ -263,7 +290,9 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
     if images > n_data:
         raise ValueError(f"IMAGES / --images: {images} exceeds the {n_data} images of "
                          f"{imgs.source}")
-    fnet, float_source = preflight.float_network(qnet, artifact)
+    fnet, float_source = ((None, "an imported TFLite model: the golden int8 model is the "
+                                 "reference (docs/conformance.md)") if model is not None
+                          else preflight.float_network(qnet, artifact))
     stem = Path(artifact).stem
     bdir = build_dir or kit.SIM_DIR / "build" / f"network-{stem}-{kit.param_tag(params)}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -277,6 +306,8 @@ def run(parameters: dict | None = None, *, artifact: str | Path = DEFAULT_ARTIFA
         env = {ENV_ARTIFACT: str(Path(artifact).resolve()), ENV_IMAGES: str(images),
                ENV_REPORT: str(report_path), ENV_PROGRESS: "1" if progress else "0",
                ENV_DATA: str(data_path)}
+        if model is not None:
+            env[ENV_MODEL] = str(model.resolve())
         env.update(extra_env or {})
         if quiet:
             env.update(COCOTB_LOG_LEVEL="ERROR", GPI_LOG_LEVEL="ERROR")
@@ -340,11 +371,11 @@ def _failed(exc: kit.TestbenchFailed, bdir: Path, waves: bool, simulate: Any,
 def main(images: int | None = None, waves: bool = False,
          artifact: str | Path = DEFAULT_ARTIFACT, data: str | Path | None = None,
          parameters: dict | None = None, reproduce: str | None = None,
-         extra_env: dict | None = None) -> int:
+         extra_env: dict | None = None, model: str | Path | None = None) -> int:
     """``make sim``: run the network and print the tables."""
     from tb.preflight import engine_parameters
     rep = run(parameters, artifact=artifact, images=images, waves=waves, progress=True,
-              quiet=True, data=data, reproduce=reproduce, extra_env=extra_env)
+              quiet=True, data=data, reproduce=reproduce, extra_env=extra_env, model=model)
     print(format_report(rep))
     if waves:
         params = engine_parameters(DEFAULT_PARAMETERS, parameters)

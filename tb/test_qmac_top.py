@@ -25,8 +25,11 @@ from tb.test_qlayer_engine import random_job
 from tb.top import OKAY, SLVERR, TopEnv, param_beats, weight_beats
 
 DUT = "qmac_top"
+UNIT_TESTS = ("test_units_backpressure", "test_unit_errors")   # need UNITS = 1
+ALL_TESTS = ("test_registers", "test_layers_backpressure", "test_two_layers_queued",
+             "test_reset_midway", "test_error_flags") + UNIT_TESTS
 DEFAULT_PARAMETERS = {"ROWS": 8, "COLS": 8, "A_DEPTH": 64, "W_DEPTH": 2048, "N_TILES_MAX": 8}
-SOURCES = ("qmac_top.v", "qlayer_engine.v", "mac_*.v", "requant_*.v")
+SOURCES = ("qmac_top.v", "qlayer_engine.v", "mac_*.v", "requant_*.v", "window_*.v", "eltwise_*.v")
 
 
 async def _started(dut: Any, name: str, pause: float = 0.0) -> TopEnv:
@@ -173,6 +176,12 @@ async def test_error_flags(dut: Any) -> None:
     job = random_job(rng, env, "good")
     n_tiles, _ = env.plan(job)
 
+    if not env.units:
+        # CFG_INVALID: a WINDOW layer on a top built without units
+        await env.write(R.LAYER_OP, 1)
+        await env.write(R.CTRL, R.CTRL_START)
+        await _expect_error(env, R.ERROR_CFG_INVALID, "LAYER_OP WINDOW without units")
+        await env.write(R.LAYER_OP, 0)
     # CFG_INVALID: K = 0
     await env.write(R.LAYER_K, 0)
     await env.write(R.CTRL, R.CTRL_START)
@@ -234,10 +243,200 @@ async def test_error_flags(dut: Any) -> None:
     assert await env.read(R.LAYERS_DONE) == 2
 
 
+# ------------------------------------------------------------------ the units (UNITS = 1)
+@cocotb.test(timeout_time=4, timeout_unit="ms")
+async def test_units_backpressure(dut: Any) -> None:
+    """Window (depthwise, max / average pool, MEAN) and element-wise (ADD / SUB / MUL)
+    layers through the top with random pauses on every stream and AXI4-Lite channel, each
+    output beat == the golden model; a GEMM layer loaded before a window layer (its START
+    held) and one STARTed behind a unit layer in the queue run right too."""
+    assert int(dut.UNITS.value) == 1, "a unit test on a top built without units"
+    from tb.test_eltwise_engine import random_params
+    from tb.test_window_engine import random_layer
+    from tb.top import unit_param_beats
+    from tb.top_units import run_eltwise_layer, run_window_layer
+    from tb.window import golden as window_golden
+
+    rng = kit.test_rng("test_units_backpressure", dut._log)
+    env = TopEnv(dut, rng, pause=0.3)
+    await env.start()
+    held = random_job(rng, env, "held")
+    held.cols = rng.integers(-128, 128, held.cols.shape).astype(np.int8)
+    await env.load(held, start=False)            # weights in the load bank, START held
+    for i, op in enumerate(("dw3x3", "max", "avg", "mean")):
+        layer = random_layer(rng, env, op, f"{op}{i}")  # type: ignore[arg-type]
+        out, cycles, _ = await run_window_layer(env, layer)
+        assert np.array_equal(out, window_golden(layer).out)
+        dut._log.info("[qmac] window %s %s: %d cycles", op, layer.x.shape, cycles)
+    await env.start_loaded(held)
+    await env.run(held)
+    for op in ("add", "sub", "mul"):
+        # one unit job (one START) between a GEMM layer's load and its START: the START
+        # of a unit layer must leave the GEMM load bank alone
+        held = random_job(rng, env, f"held_{op}")
+        held.cols = rng.integers(-128, 128, held.cols.shape).astype(np.int8)
+        await env.load(held, start=False)
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 6)), int(rng.integers(1, 3 * env.cols)))
+        a = rng.integers(-128, 128, shape).astype(np.int8)
+        b = rng.integers(-128, 128, shape).astype(np.int8)
+        out, cycles = await run_eltwise_layer(env, f"{op}_t", op, a, b, random_params(rng, op))
+        dut._log.info("[qmac] eltwise %s %s: %d cycles", op, shape, cycles)
+        await env.start_loaded(held)
+        await env.run(held)
+    # a GEMM layer loaded and STARTed behind a running eltwise job (output held back): on
+    # the weight stream its words follow operand B, which the eltwise job takes first
+    from tb.top_units import OP_ELTWISE, UNIT_ELTWISE, ELT_OP, _stream
+    from pymodel.ops.eltwise_stages import eltwise_engine
+    job = random_job(rng, env, "behind")
+    job.cols = rng.integers(-128, 128, job.cols.shape).astype(np.int8)
+    p = random_params(rng, "sub")
+    a = rng.integers(-128, 128, (3, env.cols)).astype(np.int8)
+    b = rng.integers(-128, 128, (3, env.cols)).astype(np.int8)
+    for reg, value in {0: ELT_OP["sub"], 1: p.in1_zero_point & 0xFF, 2: p.in2_zero_point & 0xFF,
+                       3: p.in1_multiplier, 4: p.in1_shift & 0xFFFFFFFF, 5: p.in2_multiplier,
+                       6: p.in2_shift & 0xFFFFFFFF}.items():
+        await env.unit_cfg(UNIT_ELTWISE, reg, value)
+    z = np.zeros(env.cols, np.int64)
+    await _stream(env, OP_ELTWISE, None, unit_param_beats(
+        z, z + p.out_multiplier, z + p.out_shift, p.out_zero_point, p.act_min, p.act_max))
+    got = np.zeros((3, env.cols), np.int64)
+    env.sb.expect(np.asarray(eltwise_engine(a, b, "sub", p), np.int64), "sub ahead of a GEMM")
+
+    def store(k: int, v: np.ndarray) -> None:
+        got[k] = v
+    env._unit_store, env._next_slot = store, 0
+    env.out.set_pause_generator(None)                    # (a pause generator would override)
+    env.out.pause = True
+    await env.write(R.LAYER_BLOCKS, 3)
+    await env.write(R.CTRL, R.CTRL_START)
+    await env.act.send(AxiStreamFrame(a.tobytes()))
+    await env.wgt.send(AxiStreamFrame(b.tobytes()))
+    await env.load(job)                                   # queued behind the eltwise job
+    st = await env.read(R.STATUS)
+    assert st & R.STATUS_BUSY and st & R.STATUS_PENDING
+    env.out.pause = False
+    env.set_pause(0.3)
+    await env.out.recv()
+    env.sb.check_done()
+    env._unit_store = None
+    assert np.array_equal(got, eltwise_engine(a, b, "sub", p))
+    await env.run(job)
+    assert await env.read(R.ERROR) == 0
+    assert await env.read(R.PERF_OUT_STALL) > 0 and await env.read(R.PERF_ACT_STALL) > 0
+
+
+@cocotb.test(timeout_time=2, timeout_unit="ms")
+async def test_unit_errors(dut: Any) -> None:
+    """The units' error cases: UNIT_BUSY (a configuration write while the unit has a job
+    queued is refused and the job runs with the old one), LAYER_OP 3 (CFG_INVALID), a
+    misplaced operand-B TLAST (ACT_TLAST), window weights beyond TAPS_MAX (WGT_OVERFLOW)
+    and parameters beyond GROUPS_MAX * COLS channels (PRM_OVERFLOW); then a reset in the
+    middle of a window job."""
+    assert int(dut.UNITS.value) == 1, "a unit test on a top built without units"
+    from tb.top_units import UNIT_WINDOW, run_eltwise_layer
+    from tb.test_eltwise_engine import random_params
+    from tb.top import unit_param_beats
+
+    rng = kit.test_rng("test_unit_errors", dut._log)
+    env = TopEnv(dut, rng)
+    await env.start()
+    await env.write(R.IRQ_ENABLE, R.IRQ_ENABLE_ERROR)
+    c = env.cols
+    hw = await env.read(R.HW_WINDOW)
+    assert (hw & 0xFF, (hw >> 8) & 0xFF) == (env.taps_max, env.groups_max)
+    assert (1 << ((hw >> 16) & 0xF), 1 << ((hw >> 20) & 0xF)) == (env.h_max, env.w_max)
+    assert (await env.read(R.HW_ARRAY) >> 24) & 1 == 1
+
+    # LAYER_OP 3 names no unit
+    await env.write(R.LAYER_OP, 3)
+    await env.write(R.CTRL, R.CTRL_START)
+    await _expect_error(env, R.ERROR_CFG_INVALID, "LAYER_OP = 3")
+
+    # UNIT_BUSY: a 2 x 2 tile, 1 x 1 max pool (output = input within the clamp)
+    lo, hi = -50, 60
+    await env.write(R.LAYER_OP, 1)
+    await env.prm.send(AxiStreamFrame(unit_param_beats([0] * c, [1 << 30] * c, [1] * c, 0, lo, hi)))
+    await env.prm.wait()
+    for reg, value in {0: 2, 1: 2, 2: 1, 3: 1, 10: 2, 11: 2, 8: 0, 9: 0, 13: 0, 14: 1}.items():
+        await env.unit_cfg(UNIT_WINDOW, reg, value)
+    await env.write(R.LAYER_BLOCKS, 1)
+    await env.write(R.CTRL, R.CTRL_START)
+    await env.write(R.UNIT_CFG_ADDR, 0)
+    await env.write(R.UNIT_CFG_DATA, 5)                     # H = 5: refused
+    await _expect_error(env, R.ERROR_UNIT_BUSY, "UNIT_CFG_DATA with a window job queued")
+    x = rng.integers(-128, 128, (4, c)).astype(np.int8)
+    env.sb.expect(np.clip(x, lo, hi).astype(np.int64), "1 x 1 max pool, H = 2 kept")
+    got = np.zeros((4, c), np.int64)
+
+    def store(k: int, v: np.ndarray) -> None:
+        got[k] = v
+    env._unit_store, env._next_slot = store, 0
+    await env.act.send(AxiStreamFrame(x.tobytes()))
+    await env.out.recv()
+    env.sb.check_done()
+    env._unit_store = None
+    assert np.array_equal(got, np.clip(x, lo, hi)), "the refused write changed the job"
+
+    # ACT_TLAST on operand B: B as two frames (an early TLAST); the outputs are still right
+    p = random_params(rng, "add")
+    a = rng.integers(-128, 128, (4 * c,)).astype(np.int8)
+    b = rng.integers(-128, 128, (4 * c,)).astype(np.int8)
+    send = env.wgt.send
+
+    async def split_send(frame: AxiStreamFrame) -> None:
+        data = bytes(frame.tdata)
+        await send(AxiStreamFrame(data[:c]))
+        await send(AxiStreamFrame(data[c:]))
+    env.wgt.send = split_send                               # type: ignore[method-assign]
+    await run_eltwise_layer(env, "split_b", "add", a, b, p)
+    env.wgt.send = send                                     # type: ignore[method-assign]
+    await _expect_error(env, R.ERROR_ACT_TLAST, "early operand-B TLAST")
+
+    # WGT_OVERFLOW / PRM_OVERFLOW on the window unit's memories (the excess is dropped)
+    await env.write(R.LAYER_OP, 1)
+    await env.wgt.send(AxiStreamFrame(bytes((env.taps_max + 1) * c)))
+    await env.wgt.wait()
+    await _expect_error(env, R.ERROR_WGT_OVERFLOW, "window weights beyond TAPS_MAX")
+    n = env.groups_max * c + 1
+    await env.prm.send(AxiStreamFrame(unit_param_beats([0] * n, [1 << 30] * n, [1] * n, 0, -128, 127)))
+    await env.prm.wait()
+    await _expect_error(env, R.ERROR_PRM_OVERFLOW, "window parameters beyond GROUPS_MAX * COLS")
+    assert await env.read(R.LAYERS_DONE) == 2
+
+    # reset in the middle of a window job (input streaming, outputs held back): everything
+    # is back at its reset value and a clean window layer checks out afterwards
+    from tb.test_window_engine import random_layer
+    from tb.top_units import run_window_layer
+    from tb.window import golden as window_golden
+    for reg, value in {0: 4, 1: 4, 2: 3, 3: 3, 10: 2, 11: 2, 14: 2}.items():
+        await env.unit_cfg(UNIT_WINDOW, reg, value)
+    await env.write(R.LAYER_OP, 1)
+    await env.write(R.LAYER_BLOCKS, 2)
+    await env.write(R.CTRL, R.CTRL_START)
+    env.out.set_pause_generator(None)
+    env.out.pause = True
+    await env.act.send(AxiStreamFrame(bytes(range(32 * c))))
+    for _ in range(int(rng.integers(8, 40))):
+        await RisingEdge(dut.clk_i)
+    assert await env.read(R.STATUS) & R.STATUS_BUSY
+    await env.reset()
+    env.out.pause = False
+    for name, value in R.RESET.items():
+        assert await env.read(R.OFFSET[name]) == value, f"{name} after reset"
+    for name in ("STATUS", "ERROR", "LAYERS_DONE", "PERF_CYCLES"):
+        assert await env.read(R.OFFSET[name]) == 0, f"{name} not reset"
+    layer = random_layer(rng, env, "max", "after_reset")        # type: ignore[arg-type]
+    out, _, _ = await run_window_layer(env, layer)
+    assert np.array_equal(out, window_golden(layer).out)
+
+
 def run(parameters: Mapping[str, object] | None = None, *, waves: bool = False,
         seed: int | None = None, build_dir: Any = None, testcase: Any = None) -> None:
-    """Build ``qmac_top`` with ``parameters`` and run this module's tests."""
+    """Build ``qmac_top`` with ``parameters`` and run this module's tests (without the
+    unit tests when ``UNITS`` is 0)."""
     params = dict(DEFAULT_PARAMETERS, **(parameters or {}))
+    if testcase is None and params.get("UNITS", 1) == 0:
+        testcase = [t for t in ALL_TESTS if t not in UNIT_TESTS]
     kit.run_testbench(toplevel=DUT, sources=kit.rtl_sources(*SOURCES),
                       test_module="tb.test_qmac_top", parameters=params, waves=waves,
                       seed=seed, build_dir=build_dir, testcase=testcase)

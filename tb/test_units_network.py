@@ -8,7 +8,8 @@ through :func:`tb.units.run_units_network` (conv / FC on ``qlayer_engine``, dept
 pooling / MEAN on ``window_engine``, ADD / SUB / MUL on ``eltwise_engine``, the rest on the
 host), checks every layer's output exactly against the golden model and writes a JSON
 report.  :func:`run` builds and runs it; :func:`main` prints the per-layer table
-(``make sim MODEL=models/tflite/mobilenetv2_style.tflite``).
+(``tests/test_rtl_units_network.py``).  ``make sim MODEL=`` runs the same model through
+``qmac_top``, which contains the three units (``tb/test_network.py``).
 """
 
 from __future__ import annotations

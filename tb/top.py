@@ -112,6 +112,15 @@ class TopEnv:
         self.a_depth = int(dut.A_DEPTH.value)
         self.w_depth = int(dut.W_DEPTH.value)
         self.n_tiles_max = int(dut.N_TILES_MAX.value)
+        # the window / element-wise units (UNITS = 1): sizes named as tb.window.WindowEnv's,
+        # so its planning functions and tb.units.unit_of apply to the top
+        self.units = int(dut.UNITS.value) == 1
+        self.lanes = self.cols
+        self.h_max, self.w_max = int(dut.H_MAX.value), int(dut.W_MAX.value)
+        self.taps_max, self.groups_max = int(dut.TAPS_MAX.value), int(dut.GROUPS_MAX.value)
+        self._ucfg: dict[tuple[int, int], int] = {}      # last value written to each unit register
+        self._ucfg_addr: int | None = None                # UNIT_CFG_ADDR's value
+        self._unit_store: Any = None                      # unit job: stores one output beat
         self.clock = kit.ClockReset(dut.clk_i, dut.rst_i)
         clk, rst = dut.clk_i, dut.rst_i
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), clk, rst,
@@ -187,6 +196,7 @@ class TopEnv:
             s.clear()
         self.sb.clear()
         self._slots, self._next_slot, self._pending = [], 0, []
+        self._ucfg, self._ucfg_addr, self._unit_store = {}, None, None
         for m in (self.out_mon, self.b_mon, self.r_mon, self.act_mon, self.xz):
             m.start()
 
@@ -222,21 +232,42 @@ class TopEnv:
         False).  ``job.cols`` needs only its shape here (the number of GEMM rows), so the
         next layer can be loaded before its activations exist.  With a layer running this
         overlaps its compute (the streams write the other bank)."""
-        n_tiles, k_tile = self.plan(job)
-        blocks = -(-job.m // self.rows)
-        for reg, value in ((R.LAYER_K, job.k), (R.LAYER_N_TILES, n_tiles),
-                           (R.LAYER_K_TILE, k_tile), (R.LAYER_BLOCKS, blocks)):
-            await self.write(reg, value)
+        await self._gemm_registers(job)
+        n_tiles, _ = self.plan(job)
         await self.wgt.send(AxiStreamFrame(weight_beats(job.w2d, n_tiles, self.cols)))
         await self.prm.send(AxiStreamFrame(param_beats(job, n_tiles, self.cols)))
         await self.wgt.wait()
         await self.prm.wait()
         if start:
-            await self.write(R.CTRL, R.CTRL_START)
-            self._pending.append(_Pass(job, n_tiles, k_tile, blocks))
+            await self.start_loaded(job, rewrite=False)
+
+    async def _gemm_registers(self, job: GemmJob) -> None:
+        n_tiles, k_tile = self.plan(job)
+        blocks = -(-job.m // self.rows)
+        regs = ((R.LAYER_OP, 0), (R.LAYER_K, job.k), (R.LAYER_N_TILES, n_tiles),
+                (R.LAYER_K_TILE, k_tile), (R.LAYER_BLOCKS, blocks))
+        for reg, value in regs[0 if self.units else 1:]:
+            await self.write(reg, value)
+
+    async def start_loaded(self, job: GemmJob, *, rewrite: bool = True) -> None:
+        """START a GEMM pass whose weights and parameters :meth:`load` streamed (with
+        ``start=False``); ``rewrite``: write its LAYER_* registers again first (unit
+        layers run in between changed them)."""
+        if rewrite:
+            await self._gemm_registers(job)
+        n_tiles, k_tile = self.plan(job)
+        await self.write(R.CTRL, R.CTRL_START)
+        self._pending.append(_Pass(job, n_tiles, k_tile, -(-job.m // self.rows)))
 
     def _on_beat(self, beat: kit.Beat) -> None:
         lanes = kit.unpack(beat["tdata"], self.cols, 8)
+        if self._unit_store is not None:       # a window / eltwise job
+            self.sb.compare(lanes, cycle=beat.cycle)
+            if beat["tkeep"] != (1 << self.cols) - 1:
+                raise AssertionError(f"m_axis_out: TKEEP {beat['tkeep']:#x} at cycle {beat.cycle}")
+            self._unit_store(self._next_slot, lanes)
+            self._next_slot += 1
+            return
         slot = self._slots[self._next_slot] if self._next_slot < len(self._slots) else None
         try:
             self.sb.compare(lanes, cycle=beat.cycle)
@@ -318,3 +349,64 @@ class TopEnv:
     def _on_act(self, beat: kit.Beat) -> None:
         if self._act_first is None:
             self._act_first = beat.cycle
+
+    # -- window / element-wise units (LAYER_OP WINDOW / ELTWISE) ----------------------
+    async def unit_cfg(self, unit: int, reg: int, value: int) -> None:
+        """Write unit register ``reg`` of ``unit`` (0 window, 1 eltwise) through
+        UNIT_CFG_ADDR / UNIT_CFG_DATA, unless it already holds ``value``."""
+        if self._ucfg.get((unit, reg)) == value:
+            return
+        addr = (unit << 8) | reg
+        if self._ucfg_addr != addr:
+            await self.write(R.UNIT_CFG_ADDR, addr)
+            self._ucfg_addr = addr
+        await self.write(R.UNIT_CFG_DATA, value & 0xFFFFFFFF)
+        self._ucfg[(unit, reg)] = value
+
+    async def unit_job(self, op: int, blocks: int, act: bytes, wgt: bytes | None,
+                       expected: list[tuple[np.ndarray, str]], store: Any,
+                       *, name: str = "") -> int:
+        """One WINDOW / ELTWISE layer job: LAYER_OP, LAYER_BLOCKS, START, stream ``act``
+        (and ``wgt``: eltwise operand B), check every output beat against ``expected``
+        (``[beats, lanes]`` blocks with a label, in order) and hand it to
+        ``store(index, lanes)``.  Returns the cycles from the first activation beat to the
+        last output beat."""
+        await self.write(R.LAYER_OP, op)
+        await self.write(R.LAYER_BLOCKS, blocks)
+        await self.write(R.CTRL, R.CTRL_START)
+        beats = 0
+        for exp, label in expected:
+            self.sb.expect(exp, label)
+            beats += 1 if np.ndim(exp) == 1 else len(exp)
+        self._unit_store, self._next_slot = store, 0
+        self._act_first = None
+        o0 = self.out_mon.count
+        await self.act.send(AxiStreamFrame(act))
+        if wgt is not None:
+            await self.wgt.send(AxiStreamFrame(wgt))
+        budget = 40 * beats + 4 * len(act) // max(1, self.rows) + 20_000
+        try:
+            frame = await with_timeout(self.out.recv(), budget * self.clock.period_ns, "ns")
+        except SimTimeoutError:
+            raise kit.Mismatch(f"layer {name!r}: timeout after {budget} cycles with "
+                               f"{self.out_mon.count - o0} of {beats} output beats "
+                               f"(cycle {self.clock.cycle()})") from None
+        assert len(frame.tdata) == beats * self.cols, (
+            f"layer {name!r}: output frame (TLAST) of {len(frame.tdata) // self.cols} beats, "
+            f"expected {beats}")
+        self.sb.check_done()
+        self._unit_store = None
+        assert self.out_mon.last_cycle is not None and self._act_first is not None
+        return self.out_mon.last_cycle - self._act_first + 1
+
+
+def unit_param_beats(bias: Any, m0: Any, shift: Any, zp: int, lo: int, hi: int) -> bytes:
+    """TDATA bytes of an ``s_axis_prm`` frame from per-channel arrays (window / eltwise
+    units: one beat per channel of the unit's parameter memory)."""
+    out = bytearray()
+    for b, m, sh in zip(np.asarray(bias).ravel(), np.asarray(m0).ravel(), np.asarray(shift).ravel()):
+        v = (_field(int(b), ("s_axis_prm", "BIAS")) | _field(int(m), ("s_axis_prm", "M0"))
+             | _field(int(sh), ("s_axis_prm", "SHIFT")) | _field(zp, ("s_axis_prm", "ZP"))
+             | _field(lo, ("s_axis_prm", "ACT_MIN")) | _field(hi, ("s_axis_prm", "ACT_MAX")))
+        out += v.to_bytes(16, "little")
+    return bytes(out)

@@ -25,7 +25,7 @@ SOURCES = {  # module -> glob patterns of the files it needs
     "mac_skew": ["mac_skew.v"], "mac_grid": ["mac_grid.v", "mac_pe.v"],
     "mac_array": ["mac_*.v"], "requant_out_fifo": ["requant_out_fifo.v"],
     "requant_param_mem": ["requant_param_mem.v"], "requant_pipeline": ["requant_*.v"],
-    "qlayer_engine": ["*.v"],
+    "qlayer_engine": ["*.v"], "qmac_top": ["*.v"],
 }
 
 _ENGINE = ("qlayer_engine: ROWS = {ROWS}, COLS = {COLS}, A_DEPTH = {A_DEPTH}, W_DEPTH = {W_DEPTH}, "
@@ -35,6 +35,15 @@ _RQ = ("requant_pipeline: LANES = {LANES}, CHANNELS = {CHANNELS}, USER_W = {USER
        "SINGLE_ROUNDING = {SINGLE_ROUNDING}: need LANES >= 1, CHANNELS a non-zero multiple of "
        "LANES")
 _RQ_DEF = dict(LANES=8, CHANNELS=64, USER_W=1, SINGLE_ROUNDING=0)
+_TOP_UNITS = ("qmac_top: UNITS = 1 with ROWS = {ROWS}, COLS = {COLS}, H_MAX = {H_MAX}, W_MAX = "
+              "{W_MAX}, TAPS_MAX = {TAPS_MAX}, GROUPS_MAX = {GROUPS_MAX}: the units need ROWS == "
+              "COLS, H_MAX and W_MAX powers of two 1..32768, TAPS_MAX and GROUPS_MAX 1..255 (or "
+              "UNITS = 0)")
+_TOP_DEF = dict(ROWS=8, COLS=8, H_MAX=32, W_MAX=32, TAPS_MAX=25, GROUPS_MAX=8)
+
+
+def _top(**p: int) -> str:
+    return _TOP_UNITS.format(**{**_TOP_DEF, **p})
 
 
 def _engine(**p: int) -> str:
@@ -81,6 +90,9 @@ CASES = [
     ("qlayer_engine", {"WA_W": 10}, _engine(), False),
     ("qlayer_engine", {"NT_W": 2}, _engine(), False),
     ("qlayer_engine", {"CH_W": 5}, _engine(), False),
+    ("qmac_top", {"ROWS": 4}, _top(ROWS=4), True),
+    ("qmac_top", {"H_MAX": 24}, _top(H_MAX=24), False),
+    ("qmac_top", {"TAPS_MAX": 256}, _top(TAPS_MAX=256), False),
 ]
 
 
@@ -148,6 +160,8 @@ LEGAL_EXTREMES = [
                        "ACC_FIFO": 3}),
     ("qlayer_engine", {"ROWS": 1, "COLS": 1, "A_DEPTH": 65536, "W_DEPTH": 1 << 24,
                        "N_TILES_MAX": 1}),
+    ("qmac_top", {"ROWS": 2, "COLS": 1, "UNITS": 0}),                    # the iCE40 harness's size
+    ("qmac_top", {"ROWS": 1, "COLS": 1, "H_MAX": 1, "W_MAX": 1, "TAPS_MAX": 1, "GROUPS_MAX": 1}),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Imported TFLite models on the three RTL units (tb/test_units_network.py).
+"""Imported TFLite models on the three RTL units (tb/test_units_network.py), and through
+the AXI top that contains them (tb/test_network.py, ``make sim MODEL=``).
 
 resnet_style: every layer but its RESHAPE (host: data movement only) runs on the RTL --
 convolutions and the FC on qlayer_engine, max / average pooling on window_engine, the
@@ -41,6 +42,21 @@ def test_mobilenetv2_style_on_the_units(seed: int) -> None:
     assert window == ["depthwise_conv2d", "mean"], window
     assert all(l["mismatches"] == 0 for l in rep["layers"])
     assert rep["rtl_pred"] == rep["golden_pred"]
+
+
+@pytest.mark.rtl
+@pytest.mark.slow
+def test_resnet_style_through_the_top(seed: int) -> None:
+    """The same model through qmac_top's AXI interfaces only (``make sim MODEL=``): conv /
+    FC on the engine, pooling on the top's window unit, the residual ADDs on its eltwise
+    unit (GEMM passes loaded ahead, their START held behind the unit layers)."""
+    from tb import test_network
+    rep = test_network.run(model=MODELS / "resnet_style.tflite", images=1, seed=seed)
+    on = {l.name: l.where for l in rep.layers}
+    assert [n for n, w in on.items() if w == "host"] == ["reshape_10"], on
+    assert set(on.values()) == {"rtl", "rtl:window", "rtl:eltwise", "host"}
+    assert [l.mismatches for l in rep.layers] == [0] * len(rep.layers)
+    assert rep.rtl_pred == rep.golden_pred
 
 
 def test_bad_model_is_a_one_line_error(tmp_path) -> None:
