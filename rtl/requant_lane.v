@@ -38,7 +38,7 @@ module requant_lane (
     input  wire signed [7:0]  zp_i,         // stage 0: int8 output zero point
     input  wire signed [7:0]  act_min_i,    // stage 0: int8 lower clamp bound
     input  wire signed [7:0]  act_max_i,    // stage 0: int8 upper clamp bound (>= act_min)
-    output wire signed [7:0]  clamp_o       // stage 8 value (combinational from stage 7)
+    output wire signed [7:0]  clamp_o       // stage 8 value (combinational from stage 7; ten register stages with 3b)
 );
     localparam signed [31:0] INT32_MIN = 32'sh8000_0000;
     localparam signed [31:0] INT32_MAX = 32'sh7fff_ffff;
@@ -81,20 +81,48 @@ module requant_lane (
     end
 
     // ------------- register stage 3: saturating_rounding_doubling_high_mul (multiply)
-    // 32 x 32 -> 64-bit signed product; the one overflow case (INT32_MIN * INT32_MIN) is
-    // flagged from the operands.
-    wire signed [63:0] srdhm_prod_d = left_shift_q * m0_2_q;
+    // 32 x 32 -> 64-bit signed product in two register stages, so that the multiplier
+    // blocks and the adder that combines them are in separate cycles (the one-cycle
+    // product was the ECP5 critical path, docs/synthesis.md). Stage 3 registers the four
+    // 17 x 17-bit partial products of a = ah * 2^16 + al, b = bh * 2^16 + bl (ah, bh
+    // signed, al, bl unsigned): one 18 x 18 DSP multiplier each. The one overflow case
+    // (INT32_MIN * INT32_MIN) is flagged from the operands.
+    wire signed [16:0] srdhm_ah_d = $signed({left_shift_q[31], left_shift_q[31:16]});
+    wire signed [16:0] srdhm_al_d = $signed({1'b0, left_shift_q[15:0]});
+    wire signed [16:0] srdhm_bh_d = $signed({m0_2_q[31], m0_2_q[31:16]});
+    wire signed [16:0] srdhm_bl_d = $signed({1'b0, m0_2_q[15:0]});
+    reg  signed [33:0] srdhm_hh_q, srdhm_hl_q, srdhm_lh_q, srdhm_ll_q;   // partial products
+    reg                srdhm_sat_3_q;
+    reg        [4:0]   exponent_3a_q;
+    reg signed [7:0]   zp_3a_q, act_min_3a_q, act_max_3a_q;
+    always @(posedge clk_i) begin
+        srdhm_hh_q    <= srdhm_ah_d * srdhm_bh_d;
+        srdhm_hl_q    <= srdhm_ah_d * srdhm_bl_d;
+        srdhm_lh_q    <= srdhm_al_d * srdhm_bh_d;
+        srdhm_ll_q    <= srdhm_al_d * srdhm_bl_d;
+        srdhm_sat_3_q <= (left_shift_q == INT32_MIN) && (m0_2_q == INT32_MIN);
+        exponent_3a_q <= exponent_2_q;
+        zp_3a_q       <= zp_2_q;
+        act_min_3a_q  <= act_min_2_q;
+        act_max_3a_q  <= act_max_2_q;
+    end
+
+    // Stage 3b: the product, a * b = hh * 2^32 + (hl + lh) * 2^16 + ll (exact in 64 bits).
+    wire signed [63:0] srdhm_prod_d = ($signed({{30{srdhm_hh_q[33]}}, srdhm_hh_q}) <<< 32)
+                                    + (($signed({{30{srdhm_hl_q[33]}}, srdhm_hl_q})
+                                        + $signed({{30{srdhm_lh_q[33]}}, srdhm_lh_q})) <<< 16)
+                                    + $signed({{30{srdhm_ll_q[33]}}, srdhm_ll_q});
     reg  signed [63:0] srdhm_prod_q;
     reg                srdhm_sat_q;
     reg        [4:0]   exponent_3_q;
     reg signed [7:0]   zp_3_q, act_min_3_q, act_max_3_q;
     always @(posedge clk_i) begin
         srdhm_prod_q <= srdhm_prod_d;
-        srdhm_sat_q  <= (left_shift_q == INT32_MIN) && (m0_2_q == INT32_MIN);
-        exponent_3_q <= exponent_2_q;
-        zp_3_q       <= zp_2_q;
-        act_min_3_q  <= act_min_2_q;
-        act_max_3_q  <= act_max_2_q;
+        srdhm_sat_q  <= srdhm_sat_3_q;
+        exponent_3_q <= exponent_3a_q;
+        zp_3_q       <= zp_3a_q;
+        act_min_3_q  <= act_min_3a_q;
+        act_max_3_q  <= act_max_3a_q;
     end
 
     // ------------ register stage 4: saturating_rounding_doubling_high_mul (add nudge)
