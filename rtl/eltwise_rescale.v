@@ -51,13 +51,25 @@ module eltwise_rescale (
     end
 
     // ------------------------------------------------ stage 6: rounding_divide_by_pot
-    wire [31:0]        mask_d      = (32'd1 << e_i) - 32'd1;
-    wire [31:0]        remainder_d = $unsigned(srdhm_q) & mask_d;
-    wire [31:0]        threshold_d = (mask_d >> 1) + {31'd0, srdhm_q[31]};
+    // mask = 2^e - 1; remainder = x & mask; threshold = (mask >> 1) + (x < 0);
+    // result = (x >>> e) + (remainder > threshold). The mask and both candidate thresholds
+    // depend on e only: they are registered from e_i (constant during a job: the
+    // configuration changes only while the unit is idle, and a value reaches stage 6 three
+    // edges after it entered stage 3), so that stage 6 is one compare and a select, as in
+    // requant_lane (timing, docs/synthesis.md).
+    reg  [31:0]        mask_q, thr_pos_q, thr_neg_q;
+    always @(posedge clk_i) begin
+        mask_q    <= (32'd1 << e_i) - 32'd1;
+        thr_pos_q <= ((32'd1 << e_i) - 32'd1) >> 1;
+        thr_neg_q <= (((32'd1 << e_i) - 32'd1) >> 1) + 32'd1;
+    end
+    wire [31:0]        remainder_d = $unsigned(srdhm_q) & mask_q;
+    wire [31:0]        threshold_d = srdhm_q[31] ? thr_neg_q : thr_pos_q;
     wire signed [31:0] shifted_d   = srdhm_q >>> e_i;
+    wire signed [31:0] shifted_inc_d = shifted_d + 32'sd1;   // beside the compare, then selected
     reg  signed [31:0] rounding_divide_by_pot_q;
     always @(posedge clk_i) begin
-        rounding_divide_by_pot_q <= shifted_d + ((remainder_d > threshold_d) ? 32'sd1 : 32'sd0);
+        rounding_divide_by_pot_q <= (remainder_d > threshold_d) ? shifted_inc_d : shifted_d;
     end
     assign y_o = rounding_divide_by_pot_q;
 

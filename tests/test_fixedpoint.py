@@ -165,6 +165,17 @@ def test_srdhm_saturation():
     assert fp.saturating_rounding_doubling_high_mul(INT32_MAX, INT32_MAX) == INT32_MAX - 1
 
 
+def test_product_from_partial_products_is_exact(rng):
+    """The RTL's 32 x 32 product (four 17 x 17 partial products, then their sum; requant_lane
+    stages 3 and 3b) equals a * b for every pair of edges and for random pairs."""
+    edges = np.array(EDGES + [-(2**16), 2**16 - 1, 2**16, -(2**16) - 1, 0xFFFF, -0x8000], np.int64)
+    a, b = np.meshgrid(edges, edges)
+    r = rng.integers(INT32_MIN, INT32_MAX, (2, 4096), endpoint=True)
+    a, b = np.concatenate([a.ravel(), r[0]]), np.concatenate([b.ravel(), r[1]])
+    got = fp._product(a, b)
+    assert got.tolist() == [int(x) * int(y) for x, y in zip(a, b)]
+
+
 def test_int32_wraparound_of_every_addition():
     assert fp.add_bias(INT32_MAX, 1) == INT32_MIN
     assert fp.add_bias(INT32_MIN, -1) == INT32_MAX

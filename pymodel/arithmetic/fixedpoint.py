@@ -5,7 +5,7 @@ Python scalar when all of its inputs are scalars.  All integer results are ``int
 values (returned in ``np.int32`` arrays); intermediate products are held in ``int64``.
 
 The requantize pipeline, stage by stage (each stage is one function here and one or more
-register stages of ``rtl/requant_lane.v`` named after it -- SRDHM takes three; see
+register stages of ``rtl/requant_lane.v`` named after it -- SRDHM takes four; see
 ``docs/arithmetic.md`` section 5.4)::
 
     x1 = add_bias(acc, bias)                          int32 + int32, wraps mod 2^32
@@ -249,8 +249,22 @@ def _left_shift(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return wrap_int32(x << np.maximum(shift, 0))
 
 
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b`` of int32 values (int64 arrays) as the RTL forms it (requant_lane stages 3, 3b).
+
+    ``a = ah * 2^16 + al``, ``b = bh * 2^16 + bl`` (``ah``, ``bh`` signed, ``al``, ``bl`` in
+    [0, 2^16)); stage 3 registers the four 17 x 17-bit partial products, stage 3b their sum
+    ``hh * 2^32 + (hl + lh) * 2^16 + ll``.  Exact: every partial sum stays below 2^63 in
+    magnitude, and the result equals ``a * b`` (``|a * b| <= 2^62``).  int64 in, int64 out.
+    """
+    ah, al = a >> 16, a & 0xFFFF
+    bh, bl = b >> 16, b & 0xFFFF
+    hh, hl, lh, ll = ah * bh, ah * bl, al * bh, al * bl   # stage 3: four 34-bit products
+    return (hh << 32) + ((hl + lh) << 16) + ll            # stage 3b: their sum
+
+
 def _srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ab = a * b                                            # |ab| <= 2^62: exact in int64
+    ab = _product(a, b)                                   # |ab| <= 2^62: exact in int64
     nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
     n = ab + nudge
     high = np.where(n < 0, -((-n) >> 31), n >> 31)        # C division: truncate toward 0
@@ -323,7 +337,7 @@ def single_rounding_multiply(x: Any, m0: Any, shift: Any) -> Any:
 def _single_rounding_multiply(x: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
     total_shift = 31 - shift                               # 1 .. 62
     rnd = np.int64(1) << (total_shift - 1)
-    return wrap_int32((x * m0 + rnd) >> total_shift)       # |x*m0| + rnd < 2^63
+    return wrap_int32((_product(x, m0) + rnd) >> total_shift)   # |x*m0| + rnd < 2^63
 
 
 def _rounding(rounding: str) -> str:
