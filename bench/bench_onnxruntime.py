@@ -269,16 +269,105 @@ def _rebuild(q: dict) -> dict:
     return {"rq": RequantParams(bias=q["bias"], m0=m0, shift=shift, out_zero_point=q["yz"])}
 
 
-def litert_rows() -> list[str]:
-    """Hook: the LiteRT interpreter vs the golden model on imported ``.tflite`` test
-    models, images/s.  Returns the lines to print (until the TFLite importer and its
-    test models land: a line saying so)."""
-    models = sorted(REPO.glob("models/**/*.tflite"))
-    if not models:
-        return ["LiteRT images/s on imported test models: pending -- no models/**/*.tflite "
-                "yet (hook: bench.bench_onnxruntime.litert_rows)"]
-    return [f"LiteRT images/s: {len(models)} model(s) found; the importer that runs them "
-            "on the golden model is not wired in yet (bench.bench_onnxruntime.litert_rows)"]
+LITERT_IMAGES = 64
+
+
+def golden_model_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    """The imported artifact of ``path`` as a function of the model's input batch
+    (int8, or float32 for a float interface: quantized first, as the model's QUANTIZE) to
+    the int8 output tensor; and the import metadata."""
+    from pymodel.frontends.tflite_import import import_tflite
+    from pymodel.graph.inference import run_tensors
+    from pymodel.ops.quantize import prepare_quantize, quantize
+    qnet = import_tflite(path)
+    meta = qnet.meta["tflite"]
+    last = qnet.layers[-1].name
+    qin = prepare_quantize(np.float32(qnet.input.scale), qnet.input.zero_point)
+
+    def golden(x: np.ndarray) -> np.ndarray:
+        xq = quantize(x, qin) if x.dtype != np.int8 else x
+        return run_tensors(qnet, xq)[last]
+    return golden, {**meta, "qnet": qnet}
+
+
+def _litert_interpreter(blob: bytes, reference: bool):  # type: ignore[no-untyped-def]
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    it = Interpreter(model_content=blob, num_threads=1 if reference else THREADS,
+                     experimental_op_resolver_type=kind)
+    it.allocate_tensors()
+    return it
+
+
+def litert_rows() -> list[tuple]:
+    """Images/s of the golden model (the imported artifact through
+    :func:`pymodel.graph.inference.run_tensors`, all images through each op at once, the
+    prepared layers cached across calls) beside the LiteRT interpreter on the same
+    images: ``BUILTIN_REF`` (reference kernels, 1 thread) and the default resolver
+    (XNNPACK delegate + optimized kernels, :data:`THREADS` threads), one image per
+    ``invoke`` (the models have batch 1).
+
+    Outputs: the golden int8 output tensor against LiteRT reference kernels' (read with
+    :func:`pymodel.frontends.runtimes.run`), and against the default interpreter's graph
+    output (dequantized golden for a float interface).
+
+    Returns:
+        ``(model, golden s/image, ref s/image, default s/image, agreement text)`` rows.
+    """
+    import warnings
+
+    from pymodel.frontends.runtimes import run
+    rows = []
+    for path in sorted(REPO.glob("models/tflite/*.tflite")):
+        golden, meta = golden_model_runner(path)
+        qnet = meta["qnet"]
+        with np.load(path.with_name(path.stem + "_test.npz")) as z:
+            x = (np.asarray(z["x_float"], np.float32) if meta["float_input"]
+                 else np.asarray(z["x_int8"], np.int8))[:LITERT_IMAGES]
+        n = len(x)
+        blob = path.read_bytes()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ref_out = run(path, x, "litert-ref").tensors[int(meta["output_tensor"])]
+        ref_it, def_it = _litert_interpreter(blob, True), _litert_interpreter(blob, False)
+
+        def loop(it) -> np.ndarray:  # type: ignore[no-untyped-def]
+            i_in = it.get_input_details()[0]["index"]
+            i_out = it.get_output_details()[0]["index"]
+            outs = []
+            for k in range(n):
+                it.set_tensor(i_in, x[k:k + 1])
+                it.invoke()
+                outs.append(it.get_tensor(i_out))
+            return np.concatenate(outs)
+        y = golden(x)
+        y_def = loop(def_it)
+        out_q = qnet.layers[-1].output
+        y_cmp = ((y.astype(np.float32) - np.float32(out_q.zero_point)) * np.float32(out_q.scale)
+                 if y_def.dtype == np.float32 else y)
+        eq_ref = int(np.sum(y.reshape(n, -1) == ref_out.reshape(n, -1)))
+        d_ref = int(np.abs(y.astype(np.int32).reshape(n, -1)
+                           - ref_out.astype(np.int32).reshape(n, -1)).max())
+        eq_def = int(np.sum(y_cmp.reshape(n, -1) == y_def.reshape(n, -1)))
+        size = y.size
+        tg, tr = interleaved(lambda: golden(x), [lambda: loop(ref_it)], min_time=0.3, rounds=3)
+        _, td = interleaved(lambda: golden(x), [lambda: loop(def_it)], min_time=0.3, rounds=3)
+        rows.append((path.stem, tg / n, tr / n, td / n,
+                     f"ref {eq_ref}/{size} equal (max |diff| {d_ref}), default "
+                     f"{eq_def}/{size} equal"))
+    return rows
+
+
+def print_litert(rows: list[tuple]) -> None:
+    print(f"\nLiteRT: committed models/tflite/*.tflite, {LITERT_IMAGES} bundled test images "
+          f"each; golden model: all images through each op at once ({THREADS} threads); "
+          f"LiteRT: one image per invoke, BUILTIN_REF (1 thread) and the default resolver "
+          f"(XNNPACK, {THREADS} threads)")
+    print(f"{'model':18s} {'golden img/s':>12s} {'ref img/s':>10s} {'default img/s':>13s} "
+          f"{'vs ref':>7s} {'vs default':>10s}  golden output vs LiteRT")
+    for name, tg, tr, td, agree in rows:
+        print(f"{name:18s} {1 / tg:12.0f} {1 / tr:10.0f} {1 / td:13.0f} {tr / tg:7.2f} "
+              f"{td / tg:10.2f}  {agree}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -371,8 +460,8 @@ def main() -> None:
     worst = min(rows, key=lambda r: r[4] / r[3])
     print(f"smallest ratio (ORT time / golden time): {worst[4] / worst[3]:.2f} ({worst[0]}); "
           "goal >= 1.0")
-    for line in litert_rows():
-        print(line)
+    with threadpool_limits(1):
+        print_litert(litert_rows())
     entropy_calibration(rng)
 
 

@@ -439,24 +439,29 @@ class PreparedDepthwise(PreparedLayer):
         kh, kw = self.window.kernel
         eh, ew = self.window.dilation
         hp, wp = h + pt + pb, w + pl + pr
-        xp = np.empty((n, hp + 1, wp, c), np.int16)      # + 1 row: the last taps overrun
+        hp1 = hp + 1                           # + 1 row per image: the last taps overrun
+        # the batch as one tall padded image (+ 1 row at the very end): every tap of a
+        # valid output row stays inside its own image; rows between images are dropped
+        xp = np.empty((n * hp1 + 1, wp, c), np.int16)
+        xi = xp[:n * hp1].reshape(n, hp1, wp, c)
         zp = self.in_zero_point
-        xp[:, :pt] = zp
-        xp[:, pt + h:] = zp
-        xp[:, pt:pt + h, :pl] = zp
-        xp[:, pt:pt + h, pl + w:] = zp
-        xp[:, pt:pt + h, pl:pl + w] = x
-        flat = xp.reshape(n, -1)
+        xi[:, :pt] = zp
+        xi[:, pt + h:] = zp
+        xi[:, pt:pt + h, :pl] = zp
+        xi[:, pt:pt + h, pl + w:] = zp
+        xi[:, pt:pt + h, pl:pl + w] = x
+        xp[n * hp1:] = zp
+        flat = xp.reshape(-1)
         rw = wp * c
         wrows, frows = self._rows_for(wp)
-        out = np.empty((n, oh, ow, c), np.int8)
-        out8 = out.view(np.uint8)
+        tall = np.empty((n * hp1, wp, c), np.int8)
+        rows_needed = (n - 1) * hp1 + oh
         offs = [((t // kw) * eh * wp + (t % kw) * ew) * c for t in range(kh * kw)]
         step = max(1, BLOCK_VALUES // rw)
-        blocks = [(i, r0, min(oh, r0 + step)) for i in range(n) for r0 in range(0, oh, step)]
+        blocks = [(r0, min(rows_needed, r0 + step)) for r0 in range(0, rows_needed, step)]
 
-        def block(item: tuple[int, int, int]) -> None:
-            i, r0, r1 = item
+        def block(item: tuple[int, int]) -> None:
+            r0, r1 = item
             rows = r1 - r0
             size = rows * rw
             acc32 = None
@@ -465,7 +470,7 @@ class PreparedDepthwise(PreparedLayer):
             for g in self.groups:
                 for j, t in enumerate(g):
                     base = r0 * rw + offs[t]
-                    v = flat[i, base:base + size].reshape(rows, rw)
+                    v = flat[base:base + size].reshape(rows, rw)
                     if j == 0:
                         np.multiply(v, wrows[t], out=a)
                     else:
@@ -478,14 +483,15 @@ class PreparedDepthwise(PreparedLayer):
                 else:
                     np.add(acc32, a, out=acc32)
             assert acc32 is not None
-            if frows is not None:
-                apply_float(frows, acc32, out8[i, r0:r1])
+            if frows is not None:           # y + 128 as uint8, flipped to int8 below
+                apply_float(frows, acc32, tall[r0:r1].reshape(rows, rw).view(np.uint8))
             else:
-                y = apply_plan(self.plan, acc32.reshape(rows, wp, c), serial=True)
-                out[i, r0:r1] = y[:, :ow]
+                tall[r0:r1] = apply_plan(self.plan, acc32.reshape(rows, wp, c), serial=True)
         parallel.run_all(block, blocks)
+        out = np.ascontiguousarray(tall.reshape(n, hp1, wp, c)[:, :oh, :ow])
         if frows is not None:
-            np.bitwise_xor(out8, 0x80, out=out8)         # y + 128 (uint8) -> y (int8)
+            o8 = out.view(np.uint8)
+            np.bitwise_xor(o8, 0x80, out=o8)              # y + 128 (uint8) -> y (int8)
         return out
 
 
