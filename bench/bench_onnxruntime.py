@@ -24,13 +24,14 @@ model 2 threads of :mod:`pymodel.parallel` (GEMM row blocks, channel groups of t
 element-wise passes), each calling OpenBLAS single-threaded (threadpoolctl) -- OpenBLAS's
 own spinning threads lose badly on a loaded machine.
 
-Then entropy calibration on 10^7 samples: :class:`pymodel.calibration.calibrators.Calibrator`
-against onnxruntime's own ``HistogramCollector`` (``method="entropy"``) with matched
-settings -- 2048 bins over ``|x|`` and 128 levels here, ``num_bins=4096`` over ``[-T, T]``
-and ``num_quantized_bins=256`` there (2048 bins and 128 levels per side), same batches.
+LiteRT: images/s of the golden model on the imported ``models/tflite`` test models beside
+the LiteRT interpreter (:func:`litert_rows`).
 
-LiteRT: the images/s row on imported ``.tflite`` test models is a hook
-(:func:`litert_rows`) until the importer and its test models land.
+Then entropy calibration on 10^7 samples: :class:`pymodel.calibration.calibrators.Calibrator`
+(``entropy`` and ``entropy:onnxruntime``) against onnxruntime's own
+``HistogramCollector`` (``method="entropy"``) with matched settings -- 2048 bins and 128
+levels per side, ``num_bins=4096`` over ``[-T, T]`` and ``num_quantized_bins=256`` there,
+same batches (:func:`entropy_calibration`).
 """
 
 from __future__ import annotations
@@ -376,59 +377,72 @@ def print_litert(rows: list[tuple]) -> None:
 
 def entropy_calibration(rng: np.random.Generator) -> None:
     """Speed and thresholds of entropy calibration: this model vs onnxruntime's
-    ``HistogramCollector``, same batches.
+    ``HistogramCollector``, same batches, matched settings (2048 bins and 128 levels per
+    side; onnxruntime ``num_bins=4096`` over ``[-T, T]``, ``num_quantized_bins=256``).
 
-    The thresholds are *not* expected to agree: onnxruntime's KL search (ported from
-    MXNet) differs from TensorRT's, which this model implements -- its candidate windows
-    are ``2i + 1`` signed bins, ``num_quantized_bins`` groups of ``(2i + 1) //
-    num_quantized_bins`` bins with the whole remainder merged into the last group, the
-    expanded ``Q`` truncated to integers, and both distributions smoothed with 1e-4.  The
-    table shows both, per batching: onnxruntime's histogram takes its bin width from the
-    first batch, so its threshold also moves with the split.
+    Two divergences here: ``entropy`` (TensorRT's, the default -- not expected to agree
+    with onnxruntime's, see :mod:`pymodel.calibration.kl_onnxruntime`) and
+    ``entropy:onnxruntime`` (onnxruntime's divergence on our split-invariant histogram):
+    the latter must give onnxruntime's range within one onnxruntime bin where onnxruntime
+    sees the data in one batch.  onnxruntime's histogram takes its bin width from the
+    first batch, so its own threshold moves with the split; ours does not.
+    Times: end to end (histogram + search) and the search alone.
     """
     from onnxruntime.quantization.calibrate import HistogramCollector
+
+    from pymodel.calibration.calibrators import onnxruntime_grid
+    from pymodel.calibration.kl_onnxruntime import entropy_window_onnxruntime
     data = {"max(0, 0.5 t(3))": np.maximum(0.5 * rng.standard_t(3, CAL_SAMPLES), 0),
             "N(0, 1)": rng.normal(size=CAL_SAMPLES)}
     print(f"\nentropy calibration, {CAL_SAMPLES:.0e} float32 samples, in {CAL_BATCHES} batches "
-          "and in one; 2048 bins / 128 levels here, onnxruntime HistogramCollector("
+          "and in one; 2048 bins / 128 levels per side here, onnxruntime HistogramCollector("
           "method='entropy', num_bins=4096 over [-T, T], num_quantized_bins=256)")
 
-    def ours(parts: list[np.ndarray]) -> Calibrator:
-        cal = Calibrator(CalibratorSpec("entropy"))
+    def ours(parts: list[np.ndarray], spec: str) -> Calibrator:
+        cal = Calibrator(CalibratorSpec.parse(spec))
         for p in parts:
             cal.update(p)
         cal.compute_range()
         return cal
 
-    def theirs(parts: list[np.ndarray]) -> tuple[float, float]:
-        """(threshold, seconds of the search alone)."""
+    def theirs(parts: list[np.ndarray]) -> tuple[float, float, float, float]:
+        """(lower, upper threshold, onnxruntime bin width, seconds of the search)."""
         col = HistogramCollector(method="entropy", symmetric=False, num_bins=4096,
                                  num_quantized_bins=256, percentile=99.999, scenario="same")
         with contextlib.redirect_stdout(io.StringIO()):
             for p in parts:
                 col.collect({"x": p})
             t_search, res = _timed(col.compute_collection_result)
-        return float(res["x"][1]), t_search
+        edges = col.histogram_dict["x"][1]
+        return float(res["x"][0]), float(res["x"][1]), float(edges[1] - edges[0]), t_search
 
-    print(f"{'data':18s} {'batches':>7s} {'ours T':>9s} {'ORT T':>9s} {'|dT| bins':>9s} "
-          f"{'ours s':>7s} {'ORT s':>7s} {'speed-up':>8s} {'search: ours s':>14s} "
-          f"{'ORT s':>7s} {'speed-up':>8s}")
-    for name, x32 in data.items():
-        x = x32.astype(np.float32)
+    print(f"{'data':18s} {'batches':>7s} {'divergence':11s} {'ours range':>19s} "
+          f"{'ORT range':>19s} {'|d| ORT bins':>12s} {'ours s':>7s} {'ORT s':>7s} "
+          f"{'speed-up':>8s} {'search ours s':>13s} {'ORT s':>7s} {'speed-up':>8s}")
+    for name, x64 in data.items():
+        x = x64.astype(np.float32)
         for parts in (np.array_split(x, CAL_BATCHES), [x]):
-            t_ours, cal = _timed(lambda: ours(parts))
-            t_ours = min(t_ours, _timed(lambda: ours(parts))[0])
-            t_ort, (th_ort, t_os) = _timed(lambda: theirs(parts))
-            hist = cal.stats.hist  # type: ignore[union-attr]
-            th = float(cal.compute_range().threshold)  # type: ignore[union-attr]
-            counts = hist.counts
-            t_s = min(_timed(lambda: entropy_threshold_bins(counts, 128, 128))[0]
-                      for _ in range(3))
-            print(f"{name:18s} {len(parts):7d} {th:9.4f} {th_ort:9.4f} "
-                  f"{abs(th - th_ort) / hist.width:9.1f} {t_ours:7.3f} {t_ort:7.3f} "
-                  f"{t_ort / t_ours:7.1f}x {t_s:14.4f} {t_os:7.3f} {t_os / t_s:7.0f}x")
-    print("ours: the same threshold for every batching (tests/test_calibration_split.py); "
-          "ORT: see the batches column")
+            t_ort, (lo_o, hi_o, w_o, t_os) = _timed(lambda: theirs(parts))
+            for spec in ("entropy", "entropy:onnxruntime"):
+                t_ours = min(_timed(lambda: ours(parts, spec))[0] for _ in range(2))
+                cal = ours(parts, spec)
+                r = cal.compute_range()
+                hist = cal.stats.hist  # type: ignore[union-attr]
+                if spec == "entropy":
+                    counts = hist.counts
+                    search = lambda: entropy_threshold_bins(counts, 128, 128)  # noqa: E731
+                else:
+                    search = lambda: entropy_window_onnxruntime(  # noqa: E731
+                        onnxruntime_grid(cal.stats)[0], 256)
+                t_s = min(_timed(search)[0] for _ in range(3))
+                d = max(abs(r.rmax - hi_o), abs(r.rmin - lo_o)) / w_o
+                div = "TensorRT" if spec == "entropy" else "onnxruntime"
+                print(f"{name:18s} {len(parts):7d} {div:11s} [{r.rmin:8.4f}, {r.rmax:7.4f}] "
+                      f"[{lo_o:8.4f}, {hi_o:7.4f}] {d:12.2f} {t_ours:7.3f} {t_ort:7.3f} "
+                      f"{t_ort / t_ours:7.1f}x {t_s:13.4f} {t_os:7.3f} {t_os / t_s:7.0f}x")
+    print("ours: the same range for every batching (tests/test_calibration_split.py); "
+          "entropy:onnxruntime is onnxruntime's divergence -- compare with ORT's one-batch "
+          "rows; TensorRT's divergence is a different method")
 
 
 def _timed(fn: Callable[[], object]) -> tuple[float, object]:
