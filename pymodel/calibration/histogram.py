@@ -165,11 +165,15 @@ class AbsHistogram:
                 a *= factor                # exact: a power-of-two scaling
             idx = a.astype(np.int64)
             np.minimum(idx, top, out=idx)
-            self.fine_counts += np.bincount(idx, minlength=self.fine_bins)
-            if self.neg_fine_counts is not None:
-                neg = flat[start:start + CHUNK] < 0
-                if neg.any():
-                    self.neg_fine_counts += np.bincount(idx[neg], minlength=self.fine_bins)
+            if self.neg_fine_counts is None:
+                self.fine_counts += np.bincount(idx, minlength=self.fine_bins)
+                continue
+            # one bincount over [fine bin + fine_bins * (x < 0)]: both signs at once
+            neg = (flat[start:start + CHUNK] < 0).astype(np.int64)
+            idx += neg << self._log2_fine
+            both = np.bincount(idx, minlength=2 * self.fine_bins)
+            self.fine_counts += both[: self.fine_bins] + both[self.fine_bins:]
+            self.neg_fine_counts += both[self.fine_bins:]
 
     def _widen(self, e: int) -> None:
         """Grow the fine grid to ``[0, 2^e)``, merging ``2^(e - exponent)`` bins."""
