@@ -13,7 +13,8 @@ onnxruntime runs each model in two sessions, with and without spinning intra-op 
 and keeps the faster (:class:`OrtSessions`).
 
 Exactness: ``MatMulInteger`` is integer-exact, so the golden output must equal it
-(checked with ``==``, the run stops otherwise).  ``QLinearConv`` / ``QLinearMatMul``
+(checked with ``==``, the run stops otherwise); every prepared layer is checked ``==``
+its readable :mod:`pymodel.ops.layers` reference on the row's inputs, every run.  ``QLinearConv`` / ``QLinearMatMul``
 requantize in float (``x * (s_x s_w / s_y)`` rounded half to even), the golden model in
 TFLite's fixed point (``m0``, ``shift``, gemmlowp double rounding): the outputs agree
 except where the two roundings part, by one step; the table gives the share of equal
@@ -49,6 +50,7 @@ from pymodel.arithmetic.fixedpoint import quantize_multiplier
 from pymodel.arithmetic.fast_gemm import matmul_int32_fast
 from pymodel.arithmetic.gemm import matmul_int32
 from pymodel.calibration.calibrators import Calibrator, CalibratorSpec, entropy_threshold_bins
+from pymodel.ops import layers as L
 from pymodel.ops.layers import RequantParams
 from pymodel.ops.prepared import PreparedConv2d, PreparedDepthwise, PreparedFullyConnected
 
@@ -191,6 +193,12 @@ def _qparams(rng: np.random.Generator, channels: int) -> dict:
     return q
 
 
+def _check_exact(row: str, golden: np.ndarray, reference: np.ndarray) -> None:
+    """Stop the run unless the fast path equals the readable layer (``==``)."""
+    if not np.array_equal(golden, reference):
+        raise SystemExit(f"bench: {row}: prepared layer != pymodel.ops.layers reference")
+
+
 def _agreement(a: np.ndarray, b: np.ndarray) -> str:
     eq = float(np.mean(a == b))
     diff = int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
@@ -221,6 +229,8 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
         w = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
         q = _qparams(rng, cout)
         prep = PreparedConv2d(w, q["xz"], q["rq"], 1, "same")
+        _check_exact(f"conv {hw}x{hw}x{cin}->{cout}", prep(x),
+                     L.conv2d(x, w, q["xz"], q["rq"], 1, "same"))
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         sess = qlinear_conv_session(x_nchw, np.ascontiguousarray(w.transpose(0, 3, 1, 2)), q, 1)
         feed = {"x": x_nchw}
@@ -234,6 +244,8 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
     w = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
     q = _qparams(rng, c)
     prep = PreparedDepthwise(w, q["xz"], q["rq"], c, 1, "same")
+    _check_exact(f"depthwise {hw}x{hw}x{c}", prep(x),
+                 L.depthwise_conv2d(x, w, q["xz"], q["rq"], 1, "same"))
     x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     w_oihw = np.ascontiguousarray(w.transpose(3, 0, 1, 2))           # [C, 1, 3, 3]
     sess = qlinear_conv_session(x_nchw, w_oihw, q, group=c)
@@ -255,6 +267,7 @@ def fc_rows(rng: np.random.Generator) -> list[tuple]:
         q["bias"] = np.zeros(n, np.int32)                    # ... and no bias input
         q = {**q, **{k2: v for k2, v in _rebuild(q).items()}}
         prep = PreparedFullyConnected(w, q["xz"], q["rq"])
+        _check_exact(f"FC {m}x{k}->{n}", prep(x), L.fully_connected(x, w, q["xz"], q["rq"]))
         sess = qlinear_matmul_session(x, np.ascontiguousarray(w.T), q)
         feed = {"a": x}
         agree = _agreement(prep(x), sess.run(feed)[0])
@@ -473,7 +486,8 @@ def main() -> None:
               f"{to / tg:6.2f}  {agree}")
     worst = min(rows, key=lambda r: r[4] / r[3])
     print(f"smallest ratio (ORT time / golden time): {worst[4] / worst[3]:.2f} ({worst[0]}); "
-          "goal >= 1.0")
+          "goal >= 1.0; every golden output == its reference (GEMM: matmul_int32 and "
+          "MatMulInteger; layers: pymodel.ops.layers)")
     with threadpool_limits(1):
         print_litert(litert_rows())
     entropy_calibration(rng)
