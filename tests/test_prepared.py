@@ -191,3 +191,10 @@ def test_depthwise_stride1_paths(rng, case):
     got = prep(x)
     want = L.depthwise_conv2d(x, wt, 7, rq, 1, "same", dilation=1 + (case == "relu"))
     assert np.array_equal(got, want)
+    from pymodel import parallel                     # row blocks on 3 threads: same bytes
+    before = parallel.threads()
+    try:
+        parallel.set_threads(3)
+        assert prep(x).tobytes() == got.tobytes()
+    finally:
+        parallel.set_threads(before)
