@@ -50,7 +50,8 @@ EXAMPLES = {
 
 CALIBRATORS_NOTE = """\
 calibrators: minmax, ema[:C] (default C=0.01), percentile[:P] (default 99.99),
-entropy (TensorRT KL), mse.  Data: a built-in dataset (digits: splits train / calib /
+entropy (TensorRT KL), entropy:onnxruntime (onnxruntime's KL; tensors of both signs
+need sign counts), mse.  Data: a built-in dataset (digits: splits train / calib /
 test) or an .npz with x [N, ...] float and optional y [N] int.
 """
 

@@ -19,7 +19,7 @@ from pymodel.calibration.calibrators import (Calibrator, CalibratorSpec, Entropy
                                              TensorStats)
 
 SPLIT_INVARIANT = ("minmax", "percentile:99.9", "percentile:50", "percentile:100",
-                   "entropy", "mse")
+                   "entropy", "entropy:onnxruntime", "mse")
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 values = st.one_of(
@@ -44,7 +44,9 @@ def state(cal: Calibrator) -> tuple:
     s = cal.stats
     h = s.hist
     return (s.count, s.zeros, s.min, s.max,
-            None if h is None else (h.exponent, h.fine_counts.tobytes()))
+            None if h is None else (h.exponent, h.fine_counts.tobytes(),
+                                    None if h.neg_fine_counts is None
+                                    else h.neg_fine_counts.tobytes()))
 
 
 @settings(max_examples=60)

@@ -158,3 +158,58 @@ def test_folded_plans_take_both_zero_point_paths():
     want = fp.requantize(acc + 5, 0, [2**30 + 7], [-10], -3, -128, 127)
     assert fq.apply_plan(small, acc).tolist() == want.tolist()
     assert fq.apply_plan(small, acc.T.copy(), channel_axis=0).T.tolist() == want.tolist()
+
+
+@st.composite
+def float_layers(draw: st.DrawFn) -> tuple:
+    """Checked layers in the float64 form's range: |acc + bias| <= bound, int8 clamps."""
+    c = draw(st.integers(1, 5))
+    m = draw(st.integers(1, 6))
+    bound = draw(st.one_of(st.integers(0, 2**22), st.sampled_from([0, 2**18, 2**22])))
+    small = st.integers(-min(bound, 8), min(bound, 8))
+    x1 = draw(st.lists(st.one_of(st.integers(-bound, bound), st.sampled_from([-bound, bound]),
+                                 small), min_size=m * c, max_size=m * c))
+    bias = draw(st.lists(st.integers(-(2**21), 2**21), min_size=c, max_size=c))
+    m0 = draw(st.lists(m0s, min_size=c, max_size=c))
+    shift = draw(st.lists(shifts, min_size=c, max_size=c))
+    lo, hi = sorted(draw(st.tuples(st.integers(-128, 127), st.integers(-128, 127))))
+    x1 = np.array(x1, np.int64).reshape(m, c)
+    b = np.array(bias, np.int64)
+    return (x1 - b, b, bound, np.array(m0), np.array(shift), draw(st.integers(-128, 127)),
+            lo, hi)
+
+
+@pytest.mark.parametrize("rounding", fq.ROUNDING_MODES)
+@given(case=float_layers())
+@example(case=(np.array([[-1 - 7, -3 - 9, -1 - 11, -2 - 13]]), np.array([7, 9, 11, 13]), 2**20,
+               np.array([INT32_MAX, 2**30, 2**30, 2**30]), np.array([-1, -1, -1, -2]), 4,
+               -128, 127))                                     # negative ties
+@example(case=(np.array([[-357913942, -357913941, -(2**30)]]) // 2**10, np.array([0, 0, 0]),
+               2**21, np.array([3, 3, 1]), np.array([-1, -1, -1]), 0, -128, 127))
+def test_float_plan_equals_reference(rounding, case):
+    """The float64 form (plan_float / apply_float) == the stage-by-stage requantize,
+    wherever plan_float accepts the layer; and it accepts the depthwise-sized ones."""
+    acc, bias, bound, m0, shift, zp, lo, hi = case
+    acc_max = bound + int(np.abs(bias).max())
+    plan = fq.plan_float(bias, m0, shift, zp, lo, hi, rounding, bound, acc_max)
+    x1 = acc + bias
+    want = fp.requantize(x1, 0, m0, shift, zp, lo, hi, rounding)
+    if plan is None:          # outside the provably exact range: the int64 plan serves
+        return
+    for dtype in (np.int32, np.float64):
+        out = np.empty(acc.shape, np.uint8)
+        fq.apply_float(plan, acc.astype(dtype), out)
+        got = (out ^ 0x80).view(np.int8)
+        assert got.tolist() == want.tolist()
+
+
+def test_float_plan_accepts_depthwise_layers_and_refuses_inexact_ones():
+    """A 3x3 depthwise layer's bound (9 * 128 * 127) takes the float64 form; bounds that
+    make acc * m0 or the constant leave float64's exact integers do not; left shifts
+    (double rounding) and clamps outside int8 do not."""
+    args = ([100, -5], [2**31 - 1, 2**30], [-9, 0], -5, -128, 127)
+    assert fq.plan_float(*args, "double", 9 * 128 * 127 + 100, 9 * 128 * 127) is not None
+    assert fq.plan_float(*args, "single", 9 * 128 * 127 + 100, 9 * 128 * 127) is not None
+    assert fq.plan_float(*args, "double", 2**23, 2**23) is None
+    assert fq.plan_float([0], [2**30], [1], 0, -128, 127, "double", 100, 100) is None
+    assert fq.plan_float([0], [2**30], [0], 0, -128, 300, "double", 100, 100) is None

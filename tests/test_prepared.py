@@ -163,3 +163,38 @@ def test_threads_give_the_same_integers(rng, threads):
         parallel.set_threads(before)
     for g, w in zip(got, want):
         assert np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("case", ["float", "int64", "relu", "single"])
+def test_depthwise_stride1_paths(rng, case):
+    """The stride-1 depthwise path (int16 tap groups, several row blocks, batch 2,
+    multiplier 2) through each requantize form: the float64 form (with and without the
+    ties-away-from-zero correction) and the int64 plan where the float form is refused
+    (a left shift)."""
+    c_in, mult = 3, 2
+    x = rng.integers(-128, 128, (2, 200, 60, c_in)).astype(np.int8)
+    x[0, :4] = -128                                   # worst-case products
+    wt = random_weights(rng, (1, 3, 3, c_in * mult), 8)
+    wt[0, 0, 0, 0] = -128
+    rq = random_rq(rng, c_in * mult, shift_range=(-12, -6))
+    rq = dataclasses.replace(rq, bias=rq.bias // 64, act_min=-128, act_max=127)
+    if case == "int64":
+        rq = dataclasses.replace(rq, shift=np.full(c_in * mult, 1))
+    if case == "relu":
+        rq = dataclasses.replace(rq, act_min=rq.out_zero_point)
+    if case == "single":
+        rq = dataclasses.replace(rq, rounding="single")
+    prep = P.PreparedDepthwise(wt, 7, rq, c_in, 1, "same", dilation=1 + (case == "relu"))
+    assert (prep.fplan is None) == (case == "int64")
+    if case == "relu":
+        assert prep.fplan.delta is None
+    got = prep(x)
+    want = L.depthwise_conv2d(x, wt, 7, rq, 1, "same", dilation=1 + (case == "relu"))
+    assert np.array_equal(got, want)
+    from pymodel import parallel                     # row blocks on 3 threads: same bytes
+    before = parallel.threads()
+    try:
+        parallel.set_threads(3)
+        assert prep(x).tobytes() == got.tobytes()
+    finally:
+        parallel.set_threads(before)

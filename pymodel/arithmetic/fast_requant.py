@@ -42,6 +42,7 @@ with the per-channel constant in brackets precomputed: int64 arithmetic is exact
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -57,7 +58,7 @@ ROUNDING_MODES = ("double", "single")
 BLOCK = 1 << 16
 
 __all__ = ["ROUNDING_MODES", "RequantPlan", "plan_requant", "apply_plan",
-           "apply_plan_channels", "requantize_fast"]
+           "apply_plan_channels", "requantize_fast", "FloatPlan", "plan_float", "apply_float"]
 
 
 @dataclass(frozen=True)
@@ -343,3 +344,111 @@ def requantize_fast(acc: Any, bias: Any, m0: Any, shift: Any, out_zero_point: An
                         int(act_max), rounding)
     y = apply_plan(plan, a2).astype(np.int32)
     return y.reshape(a.shape)
+
+
+# ----------------------------------------------------------------------------------------
+# The float64 form: where a layer's accumulator bound makes every product exact
+# ----------------------------------------------------------------------------------------
+
+_F64_EXACT = 1 << 53
+
+
+@dataclass(frozen=True)
+class FloatPlan:
+    """A layer's requantize as float64 multiply-adds, exact for its accumulator bound.
+
+    ``y + 128 = clip(floor(u), act_min + 128, act_max + 128)`` with
+    ``u = acc * alpha + const`` (double rounding: minus ``delta`` where ``u < tau``),
+    every value exact (``docs/arithmetic.md`` 5.6); the clipped ``u`` is cast to uint8
+    (truncation = floor on non-negative values) and its top bit flipped to int8.
+
+    Attributes (float64 ``[C]``, or ``[reps * C]`` after :meth:`tiled`):
+        alpha: ``m0 / 2^S`` (``S`` the total shift).
+        const: ``(b * m0 + rounding offsets) / 2^S + zp + 128``.
+        delta: ``2^-r`` per channel (double rounding, ``r > 0``), or ``None`` when no
+            channel needs the ties-away-from-zero correction.
+        tau: ``zp + 128.5``: ``u < tau`` is ``t < 0`` of the integer form.
+        lo, hi: clip bounds ``act_min + 128`` and ``act_max + 128.5``.
+    """
+
+    alpha: np.ndarray
+    const: np.ndarray
+    delta: np.ndarray | None
+    tau: float
+    lo: float
+    hi: float
+
+    def tiled(self, reps: int) -> "FloatPlan":
+        """The constants repeated ``reps`` times (a channel-last row of ``reps``
+        pixels), for numpy inner loops without broadcasting."""
+        def t(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.tile(a, reps)
+        return FloatPlan(t(self.alpha), t(self.const), t(self.delta),  # type: ignore[arg-type]
+                         self.tau, self.lo, self.hi)
+
+
+def plan_float(bias: Any, m0: Any, shift: Any, out_zero_point: int, act_min: int,
+               act_max: int, rounding: str, acc_bound: int, acc_max: int) -> FloatPlan | None:
+    """The float64 form of a checked layer's requantize, or ``None`` where it is not
+    provably exact (then use :func:`plan_requant`).
+
+    Args:
+        bias: int ``[C]``, the (unwrapped) folded bias ``b``.
+        m0, shift, out_zero_point, act_min, act_max, rounding: as :func:`plan_requant`.
+        acc_bound: proven bound ``|acc + b| <= acc_bound`` (the checked worst case).
+        acc_max: proven bound ``|acc|`` of the accumulators the plan will see.
+
+    Exact when, for every channel (Python ints, checked here): ``acc_max * m0 < 2^53``
+    (``acc * alpha`` exact), the constant's numerator ``K`` has ``|K| < 2^53``, and
+    ``acc_bound * m0 + |K - b * m0| < 2^53`` (the sum ``u`` exact); no int32 wrap of
+    ``y`` or ``y + zp``; double rounding without left shifts; the clamp inside int8.
+    """
+    validate.one_of("rounding", rounding, ROUNDING_MODES)
+    if not (-128 <= act_min <= act_max <= 127):
+        return None
+    b = [int(v) for v in np.asarray(bias, np.int64).reshape(-1)]
+    m = [int(v) for v in np.asarray(m0, np.int64).reshape(-1)]
+    s = [int(v) for v in np.asarray(shift, np.int64).reshape(-1)]
+    zp = int(out_zero_point)
+    alpha, const, delta = [], [], []
+    for bb, mm, ss in zip(b, m, s):
+        if rounding == "double":
+            if ss > 0:
+                return None
+            r = -ss
+            total = 31 + r
+            rnd = (1 << 30) + ((1 << (30 + r)) if r > 0 else 0)
+            delta.append(math.ldexp(1.0, -r) if r > 0 else 0.0)
+        else:
+            total = 31 - ss
+            rnd = 1 << (total - 1)
+        k_rest = rnd + (zp + 128) * (1 << total)
+        k = bb * mm + k_rest
+        if (acc_max * mm >= _F64_EXACT or abs(k) >= _F64_EXACT
+                or acc_bound * mm + abs(k_rest) + (1 << 31) >= _F64_EXACT):
+            return None
+        if ((acc_bound * mm + rnd) >> total) + 1 + abs(zp) > INT32_MAX:
+            return None                                   # y or y + zp could wrap
+        alpha.append(math.ldexp(float(mm), -total))       # exact: mm < 2^31
+        const.append(math.ldexp(float(k), -total))        # exact: |k| < 2^53
+    need_delta = (rounding == "double" and any(delta) and act_min < zp)
+    return FloatPlan(np.array(alpha), np.array(const),
+                     np.array(delta) if need_delta else None, zp + 128.5,
+                     float(act_min + 128), act_max + 128.5)
+
+
+def apply_float(fp: FloatPlan, acc: np.ndarray, out: np.ndarray) -> None:
+    """Requantize ``acc`` (int16 / int32 / float32 exact integers, ``[R, L]`` with the
+    plan's constants along the last axis) into ``out`` (uint8 ``[R, L]`` or a view of
+    ``[R, L]``'s leading part: ``y + 128``; the caller flips the top bit to int8)."""
+    u = np.multiply(acc, fp.alpha, dtype=np.float64)
+    u += fp.const
+    if fp.delta is not None:                   # c = 2^(r-1) - [t < 0]: t < 0 <=> u < tau
+        neg = u < fp.tau                       # (ufunc where= is far slower)
+        u -= np.multiply(neg, fp.delta)
+    np.clip(u, fp.lo, fp.hi, out=u)
+    if out.shape == u.shape:
+        np.copyto(out, u, casting="unsafe")
+    else:
+        np.copyto(out, u.reshape(out.shape[0], -1, out.shape[-1])[:, :out.shape[1]]
+                  if out.ndim == 3 else u, casting="unsafe")

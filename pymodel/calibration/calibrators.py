@@ -21,6 +21,10 @@ Methods (``docs/calibration.md`` describes each in detail):
 ``entropy``     TensorRT's KL-divergence calibration: the threshold ``T`` minimizing
                 ``KL(P || Q)`` between the clipped histogram ``P`` and its
                 ``2^(b-1)``-level quantized version ``Q`` (:func:`kl_divergences`).
+                ``entropy:onnxruntime``: onnxruntime's divergence instead (a signed
+                window, smoothed distributions;
+                :mod:`pymodel.calibration.kl_onnxruntime`), on the same
+                split-invariant histogram kept with signs.
 ``mse``         threshold minimizing the expected squared error of clipping plus
                 rounding over the histogram (:func:`mse_errors`).
 
@@ -41,12 +45,15 @@ import numpy as np
 
 from pymodel import validate
 from pymodel.calibration.histogram import DEFAULT_BINS, AbsHistogram
+from pymodel.calibration.kl_onnxruntime import entropy_window_onnxruntime
 from pymodel.arithmetic.qparams import QuantParams, compute_qparams, tensor_range
 
 METHODS = ("minmax", "ema", "percentile", "entropy", "mse")
 HISTOGRAM_METHODS = ("percentile", "entropy", "mse")
 DEFAULT_EMA_CONSTANT = 0.01
 DEFAULT_PERCENTILE = 99.99
+#: Entropy calibration's divergence: TensorRT's (the default) or onnxruntime's.
+DIVERGENCES = ("tensorrt", "onnxruntime")
 #: Candidates whose divergence / error is within this of the minimum count as ties;
 #: ties go to the largest threshold (least clipping).  ``kl <= min + TIE_ABS +
 #: TIE_REL * min``.  Both well above float64 rounding of the sums (~1e-13 here).
@@ -66,14 +73,21 @@ class CalibratorSpec:
         method: one of :data:`METHODS`.
         percentile: for ``percentile``: the percentile of ``|x|`` in (0, 100].
         ema_constant: for ``ema``: the averaging constant ``c`` in (0, 1].
+        divergence: for ``entropy``: ``"tensorrt"`` (default) or ``"onnxruntime"``
+            (:data:`DIVERGENCES`).
     """
 
     method: str = "minmax"
     percentile: float = DEFAULT_PERCENTILE
     ema_constant: float = DEFAULT_EMA_CONSTANT
+    divergence: str = "tensorrt"
 
     def __post_init__(self) -> None:
         validate.one_of("method", self.method, METHODS)
+        validate.one_of("divergence", self.divergence, DIVERGENCES)
+        if self.divergence != "tensorrt" and self.method != "entropy":
+            raise ValueError(f"divergence: {self.divergence!r} is only used by method "
+                             f"'entropy', not {self.method!r}")
         p = _real("percentile", self.percentile)
         if not 0.0 < p <= 100.0:
             raise ValueError(f"percentile: {p!r} is outside the allowed range (0, 100]")
@@ -90,6 +104,8 @@ class CalibratorSpec:
             return f"percentile({self.percentile:g})"
         if self.method == "ema":
             return f"ema({self.ema_constant:g})"
+        if self.divergence != "tensorrt":
+            return f"entropy({self.divergence})"
         return self.method
 
     def to_config(self) -> dict[str, Any]:
@@ -99,15 +115,17 @@ class CalibratorSpec:
             out["percentile"] = self.percentile
         if self.method == "ema":
             out["ema_constant"] = self.ema_constant
+        if self.divergence != "tensorrt":
+            out["divergence"] = self.divergence
         return out
 
     @classmethod
     def parse(cls, value: Any, path: str = "calibrator") -> "CalibratorSpec":
         """From a YAML value or CLI string.
 
-        Accepted forms: ``"entropy"``; ``"percentile:99.9"`` / ``"ema:0.05"``; the
-        :attr:`label` form ``"percentile(99.9)"``; ``{"method": "percentile",
-        "percentile": 99.9}``.
+        Accepted forms: ``"entropy"``; ``"percentile:99.9"`` / ``"ema:0.05"`` /
+        ``"entropy:onnxruntime"``; the :attr:`label` form ``"percentile(99.9)"``;
+        ``{"method": "percentile", "percentile": 99.9}``.
 
         Raises:
             ValueError naming ``path``, the value and what is allowed.
@@ -123,6 +141,12 @@ class CalibratorSpec:
                                  "parameter)")
             if not arg:
                 return cls(method)
+            if method == "entropy":
+                if arg not in DIVERGENCES:
+                    raise ValueError(f"{path}: {value!r}: calibrator 'entropy' takes no "
+                                     f"parameter but a divergence, one of "
+                                     f"{', '.join(DIVERGENCES)}")
+                return cls(method, divergence=arg)
             key = {"percentile": "percentile", "ema": "ema_constant"}.get(method)
             if key is None:
                 raise ValueError(f"{path}: {value!r}: calibrator {method!r} takes no "
@@ -134,7 +158,7 @@ class CalibratorSpec:
                                  ) from None
             return _spec_or_error(path, method, **{key: num})
         if isinstance(value, Mapping):
-            allowed = {"method", "percentile", "ema_constant"}
+            allowed = {"method", "percentile", "ema_constant", "divergence"}
             for k in value:
                 if k not in allowed:
                     raise ValueError(f"{path}.{k}: unknown key; allowed: "
@@ -156,6 +180,14 @@ class CalibratorSpec:
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
                         raise ValueError(f"{path}.{k}: expected a number; got {v!r}")
                     kwargs[k] = float(v)
+            if "divergence" in value:
+                if method != "entropy":
+                    raise ValueError(f"{path}.divergence: only used by method 'entropy', "
+                                     f"not {method!r}")
+                if value["divergence"] not in DIVERGENCES:
+                    raise ValueError(f"{path}.divergence: {value['divergence']!r} is not one "
+                                     f"of {', '.join(DIVERGENCES)}")
+                return cls(method, divergence=value["divergence"])
             return _spec_or_error(path, method, **kwargs)
         raise ValueError(f"{path}: expected a calibrator name (one of {', '.join(METHODS)}) "
                          f"or a mapping with 'method'; got {value!r}")
@@ -196,7 +228,8 @@ class TensorStats:
     """
 
     def __init__(self, name: str = "x", histogram: bool = True, bins: int = DEFAULT_BINS,
-                 ema_constants: tuple[float, ...] = (DEFAULT_EMA_CONSTANT,)) -> None:
+                 ema_constants: tuple[float, ...] = (DEFAULT_EMA_CONSTANT,),
+                 signed: bool = False) -> None:
         self.name = name
         self.count = 0
         self.zeros = 0
@@ -209,7 +242,7 @@ class TensorStats:
                 raise ValueError(f"ema_constants: {c!r} is outside the allowed range (0, 1]")
         self.ema_min = [math.nan] * len(self.ema_constants)
         self.ema_max = [math.nan] * len(self.ema_constants)
-        self.hist: AbsHistogram | None = AbsHistogram(bins) if histogram else None
+        self.hist: AbsHistogram | None = AbsHistogram(bins, signed) if histogram else None
 
     def update(self, batch: Any) -> None:
         """Fold one batch into the statistics.
@@ -258,6 +291,8 @@ class TensorStats:
         if self.hist is not None:
             out["hist_bins"] = np.int64(self.hist.bins)
             out["hist_fine_counts"] = self.hist.fine_counts.copy()
+            if self.hist.neg_fine_counts is not None:
+                out["hist_neg_fine_counts"] = self.hist.neg_fine_counts.copy()
             if self.hist.exponent is not None:
                 out["hist_exponent"] = np.int64(self.hist.exponent)
         return {prefix + k: np.asarray(v) for k, v in out.items()}
@@ -277,9 +312,11 @@ class TensorStats:
                              "first-batch-anchored format; run `calibrate` again")
         has_hist = prefix + "hist_fine_counts" in arrays
         counts = get("hist_fine_counts") if has_hist else None
+        signed = prefix + "hist_neg_fine_counts" in arrays
         st = cls(name, histogram=has_hist,
                  bins=int(get("hist_bins")) if has_hist else DEFAULT_BINS,
-                 ema_constants=tuple(float(c) for c in get("ema_constants")))
+                 ema_constants=tuple(float(c) for c in get("ema_constants")),
+                 signed=signed and has_hist)
         st.count, st.zeros, st.batches = int(get("count")), int(get("zeros")), int(get("batches"))
         st.min, st.max = float(get("min")), float(get("max"))
         st.ema_min = [float(v) for v in get("ema_min")]
@@ -289,6 +326,13 @@ class TensorStats:
                 raise ValueError(f"statistics file: tensor {name!r}: {prefix}hist_fine_counts "
                                  f"has {counts.size} bins; expected {st.hist.fine_bins}")
             st.hist.fine_counts = counts.astype(np.int64)
+            if signed:
+                neg = get("hist_neg_fine_counts")
+                if neg.shape != counts.shape:
+                    raise ValueError(f"statistics file: tensor {name!r}: "
+                                     f"{prefix}hist_neg_fine_counts has {neg.size} bins; "
+                                     f"expected {counts.size}")
+                st.hist.neg_fine_counts = neg.astype(np.int64)
             if prefix + "hist_exponent" in arrays:
                 st.hist.exponent = int(get("hist_exponent"))
         return st
@@ -520,6 +564,12 @@ def calibrated_range(stats: TensorStats, spec: CalibratorSpec, bits: int = 8,
         return CalibratedRange(0.0, 0.0, 0.0, spec)
     if spec.method == "percentile":
         t = percentile_threshold(hist.counts, hist.width, spec.percentile)
+    elif spec.method == "entropy" and spec.divergence == "onnxruntime":
+        counts, w = onnxruntime_grid(stats)
+        i = entropy_window_onnxruntime(counts, min(1 << b, 2 * hist.bins))
+        top = min(i + 1, hist.bins) * w
+        lo, hi = max(stats.min, -i * w), min(stats.max, top)
+        return CalibratedRange(min(lo, hi), max(lo, hi), top, spec)
     elif spec.method == "entropy":
         levels = 1 << (b - 1)
         t = entropy_threshold_bins(hist.counts, levels, min(levels, hist.bins)) * hist.width
@@ -529,6 +579,49 @@ def calibrated_range(stats: TensorStats, spec: CalibratorSpec, bits: int = 8,
         t = int(cands[pick_largest_minimum(err)]) * hist.width
     lo, hi = max(stats.min, -t), min(stats.max, t)
     return CalibratedRange(min(lo, hi), max(lo, hi), float(t), spec)
+
+
+def onnxruntime_grid(stats: TensorStats) -> tuple[np.ndarray, float]:
+    """The tensor's histogram on onnxruntime's grid: ``2 * bins`` bins of width
+    ``w = max|x| / bins`` over ``[-max|x|, max|x|]`` (``HistogramCollector`` with
+    ``num_bins = 2 * bins``, the data in one batch).
+
+    Read from the exact fine counts (``2^5`` fine bins per final bin, split-invariant):
+    each fine bin goes whole to the onnxruntime bin holding its centre (the last bin
+    takes any beyond), so counts stay integers and empty bins stay empty -- onnxruntime's
+    search depends on which bins are empty; a value moves by at most half a fine bin
+    (1/64 of a final bin or less).  A function of the fine counts, ``min`` and ``max``
+    alone, so still independent of the batching.  Signs come from the negative counts kept with
+    ``signed=True``, or, without them, from the sign of the whole tensor when it has one.
+
+    Returns:
+        ``(counts, w)``: float64 ``[2 * bins]`` (bin ``bins`` starts at 0) and the width.
+
+    Raises:
+        ValueError naming the tensor for data of both signs collected without signs.
+    """
+    hist = stats.hist
+    assert hist is not None
+    fine = hist.fine_counts
+    if hist.neg_fine_counts is not None:
+        neg = hist.neg_fine_counts
+    elif stats.min >= 0.0:
+        neg = np.zeros_like(fine)
+    elif stats.max <= 0.0:
+        neg = fine.copy()
+        neg[0] -= stats.zeros                      # zeros count as non-negative
+    else:
+        raise ValueError(f"tensor {stats.name!r}: calibrator entropy(onnxruntime) needs the "
+                         "histogram's signs for data of both signs; collect the statistics "
+                         "with signed=True")
+    top = max(abs(stats.min), abs(stats.max))
+    width = top / hist.bins
+    centre = (np.arange(hist.fine_bins, dtype=np.float64) + 0.5) * hist.fine_width
+    dest = np.minimum((centre / width).astype(np.int64), hist.bins - 1)
+
+    def side(c: np.ndarray) -> np.ndarray:
+        return np.bincount(dest, weights=c, minlength=hist.bins)
+    return np.concatenate((side(neg)[::-1], side(fine - neg))), width
 
 
 # ----------------------------------------------------------------------------------------
@@ -555,7 +648,8 @@ class Calibrator:
     def __post_init__(self) -> None:
         validate.bits("bits", self.bits)
         self.stats = TensorStats(self.name, histogram=self.spec.method in HISTOGRAM_METHODS,
-                                 bins=self.bins, ema_constants=(self.spec.ema_constant,))
+                                 bins=self.bins, ema_constants=(self.spec.ema_constant,),
+                                 signed=self.spec.divergence == "onnxruntime")
 
     def update(self, batch: Any) -> None:
         """Fold one batch (float array, any shape, finite) into the statistics."""

@@ -67,7 +67,7 @@ class AbsHistogram:
         exponent: int, or ``None`` before the first non-zero value.
     """
 
-    def __init__(self, bins: int = DEFAULT_BINS) -> None:
+    def __init__(self, bins: int = DEFAULT_BINS, signed: bool = False) -> None:
         b = validate.int_scalar("bins", bins, 2, 1 << 24)
         if b & (b - 1):
             raise ValueError(f"bins: {b} is not a power of two; the histogram widens by "
@@ -76,6 +76,10 @@ class AbsHistogram:
         self.fine_bins = b * FINE
         self._log2_fine = self.fine_bins.bit_length() - 1
         self.fine_counts = np.zeros(self.fine_bins, np.int64)
+        #: ``signed=True``: the negative values' share of ``fine_counts`` (same grid), for
+        #: the calibrators that search a signed histogram (onnxruntime's entropy).
+        self.neg_fine_counts: np.ndarray | None = (np.zeros(self.fine_bins, np.int64)
+                                                   if signed else None)
         self.exponent: int | None = None
 
     # -- the final grid --------------------------------------------------------------
@@ -113,6 +117,21 @@ class AbsHistogram:
         """Number of values counted."""
         return int(self.fine_counts.sum())
 
+    def signed_counts(self) -> np.ndarray:
+        """int64 ``[2 * bins]``: the final grid mirrored, a histogram of ``x`` over
+        ``[-range, range]`` (bin ``bins + k`` counts ``k w <= x < (k + 1) w``, bin
+        ``bins - 1 - k`` counts ``k w < -x <= ...``, i.e. ``|x|`` in final bin ``k``).
+
+        Raises:
+            ValueError if the histogram was made without signs (``signed=False``).
+        """
+        if self.neg_fine_counts is None:
+            raise ValueError("histogram: made without signs (signed=False); the signed "
+                             "histogram needs the statistics collected with signs")
+        g = self.group
+        neg = self.neg_fine_counts[: self.bins * g].reshape(self.bins, g).sum(axis=1)
+        return np.concatenate((neg[::-1], self.counts - neg))
+
     def edges(self) -> np.ndarray:
         """Final bin edges, float64 ``[bins + 1]`` from 0 to ``range``."""
         return np.arange(self.bins + 1, dtype=np.float64) * self.width
@@ -146,23 +165,38 @@ class AbsHistogram:
                 a *= factor                # exact: a power-of-two scaling
             idx = a.astype(np.int64)
             np.minimum(idx, top, out=idx)
-            self.fine_counts += np.bincount(idx, minlength=self.fine_bins)
+            if self.neg_fine_counts is None:
+                self.fine_counts += np.bincount(idx, minlength=self.fine_bins)
+                continue
+            # one bincount over [fine bin + fine_bins * (x < 0)]: both signs at once
+            neg = (flat[start:start + CHUNK] < 0).astype(np.int64)
+            idx += neg << self._log2_fine
+            both = np.bincount(idx, minlength=2 * self.fine_bins)
+            self.fine_counts += both[: self.fine_bins] + both[self.fine_bins:]
+            self.neg_fine_counts += both[self.fine_bins:]
 
     def _widen(self, e: int) -> None:
         """Grow the fine grid to ``[0, 2^e)``, merging ``2^(e - exponent)`` bins."""
         if self.exponent is not None:
-            k = e - self.exponent
-            merged = np.zeros(self.fine_bins, np.int64)
-            if k >= self._log2_fine:
-                merged[0] = self.fine_counts.sum()
-            else:
-                f = 1 << k
-                merged[: self.fine_bins // f] = self.fine_counts.reshape(-1, f).sum(axis=1)
-            self.fine_counts = merged
+            self.fine_counts = self._merged(self.fine_counts, e - self.exponent)
+            if self.neg_fine_counts is not None:
+                self.neg_fine_counts = self._merged(self.neg_fine_counts, e - self.exponent)
         self.exponent = e                  # first non-zero: the zeros stay in bin 0
 
+    def _merged(self, counts: np.ndarray, k: int) -> np.ndarray:
+        """``counts`` with every ``2^k`` adjacent fine bins merged into one."""
+        merged = np.zeros(self.fine_bins, np.int64)
+        if k >= self._log2_fine:
+            merged[0] = counts.sum()
+        else:
+            f = 1 << k
+            merged[: self.fine_bins // f] = counts.reshape(-1, f).sum(axis=1)
+        return merged
+
     def copy(self) -> "AbsHistogram":
-        h = AbsHistogram(self.bins)
+        h = AbsHistogram(self.bins, signed=self.neg_fine_counts is not None)
+        if self.neg_fine_counts is not None:
+            h.neg_fine_counts = self.neg_fine_counts.copy()
         h.fine_counts = self.fine_counts.copy()
         h.exponent = self.exponent
         return h

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from pymodel import parallel, validate
-from pymodel.arithmetic.fast_requant import (RequantPlan, apply_plan, apply_plan_channels,
-                                             plan_requant)
+from pymodel.arithmetic.fast_requant import (FloatPlan, RequantPlan, apply_float, apply_plan,
+                                             apply_plan_channels, plan_float, plan_requant)
 from pymodel.arithmetic.fast_gemm import k_chunk
 from pymodel.arithmetic.gemm import Padding, effective_kernel, output_hw, pair, resolve_padding
 from pymodel.arithmetic.qparams import qrange
@@ -53,6 +53,24 @@ def _rounding_of(rq: RequantParams) -> str:
     return str(getattr(rq, "rounding", "double"))
 
 
+def _worst_acc(w2d: np.ndarray, zp: int, rq: RequantParams) -> int:
+    """Largest ``|acc + b'|`` over every int8 input (``b'`` the folded bias)."""
+    qmin, qmax = qrange(8, symmetric=False)
+    xmax = max(zp - qmin, qmax - zp)
+    worst = np.abs(w2d.astype(np.int64)).sum(axis=1) * xmax + np.abs(rq.bias.astype(np.int64))
+    return int(worst.max()) if worst.size else 0
+
+
+def _float_plan(w2d: np.ndarray, zp: int, rq: RequantParams) -> FloatPlan | None:
+    """The float64 requantize of a checked layer whose raw accumulator is
+    ``sum x * w`` (``x`` int8), or ``None`` where it is not provably exact."""
+    w64 = w2d.astype(np.int64)
+    bias = rq.bias.astype(np.int64) - zp * w64.sum(axis=1)
+    acc_max = int((np.abs(w64).sum(axis=1) * _INPUT_MAX).max()) if w64.size else 0
+    return plan_float(bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min, rq.act_max,
+                      _rounding_of(rq), _worst_acc(w2d, zp, rq), acc_max)
+
+
 def _plan(w2d: np.ndarray, zp: int, rq: RequantParams, layer: str,
           check_bound: bool) -> RequantPlan:
     """Requantize constants for weights ``[C, K]`` (int), input zero point ``zp``.
@@ -63,10 +81,7 @@ def _plan(w2d: np.ndarray, zp: int, rq: RequantParams, layer: str,
     """
     if check_bound:
         check_accumulator_bound(layer, w2d, rq.bias, zp)
-        qmin, qmax = qrange(8, symmetric=False)
-        xmax = max(zp - qmin, qmax - zp)
-        worst = np.abs(w2d.astype(np.int64)).sum(axis=1) * xmax + np.abs(rq.bias.astype(np.int64))
-        bound = int(worst.max()) if worst.size else 0
+        bound = _worst_acc(w2d, zp, rq)
         bias = rq.bias.astype(np.int64) - zp * w2d.astype(np.int64).sum(axis=1)
         return plan_requant(bias, rq.m0, rq.shift, rq.out_zero_point, rq.act_min,
                             rq.act_max, _rounding_of(rq), acc_bound=bound)
@@ -319,6 +334,11 @@ class PreparedDepthwise(PreparedLayer):
         self.plan = _plan(w2d, zp, rq, layer, check_bound=True)
         self.taps = np.ascontiguousarray(
             w.reshape(kh * kw, w.shape[3]).T.astype(np.float32)).reshape(-1, kh * kw, 1, 1)
+        # stride 1: int16 taps, in groups whose partial sums provably fit int16
+        self.w16 = w.reshape(kh * kw, w.shape[3]).astype(np.int16)          # [T, C*m]
+        self.groups = _int16_groups(np.abs(self.w16.astype(np.int64)) * _INPUT_MAX)
+        self.fplan = _float_plan(w2d, zp, rq)
+        self._rows: dict[int, tuple] = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``.
@@ -333,6 +353,8 @@ class PreparedDepthwise(PreparedLayer):
         kh, kw = self.window.kernel
         sh, sw = self.window.stride
         c = self.in_ch * self.mult
+        if sh == sw == 1:
+            return self._stride1_int16(x, pads, (oh, ow))
         hp, wp = h + pt + pb, w + pl + pr
         xp = np.empty((c, n, hp, wp), np.float32)       # padded, channel-major
         if pt or pb or pl or pr:
@@ -388,3 +410,112 @@ class PreparedDepthwise(PreparedLayer):
         parallel.run_all(channels, parallel.split(c))
         y4 = y.reshape(c, n, hp, wp)
         return np.ascontiguousarray(y4[:, :, :oh, :ow].transpose(1, 2, 3, 0))
+
+    def _rows_for(self, wp: int) -> tuple:
+        """Tap weights and requantize constants tiled over a padded row of ``wp`` pixels
+        (cached per input width)."""
+        got = self._rows.get(wp)
+        if got is None:
+            wrows = np.ascontiguousarray(np.tile(self.w16, (1, wp)))       # [T, wp*C*m]
+            got = (wrows, None if self.fplan is None else self.fplan.tiled(wp))
+            self._rows[wp] = got
+        return got
+
+    def _stride1_int16(self, x: np.ndarray, pads: tuple, out_hw: tuple[int, int]) -> np.ndarray:
+        """Stride 1, channel-last: shift-and-accumulate over the taps on the padded
+        input.  Each tap ``(dh, dw)`` is one contiguous run of the flattened padded image
+        (offset ``(dh * Wp + dw) * C``), multiplied by the tap's weights tiled along the
+        row; positions past the valid width are computed and dropped.  Products and the
+        partial sums of a tap group are int16 (exact: ``sum_t 128 |w_t| <= 2^15 - 1``,
+        :func:`_int16_groups`), groups add in int32, the requantize is the exact float64
+        form (:func:`pymodel.arithmetic.fast_requant.plan_float`) or else the int64 plan.
+        Row blocks run on :mod:`pymodel.parallel`'s threads."""
+        (pt, pb), (pl, pr) = pads
+        oh, ow = out_hw
+        n, h, w = x.shape[:3]
+        c = self.in_ch * self.mult
+        if self.mult > 1:                      # output channel c*m + j reads channel c
+            x = np.repeat(x, self.mult, axis=3)
+        kh, kw = self.window.kernel
+        eh, ew = self.window.dilation
+        hp, wp = h + pt + pb, w + pl + pr
+        hp1 = hp + 1                           # + 1 row per image: the last taps overrun
+        # the batch as one tall padded image (+ 1 row at the very end): every tap of a
+        # valid output row stays inside its own image; rows between images are dropped
+        xp = np.empty((n * hp1 + 1, wp, c), np.int16)
+        xi = xp[:n * hp1].reshape(n, hp1, wp, c)
+        zp = self.in_zero_point
+        xi[:, :pt] = zp
+        xi[:, pt + h:] = zp
+        xi[:, pt:pt + h, :pl] = zp
+        xi[:, pt:pt + h, pl + w:] = zp
+        xi[:, pt:pt + h, pl:pl + w] = x
+        xp[n * hp1:] = zp
+        flat = xp.reshape(-1)
+        rw = wp * c
+        wrows, frows = self._rows_for(wp)
+        tall = np.empty((n * hp1, wp, c), np.int8)
+        rows_needed = (n - 1) * hp1 + oh
+        offs = [((t // kw) * eh * wp + (t % kw) * ew) * c for t in range(kh * kw)]
+        step = max(1, BLOCK_VALUES // rw)
+        blocks = [(r0, min(rows_needed, r0 + step)) for r0 in range(0, rows_needed, step)]
+
+        def block(item: tuple[int, int]) -> None:
+            r0, r1 = item
+            rows = r1 - r0
+            size = rows * rw
+            acc32 = None
+            a = np.empty((rows, rw), np.int16)
+            tmp = np.empty_like(a)
+            for g in self.groups:
+                for j, t in enumerate(g):
+                    base = r0 * rw + offs[t]
+                    v = flat[base:base + size].reshape(rows, rw)
+                    if j == 0:
+                        np.multiply(v, wrows[t], out=a)
+                    else:
+                        np.multiply(v, wrows[t], out=tmp)
+                        a += tmp
+                if len(self.groups) == 1:
+                    acc32 = a
+                elif acc32 is None:
+                    acc32 = a.astype(np.int32)
+                else:
+                    np.add(acc32, a, out=acc32)
+            assert acc32 is not None
+            if frows is not None:           # y + 128 as uint8, flipped to int8 below
+                apply_float(frows, acc32, tall[r0:r1].reshape(rows, rw).view(np.uint8))
+            else:
+                tall[r0:r1] = apply_plan(self.plan, acc32.reshape(rows, wp, c), serial=True)
+        parallel.run_all(block, blocks)
+        out = np.ascontiguousarray(tall.reshape(n, hp1, wp, c)[:, :oh, :ow])
+        if frows is not None:
+            o8 = out.view(np.uint8)
+            np.bitwise_xor(o8, 0x80, out=o8)              # y + 128 (uint8) -> y (int8)
+        return out
+
+
+#: Values per row block of the stride-1 depthwise path (measured best on this machine).
+BLOCK_VALUES = 1 << 17
+
+
+def _int16_groups(bound: np.ndarray) -> list[list[int]]:
+    """Consecutive taps whose int16 partial sums cannot overflow, for every channel.
+
+    Args:
+        bound: int64 ``[T, C]``: ``max |x * w|`` per tap and channel (``128 |w|``).
+
+    Returns:
+        Lists of tap indices covering ``0 .. T-1`` in order; within a group
+        ``sum_t bound[t, c] <= 2^15 - 1`` for every ``c``.
+    """
+    groups: list[list[int]] = []
+    run = np.zeros(bound.shape[1], np.int64)
+    for t in range(bound.shape[0]):
+        if groups and int((run + bound[t]).max()) <= (1 << 15) - 1:
+            groups[-1].append(t)
+            run += bound[t]
+        else:
+            groups.append([t])
+            run = bound[t].copy()
+    return groups
