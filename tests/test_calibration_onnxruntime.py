@@ -106,3 +106,22 @@ def test_all_zero_q_is_infinite():
     h[7] = 5
     cands, kl = kl_divergences_onnxruntime(h, 6)
     assert cands.tolist() == [3, 4] and np.isinf(kl[0])
+
+
+def test_quantize_collects_signs_for_onnxruntime_entropy(tmp_path):
+    """PTQ keeps the histogram's signs when a tensor's calibrator is entropy:onnxruntime,
+    so ``qmac quantize --calibrator entropy:onnxruntime`` calibrates fc2 (logits of both
+    signs) instead of refusing it; with another calibrator no sign counts are kept."""
+    from pymodel.quantization import ptq
+    from pymodel.training import digits
+
+    net = digits.load()
+    assert all(s.hist.neg_fine_counts is None for s in ptq.new_stats(net).values() if s.hist)
+    from pymodel.cli import main
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        rc = main(["quantize", "models/digits/digits_cnn.yaml", "--calibrator",
+                   "entropy:onnxruntime", "--images", "32", "--no-progress",
+                   "--out", str(tmp_path / "d")])
+    assert rc in (0, None), out.getvalue()
+    text = out.getvalue()
+    assert "fc2" in text and "by entropy(onnxruntime)" in text, text

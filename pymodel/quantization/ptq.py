@@ -67,19 +67,25 @@ def _schemes(network: Network) -> list[ActivationScheme]:
 
 def new_stats(network: Network, bins: int = DEFAULT_BINS,
               histogram: bool | None = None,
-              ema_constants: Iterable[float] = ()) -> dict[str, TensorStats]:
+              ema_constants: Iterable[float] = (),
+              signed: bool | None = None) -> dict[str, TensorStats]:
     """Empty statistics for every quantized tensor of ``network``.
 
     Args:
         bins: histogram bins.
         histogram: keep histograms (default: if any tensor's calibrator needs one).
         ema_constants: extra EMA constants to track besides the network's own.
+        signed: keep the histogram's signs (default: if any tensor's calibrator is
+            ``entropy:onnxruntime``, whose divergence needs them).
     """
     schemes = _schemes(network)
     if histogram is None:
         histogram = any(s.calibrator.method in HISTOGRAM_METHODS for s in schemes)
+    if signed is None:
+        signed = any(getattr(s.calibrator, "divergence", None) == "onnxruntime" for s in schemes)
     consts = sorted({s.calibrator.ema_constant for s in schemes} | set(ema_constants))
-    return {name: TensorStats(name, histogram=histogram, bins=bins, ema_constants=tuple(consts))
+    return {name: TensorStats(name, histogram=histogram, bins=bins, ema_constants=tuple(consts),
+                              signed=signed and histogram)
             for name in tensor_names(network)}
 
 
