@@ -9,7 +9,17 @@ quantization (:mod:`pymodel.quantization.fakequant`):
   bias at its int32 value (bias hook), and the output quantized with the parameters of
   its :class:`~pymodel.quantization.fakequant.ActivationQuantizer` (range tracked by EMA, frozen for
   the final epochs);
-* pools and flatten keep their input's quantization, as in the artifact.
+* pools and flatten keep their input's quantization, as in the artifact;
+* graph networks (``add`` / ``concat`` / a layer's ``inputs``): the output of an ``add``
+  and of a ``concat`` is quantized like a weight layer's (its own
+  :class:`~pymodel.quantization.fakequant.ActivationQuantizer`, EMA from the PTQ
+  calibrated range); the integer path runs what PTQ's conversion makes of them --
+  TFLite's ADD (:func:`pymodel.quantization.ptq.add_layer`: each input rescaled to the
+  output's scale) and, for a concat, an int8 requantization of every input whose
+  quantization differs from the output's, then the concatenation
+  (:func:`pymodel.quantization.ptq.concat_layers`) -- and the backward pass is
+  :class:`pymodel.training.nn.Graph`'s (fan-out gradients summed) with each
+  quantizer's STE on its tensor's gradient (:meth:`QATNetwork._forward_graph`).
 
 **Integer-exact forward** (``mode="integer"``, the default).  In the forward pass every
 weight layer builds *the artifact layer* it would convert to --

@@ -19,6 +19,12 @@ fake-quant op with a straight-through estimator goes.  :mod:`pymodel.quantizatio
 weight and bias slots and quantizes the outputs itself (it runs the integer
 requantization, which needs the layer's integer input).
 
+Graph networks (``inputs``, ``add``, ``concat``): :func:`from_network` returns a
+:class:`Graph` -- the same modules plus :class:`Add` / :class:`Concat`, walked over the
+DAG; its backward sums the gradients of a tensor read by several layers (fan-out), hands
+an add's gradient (through its fused activation) to both inputs and splits a concat's.
+A chain still gets a :class:`Sequential` (its arithmetic is unchanged).
+
 Optimizers: :class:`SGD` (momentum) and :class:`Adam`.  Loss:
 :func:`softmax_cross_entropy`.  All arrays are float64.
 """
