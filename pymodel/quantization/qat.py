@@ -150,7 +150,8 @@ class QATNetwork:
         mode: ``integer`` or ``float``.
 
     Attributes:
-        model: the float modules (:class:`pymodel.training.nn.Sequential`), updated by training.
+        model: the float modules (:class:`pymodel.training.nn.Sequential`; a
+            :class:`pymodel.training.nn.Graph` for a graph network), updated by training.
         input_quant, act_quant: activation quantizers (input; per weight layer).
         weight_quant: per weight layer.
     """
