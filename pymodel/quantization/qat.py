@@ -152,7 +152,8 @@ class QATNetwork:
     Attributes:
         model: the float modules (:class:`pymodel.training.nn.Sequential`; a
             :class:`pymodel.training.nn.Graph` for a graph network), updated by training.
-        input_quant, act_quant: activation quantizers (input; per weight layer).
+        input_quant, act_quant: activation quantizers (input; per weight, add and concat
+            layer).
         weight_quant: per weight layer.
     """
 
