@@ -567,7 +567,6 @@ def cmd_qat(args: argparse.Namespace) -> int:
     if args.save_weights:
         check_file("--save-weights", args.save_weights)
     net = _overrides(_network(args), args)
-    qat.require_chain(net, str(args.network))
     default = net.dataset
     src = args.data or default
     if src is None:

@@ -1,7 +1,8 @@
 """PTQ of graph (DAG) float networks (issue 13): residual ``add`` and ``concat`` become the
 artifact's TFLite ``add`` / ``quantize`` + ``concatenation`` with the golden ops'
 parameters; the integer network tracks the float one; it runs on the RTL with 0
-mismatches; QAT refuses graphs with one line.
+mismatches; ``qmac qat`` fine-tunes a graph into the same artifact structure
+(``tests/test_qat_dag.py`` has the QAT checks).
 
 Bounds (``docs/onnx.md``): the residual digits network (trained digits CNN with an
 inverted residual block, an add and a concat) quantized to 8 bits keeps output SQNR >= 30
@@ -75,7 +76,7 @@ def test_residual_digits_ptq_tracks_float(residual, tmp_path):
     assert sqnr >= 30 and agree >= 0.98
 
 
-def test_quantize_cli_on_a_dag_and_qat_refuses(residual, tmp_path):
+def test_quantize_and_qat_cli_on_a_dag(residual, tmp_path):
     yml = Path(residual.source)
     r = _qmac("calibrate", str(yml), "--out", str(tmp_path / "st.npz"), "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -87,11 +88,16 @@ def test_quantize_cli_on_a_dag_and_qat_refuses(residual, tmp_path):
     assert cli.arrays().keys() == lib.arrays().keys()
     assert all(np.array_equal(v, lib.arrays()[k]) for k, v in cli.arrays().items())
     assert [dict(q.params) for q in cli.layers] == [dict(q.params) for q in lib.layers]
-    r = _qmac("qat", str(yml), "--epochs", "1", "--out", str(tmp_path / "never"))
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "is a graph (layer 'res': add reading conv1, project)" in r.stderr
-    assert "supported by calibrate / quantize but not yet by qat" in r.stderr
-    assert not list(tmp_path.glob("never*"))
+    # QAT of the DAG through the CLI: the artifact has PTQ's graph structure, and the
+    # golden run of it agrees with the fake-quant network on every test image
+    r = _qmac("qat", str(yml), "--epochs", "1", "--freeze-epochs", "1", "--train-images",
+              "64", "--out", str(tmp_path / "cli_qat"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "540 identical predictions, 540 identical int8 logit vectors" in r.stdout, r.stdout
+    q = load_artifact(tmp_path / "cli_qat.yaml")
+    assert [(l.name, l.op, l.inputs) for l in q.layers] == \
+        [(l.name, l.op, l.inputs) for l in lib.layers]
+    assert q.meta["qat"]["train_images"] == 64
 
 
 def test_cle_and_bias_correction_on_a_dag(residual):

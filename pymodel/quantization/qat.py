@@ -9,7 +9,17 @@ quantization (:mod:`pymodel.quantization.fakequant`):
   bias at its int32 value (bias hook), and the output quantized with the parameters of
   its :class:`~pymodel.quantization.fakequant.ActivationQuantizer` (range tracked by EMA, frozen for
   the final epochs);
-* pools and flatten keep their input's quantization, as in the artifact.
+* pools and flatten keep their input's quantization, as in the artifact;
+* graph networks (``add`` / ``concat`` / a layer's ``inputs``): the output of an ``add``
+  and of a ``concat`` is quantized like a weight layer's (its own
+  :class:`~pymodel.quantization.fakequant.ActivationQuantizer`, EMA from the PTQ
+  calibrated range); the integer path runs what PTQ's conversion makes of them --
+  TFLite's ADD (:func:`pymodel.quantization.ptq.add_layer`: each input rescaled to the
+  output's scale) and, for a concat, an int8 requantization of every input whose
+  quantization differs from the output's, then the concatenation
+  (:func:`pymodel.quantization.ptq.concat_layers`) -- and the backward pass is
+  :class:`pymodel.training.nn.Graph`'s (fan-out gradients summed) with each
+  quantizer's STE on its tensor's gradient (:meth:`QATNetwork._forward_graph`).
 
 **Integer-exact forward** (``mode="integer"``, the default).  In the forward pass every
 weight layer builds *the artifact layer* it would convert to --
@@ -59,6 +69,7 @@ from pymodel.arithmetic.qparams import QuantParams, dequantize, quantize
 from pymodel.training.train import History, fit
 
 MODES = ("integer", "float")
+GRAPH_NODES = ("add", "concat")  # float graph ops whose output has its own quantization
 
 
 @dataclass(frozen=True)
@@ -139,8 +150,10 @@ class QATNetwork:
         mode: ``integer`` or ``float``.
 
     Attributes:
-        model: the float modules (:class:`pymodel.training.nn.Sequential`), updated by training.
-        input_quant, act_quant: activation quantizers (input; per weight layer).
+        model: the float modules (:class:`pymodel.training.nn.Sequential`; a
+            :class:`pymodel.training.nn.Graph` for a graph network), updated by training.
+        input_quant, act_quant: activation quantizers (input; per weight, add and concat
+            layer).
         weight_quant: per weight layer.
     """
 
@@ -162,7 +175,14 @@ class QATNetwork:
         self.act_quant: dict[str, ActivationQuantizer] = {}
         self.weight_quant: dict[str, WeightFakeQuant] = {}
         self.bias_quant: dict[str, BiasQuant] = {}
+        self.graph = not network.is_chain
         for spec, module in zip(network.layers, self.model.modules):
+            if spec.op in GRAPH_NODES:              # add / concat: output quantizer only
+                a = spec.activations
+                assert a is not None
+                self.act_quant[spec.name] = ActivationQuantizer(
+                    spec.name, a.bits, a.symmetric, *ranges[spec.name], ema_constant, lsq)
+                continue
             if not spec.has_weights:
                 continue
             assert spec.weights is not None and spec.activations is not None
@@ -235,6 +255,8 @@ class QATNetwork:
         iq.remember(x, x_int, in_qp, mask)
         x_hat = iq._linear(x, x_hat, mask)
         in_q = self._tensor_quant(iq)
+        if self.graph:
+            return self._forward_graph(x_int, x_hat, in_q, train)
         steps: list[_Step] = []
         qlayers: list[QLayer] = []
         ints: list[np.ndarray] = []
@@ -278,8 +300,121 @@ class QATNetwork:
         self.last_values = values
         return x_hat
 
+    # -- graphs (add / concat / fan-out) --------------------------------------------------
+
+    def _node_qlayers(self, spec: LayerSpec, srcs: tuple[str, ...], in_qs: list[TensorQuant],
+                      out_q: TensorQuant | None) -> list[QLayer]:
+        """The artifact layers of one float layer of a graph network -- what
+        :func:`pymodel.quantization.ptq.quantize_network` makes of it: a weight layer by
+        :func:`~pymodel.quantization.ptq.build_qlayer` (from the weight quantizer's int8
+        weights), ``add`` by :func:`~pymodel.quantization.ptq.add_layer`, ``concat`` by
+        :func:`~pymodel.quantization.ptq.concat_layers` (``quantize`` of each input whose
+        quantization differs from the output's, then ``concatenation``), a pool / flatten
+        by :func:`~pymodel.quantization.ptq.passthrough_layer`; each records ``inputs``."""
+        if spec.op == "add":
+            assert out_q is not None
+            return [ptq.add_layer(spec, srcs, in_qs, out_q)]
+        if spec.op == "concat":
+            assert out_q is not None
+            return ptq.concat_layers(spec, srcs, in_qs, out_q,
+                                     {s.name for s in self.network.layers})
+        if spec.has_weights:
+            assert out_q is not None
+            return [dataclasses.replace(self._weight_qlayer(spec, in_qs[0], out_q),
+                                        inputs=srcs)]
+        return [dataclasses.replace(ptq.passthrough_layer(spec, in_qs[0]), inputs=srcs)]
+
+    def _forward_graph(self, x_int: np.ndarray, x_hat: np.ndarray, in_q: TensorQuant,
+                       train: bool) -> np.ndarray:
+        """The fake-quant forward of a graph network (``forward`` after the input).
+
+        Every tensor is carried as ``(int8 values, fake-quant float values, TensorQuant)``
+        under its name; each float layer runs its artifact layers
+        (:meth:`_node_qlayers`) on its inputs' integers and its float module on their
+        fake-quant values.  ``add`` and ``concat`` outputs are quantized like a weight
+        layer's: the float result (``act(a_hat + b_hat)``, ``concat(x_hat...)``) feeds the
+        EMA and the STE mask, the value passed on is ``dequantize`` of the integer result
+        (TFLite ADD's rescaling; a concat input at another quantization requantized to the
+        output's).  ``last_qlayers`` / ``last_int`` / ``last_values`` hold one entry per
+        *artifact* layer (a concat's ``quantize`` layers included)."""
+        net = self.network
+        tensors: dict[str, tuple[np.ndarray, np.ndarray, TensorQuant]] = {
+            ptq.INPUT: (x_int, x_hat, in_q)}
+        qlayers: list[QLayer] = []
+        ints: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        for i, (spec, module) in enumerate(zip(net.layers, self.model.modules)):
+            srcs = net.inputs_of(i)
+            ins = [tensors[s] for s in srcs]
+            aq = self.act_quant.get(spec.name)
+            if aq is None:                          # pool / flatten: input's quantization
+                (ql,) = self._node_qlayers(spec, srcs, [ins[0][2]], None)
+                y_int = inference.run_layer(ql, ins[0][0])
+                y_f = module.forward(ins[0][1], train)
+                y_hat = y_f if self.input_quant.linearize else \
+                    dequantize(y_int, ins[0][2].qparams())
+                new, new_int, new_val, out_q = [ql], [y_int], [y_hat], ins[0][2]
+            else:
+                if spec.has_weights:
+                    self.bias_quant[spec.name].in_scale = ins[0][2].scale
+                y_f = nn.node_forward(module, [t[1] for t in ins], train)
+                if train:
+                    aq.observe(y_f)
+                out_qp = aq.qparams()
+                out_q = self._tensor_quant(aq)
+                new = self._node_qlayers(spec, srcs, [t[2] for t in ins], out_q)
+                local = {s: t[0] for s, t in zip(srcs, ins)}
+                new_int, new_val = [], []
+                for ql in new:
+                    args = [local[s] for s in ql.inputs]
+                    if self.mode == "integer":
+                        q = inference.run_layer(ql, *args)
+                    elif ql is new[-1]:
+                        q = quantize(y_f, out_qp).astype(np.int8)
+                    else:                           # a concat input's requantization
+                        q = quantize(dequantize(args[0], ql.input.qparams()),
+                                     out_qp).astype(np.int8)
+                    local[ql.name] = q
+                    new_int.append(q)
+                    new_val.append(dequantize(q, ql.output.qparams()))
+                y_int = new_int[-1]
+                m = ste_mask(y_f, out_qp)
+                aq.remember(y_f, y_int, out_qp, m)
+                new_val[-1] = aq._linear(y_f, new_val[-1], m)
+            tensors[spec.name] = (new_int[-1], new_val[-1], out_q)
+            qlayers += new
+            ints += new_int
+            values += new_val
+        self._steps = []
+        self.last_qlayers, self.last_int, self.last_values = qlayers, ints, values
+        return values[-1]
+
+    def graph_layers(self) -> list[QLayer]:
+        """The artifact layers of a graph network for the quantizers' current state
+        (the weight quantizers' last int8 weights): :meth:`_node_qlayers` layer by layer,
+        as the fake-quant forward builds them."""
+        net = self.network
+        quant = {ptq.INPUT: self._tensor_quant(self.input_quant)}
+        layers: list[QLayer] = []
+        for i, spec in enumerate(net.layers):
+            srcs = net.inputs_of(i)
+            aq = self.act_quant.get(spec.name)
+            new = self._node_qlayers(spec, srcs, [quant[s] for s in srcs],
+                                     None if aq is None else self._tensor_quant(aq))
+            layers += new
+            quant[spec.name] = new[-1].output
+        return layers
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """STE backward; returns the gradient with respect to the input images."""
+        """STE backward; returns the gradient with respect to the input images.  A graph
+        network's goes through :meth:`pymodel.training.nn.Graph.backward` (fan-out
+        gradients summed) with each quantized tensor's STE on its output gradient."""
+        if self.graph:
+            assert isinstance(self.model, nn.Graph)
+            aqs = self.act_quant
+            dx = self.model.backward(
+                dy, lambda name, g: aqs[name].backward(g) if name in aqs else g)
+            return self.input_quant.backward(dx)
         for st in reversed(self._steps):
             if st.quant is not None:
                 dy = st.quant.backward(dy)
@@ -323,34 +458,13 @@ def initial_ranges(network: Network, x_calib: np.ndarray, batch_size: int = 32
     return {k: (r.rmin, r.rmax) for k, r in ptq.calibrated_ranges(network, stats).items()}
 
 
-def require_chain(network: Network, source: str | None = None) -> None:
-    """QAT trains chains: a graph network (``add`` / ``concat`` layers, a layer's
-    ``inputs``) is refused with one line naming the network and the first graph layer.
-
-    Raises:
-        ValueError: ``network`` is not a chain.
-    """
-    if network.is_chain:
-        return
-    first = next(s for i, s in enumerate(network.layers)
-                 if s.op in ("add", "concat") or network.inputs_of(i) != (
-                     (network.layers[i - 1].name,) if i else ("input",)))
-    raise ValueError(f"{source or network.source}: network {network.name!r} is a graph "
-                     f"(layer {first.name!r}: {first.op} reading "
-                     f"{', '.join(network.inputs_of(network.layers.index(first)))}); DAG "
-                     "float networks are supported by calibrate / quantize but not yet by "
-                     "qat")
-
-
 def build(network: Network, x_calib: np.ndarray, config: QATConfig = QATConfig()
           ) -> QATNetwork:
     """A :class:`QATNetwork` with ranges initialized by PTQ calibration on ``x_calib``.
 
     Before any training its conversion equals the PTQ artifact of ``network`` (same
-    calibrators, min / max weights), array for array.  Chains only
-    (:func:`require_chain`).
+    calibrators, min / max weights), array for array -- chains and graphs.
     """
-    require_chain(network)
     return QATNetwork(network, initial_ranges(network, x_calib, config.calib_batch_size),
                       config.ema_constant, config.lsq, config.mode)
 
@@ -402,13 +516,15 @@ def convert(qnet: QATNetwork, meta: Mapping[str, Any] | None = None) -> Quantize
     in_q = qnet._tensor_quant(qnet.input_quant)
     first = in_q
     layers: list[QLayer] = []
-    for spec in net.layers:
+    for spec in ([] if qnet.graph else net.layers):
         if spec.has_weights:
             q = qnet._weight_qlayer(spec, in_q, qnet._tensor_quant(qnet.act_quant[spec.name]))
         else:
             q = ptq.passthrough_layer(spec, in_q)
         layers.append(q)
         in_q = q.output
+    if qnet.graph:
+        layers = qnet.graph_layers()
     state = qnet.state()
     info: dict[str, Any] = {
         "tool": f"pymodel {__version__}",

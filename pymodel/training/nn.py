@@ -19,19 +19,25 @@ fake-quant op with a straight-through estimator goes.  :mod:`pymodel.quantizatio
 weight and bias slots and quantizes the outputs itself (it runs the integer
 requantization, which needs the layer's integer input).
 
+Graph networks (``inputs``, ``add``, ``concat``): :func:`from_network` returns a
+:class:`Graph` -- the same modules plus :class:`Add` / :class:`Concat`, walked over the
+DAG; its backward sums the gradients of a tensor read by several layers (fan-out), hands
+an add's gradient (through its fused activation) to both inputs and splits a concat's.
+A chain still gets a :class:`Sequential` (its arithmetic is unchanged).
+
 Optimizers: :class:`SGD` (momentum) and :class:`Adam`.  Loss:
 :func:`softmax_cross_entropy`.  All arrays are float64.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import numpy as np
 
 from pymodel.arithmetic.gemm import Padding, im2col, output_hw, pair, resolve_padding
 from pymodel.ops.layers import apply_activation
-from pymodel.graph.network import LayerSpec, Network
+from pymodel.graph.network import INPUT_TENSOR, LayerSpec, Network
 
 
 class Hook(Protocol):
@@ -308,6 +314,112 @@ class Sequential:
         raise KeyError(name)
 
 
+class Add(Module):
+    """Element-wise sum of two (or more) tensors with a fused activation (the float
+    ``add`` of :func:`pymodel.graph.network.float_node`).  Multi-input: ``forward`` takes
+    the list of inputs, ``backward`` returns one gradient per input (the same
+    ``dy * act'(z)`` for each: ``d(a + b) / da = d(a + b) / db = 1``)."""
+
+    multi_input = True
+
+    def __init__(self, name: str, activation: str = "none") -> None:
+        super().__init__(name)
+        self.activation = activation
+        self._n = 0
+        self._z: np.ndarray | None = None
+
+    def forward(self, xs: list[np.ndarray], train: bool = False) -> np.ndarray:  # type: ignore[override]
+        z = np.asarray(xs[0], np.float64)
+        for x in xs[1:]:
+            z = z + np.asarray(x, np.float64)
+        self._n, self._z = len(xs), z
+        return apply_activation(z, self.activation)
+
+    def backward(self, dy: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
+        assert self._z is not None
+        dz = activation_grad(self._z, dy, self.activation)
+        return [dz] + [dz.copy() for _ in range(self._n - 1)]
+
+
+class Concat(Module):
+    """Concatenation along the last (channel / feature) axis.  Multi-input; ``backward``
+    splits the gradient at the inputs' channel counts."""
+
+    multi_input = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._sizes: list[int] = []
+
+    def forward(self, xs: list[np.ndarray], train: bool = False) -> np.ndarray:  # type: ignore[override]
+        self._sizes = [int(x.shape[-1]) for x in xs]
+        return np.concatenate([np.asarray(x, np.float64) for x in xs], axis=-1)
+
+    def backward(self, dy: np.ndarray) -> list[np.ndarray]:  # type: ignore[override]
+        return np.split(dy, np.cumsum(self._sizes)[:-1], axis=-1)
+
+
+def node_forward(module: Module, xs: list[np.ndarray], train: bool = False) -> np.ndarray:
+    """Run one graph node: a multi-input module on the list, any other on ``xs[0]``."""
+    if getattr(module, "multi_input", False):
+        return module.forward(xs, train)  # type: ignore[arg-type]
+    return module.forward(xs[0], train)
+
+
+def node_backward(module: Module, dy: np.ndarray) -> list[np.ndarray]:
+    """One gradient per input of a node (:func:`node_forward`)."""
+    if getattr(module, "multi_input", False):
+        return module.backward(dy)  # type: ignore[return-value]
+    return [module.backward(dy)]
+
+
+class Graph(Sequential):
+    """Modules over a DAG (a float network with ``inputs``, ``add``, ``concat``).
+
+    ``modules[i]`` reads the tensors ``inputs[i]`` (``"input"`` or earlier modules'
+    names); the output is the last module's.  Backward walks the modules in reverse,
+    gives each its output's gradient -- the *sum* of the gradients from every reader
+    of the tensor (fan-out) -- and adds the gradients it returns into its inputs'.
+
+    Attributes:
+        modules: in the network's layer order; inputs: the tensor names each reads.
+    """
+
+    def __init__(self, modules: list[Module], inputs: list[tuple[str, ...]]) -> None:
+        super().__init__(modules)
+        if len(inputs) != len(self.modules):
+            raise ValueError(f"inputs: {len(inputs)} lists for {len(self.modules)} modules")
+        self.inputs = [tuple(i) for i in inputs]
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        tensors: dict[str, np.ndarray] = {INPUT_TENSOR: x}
+        for m, srcs in zip(self.modules, self.inputs):
+            tensors[m.name] = node_forward(m, [tensors[s] for s in srcs], train)
+        return tensors[self.modules[-1].name]
+
+    def backward(self, dy: np.ndarray,
+                 output_grad: Callable[[str, np.ndarray], np.ndarray] | None = None
+                 ) -> np.ndarray:
+        """Gradient with respect to the graph input.
+
+        Args:
+            dy: gradient of the loss with respect to the output.
+            output_grad: optional ``(module name, gradient) -> gradient`` applied to a
+                module's (summed) output gradient before its backward (QAT puts the
+                STE of the output's fake quantization here).
+        """
+        grads: dict[str, np.ndarray] = {self.modules[-1].name: dy}
+        for m, srcs in zip(reversed(self.modules), reversed(self.inputs)):
+            g = grads.pop(m.name, None)
+            if g is None:               # an output nothing reads (validation forbids it)
+                continue
+            if output_grad is not None:
+                g = output_grad(m.name, g)
+            for src, dx in zip(srcs, node_backward(m, g)):
+                grads[src] = grads[src] + dx if src in grads else dx
+        return grads[INPUT_TENSOR]
+
+
 def module_for(spec: LayerSpec, params: Mapping[str, np.ndarray] | None,
                rng: np.random.Generator | None) -> Module:
     """The trainable module of one layer; He-normal initialization when ``params`` is
@@ -331,19 +443,23 @@ def module_for(spec: LayerSpec, params: Mapping[str, np.ndarray] | None,
         return Dense(spec.name, w, b, spec.activation)
     if spec.op in ("max_pool2d", "avg_pool2d"):
         return Pool2D(spec.name, spec.op[:3], spec.kernel, spec.stride, spec.padding)
+    if spec.op == "add":
+        return Add(spec.name, spec.activation)
+    if spec.op == "concat":
+        return Concat(spec.name)
     return Flatten(spec.name)
 
 
 def from_network(network: Network, rng: np.random.Generator | None = None,
                  init: bool = False) -> Sequential:
     """Trainable model of a network: its weights, or fresh ones (``init=True``, drawn
-    from ``rng`` layer by layer in order)."""
-    if not network.is_chain:
-        raise ValueError(f"network {network.name!r}: is a graph (add / concat / a layer's "
-                         "inputs); training and QAT take chains only (calibrate / quantize "
-                         "take graphs)")
+    from ``rng`` layer by layer in order).  A chain gives a :class:`Sequential`, a graph
+    (``add`` / ``concat`` / a layer's ``inputs``) a :class:`Graph`."""
     params = None if init or not network.params else network.params
-    return Sequential([module_for(s, params, rng) for s in network.layers])
+    modules = [module_for(s, params, rng) for s in network.layers]
+    if network.is_chain:
+        return Sequential(modules)
+    return Graph(modules, [network.inputs_of(i) for i in range(len(network.layers))])
 
 
 # ----------------------------------------------------------------------------------------
