@@ -172,6 +172,9 @@ def _main(argv: list[str] | None) -> int:
         from tb import test_units_network
         images = 1 if args.images is None else args.images
         try:
+            if sim == "verilator":           # bulk: the three units' C++ harnesses
+                from tb import bulk_units
+                return bulk_units.main(args.model, images=images, waves=args.waves)
             return test_units_network.main(args.model, images=images, waves=args.waves)
         except ValueError as exc:
             print(f"qmac sim: error: {exc}", file=sys.stderr)

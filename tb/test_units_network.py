@@ -64,10 +64,9 @@ async def test_units_network(dut: Any) -> None:
     assert np.array_equal(out, golden), "network output differs from the golden model"
 
 
-def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.tflite",
-        images: int = 1, *, seed: int | None = None, waves: bool = False,
-        quiet: bool = False) -> dict:
-    """Build ``qmac_units``, run ``model`` on ``images`` test images; returns the report."""
+def check_model_args(model: str | Path, images: int) -> Path:
+    """``model`` as a Path if it is a ``.tflite`` file and ``images`` in 1..64; else
+    ValueError (one line naming the variable)."""
     model = Path(model)
     if model.suffix != ".tflite" or not model.is_file():
         raise ValueError(f"MODEL / model: {str(model)!r} is not a .tflite file "
@@ -75,6 +74,14 @@ def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.
     if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= 64:
         raise ValueError(f"IMAGES / images: {images!r} must be an integer in 1..64 "
                          "(the stored test images)")
+    return model
+
+
+def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.tflite",
+        images: int = 1, *, seed: int | None = None, waves: bool = False,
+        quiet: bool = False) -> dict:
+    """Build ``qmac_units``, run ``model`` on ``images`` test images; returns the report."""
+    model = check_model_args(model, images)
     bdir = kit.SIM_DIR / "build" / f"units-{model.stem}"
     with tempfile.TemporaryDirectory() as tmp:
         rpath = Path(tmp) / "report.json"
