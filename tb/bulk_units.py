@@ -344,7 +344,9 @@ class BulkWindow(_UnitProcess):
             out[job.n, job.oy[0]:job.oy[1], job.ox[0]:job.ox[1], c0:c0 + real] = \
                 beats[i:i + n, :real].reshape(job.oy[1] - job.oy[0], job.ox[1] - job.ox[0], real)
             i += n
-        st = WindowStats(lanes=self.lanes, jobs=len(jobs), cycles=sum(c for _, c in figs),
+        # cycles as WindowEnv._drain counts them: from the edge after the segment's last
+        # write to the last output beat, inclusive (one more than the harness's span)
+        st = WindowStats(lanes=self.lanes, jobs=len(jobs), cycles=sum(c + 1 for _, c in figs),
                          load_cycles=sum(l for l, _ in figs), **counts)
         out = out.astype(np.int8)
         if not np.array_equal(out, g.out):
@@ -520,7 +522,7 @@ def main(model: str | Path, images: int = 1, waves: bool = False) -> int:
                                "label": rep["labels"]}))
     print(f"simulator: Verilator (bulk C++ harnesses), {rep['parts']} worker process(es)")
     print(f"simulated cycles (all units, load included) {rep['cycles']:,}  "
-          f"({rep['sim_seconds']:.1f} s in the harnesses)")
+          f"({rep['sim_seconds']:.2f} s in the harnesses)")
     print(f"wall time (build, golden model, simulation) {wall:.1f} s")
     if waves:
         d = waves_dir(model)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,15 @@ async def test_units_network(dut: Any) -> None:
     xq = np.ascontiguousarray(x[:n]).astype(np.int8)
     rng = kit.test_rng("test_units_network", dut._log)
     units = await start_units(dut, rng)
+    t0 = time.perf_counter()
     out, layers = await run_units_network(units, qnet, xq)
+    seconds = time.perf_counter() - t0         # in the simulator, no build / start-up
     golden = golden_network(qnet, xq)[-1]
     report = {"network": qnet.name, "images": n, "layers": [asdict(l) for l in layers],
               "rtl_pred": out.reshape(n, -1).argmax(axis=1).tolist(),
               "golden_pred": golden.reshape(n, -1).argmax(axis=1).tolist(),
-              "labels": labels[:n].tolist()}
+              "labels": labels[:n].tolist(), "sim_seconds": seconds,
+              "cycles": sum(l.cycles + l.load_cycles for l in layers)}
     if ENV_REPORT in os.environ:
         Path(os.environ[ENV_REPORT]).write_text(json.dumps(report))
     assert all(l.mismatches == 0 for l in layers), "a layer differs from the golden model"
