@@ -488,7 +488,8 @@ def run_model(model: str | Path, images: int = 1, *, waves: bool = False,
                              for top in ("qlayer_engine", "window_engine", "eltwise_engine"))
             raise kit.TestbenchFailed(f"images {job[1]}..{job[1] + job[2] - 1}: {res['error']}\n"
                                       f"waveforms (one per unit): {save}")
-    layers = [dict(l) for l in results[0]["layers"]]
+    layers = [dict(l, out_shape=list(l["out_shape"]), gemm=list(l["gemm"]) if l["gemm"] else None)
+              for l in results[0]["layers"]]
     for res in results[1:]:
         for tot, l in zip(layers, res["layers"]):
             for k in ("macs", "cycles", "load_cycles", "array_beats", "mismatches"):
