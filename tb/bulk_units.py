@@ -486,7 +486,8 @@ def run_model(model: str | Path, images: int = 1, *, waves: bool = False,
                 _simulate_part((job[0], job[1], job[2], True, job[4]))
             save = ", ".join(f"gtkwave {fsts / (top + job[4] + '.fst')} sim/{top}.gtkw"
                              for top in ("qlayer_engine", "window_engine", "eltwise_engine"))
-            raise kit.TestbenchFailed(f"images {job[1]}..{job[1] + job[2] - 1}: {res['error']}\n"
+            note = f" (image numbers below count from image {job[1]})" if job[1] else ""
+            raise kit.TestbenchFailed(f"images {job[1]}..{job[1] + job[2] - 1}{note}: {res['error']}\n"
                                       f"waveforms (one per unit): {save}")
     layers = [dict(l, out_shape=list(l["out_shape"]), gemm=list(l["gemm"]) if l["gemm"] else None)
               for l in results[0]["layers"]]
