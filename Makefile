@@ -109,17 +109,23 @@ sim: setup ## the main job: a network end to end on the RTL (ARTIFACT=, MODEL=, 
 
 # Coverage: the RTL regression on Verilator coverage builds (every cocotb testbench at
 # every parameter set, the bulk-harness tests), then every shipped quantized artifact on
-# all 540 digits test images in bulk; merged by verilator_coverage (Debian's), reported
-# with a reason for every uncovered point. Seed 1 unless SEED=n: the page is reproducible.
+# all 540 digits test images in bulk, and every imported TFLite model on its 64 test images
+# on the three units in bulk; merged by verilator_coverage (Debian's), reported with a
+# reason for every uncovered point. Seed 1 unless SEED=n: the page is reproducible.
 COV_ARTIFACTS := $(filter-out models/digits/digits_cnn.yaml,$(wildcard models/digits/digits_cnn_*.yaml))
+COV_MODELS    := $(wildcard models/tflite/*.tflite)
+COV_TESTS     := tests/test_rtl_mac_array.py tests/test_rtl_requant.py tests/test_rtl_qlayer_engine.py \
+                 tests/test_rtl_window_engine.py tests/test_rtl_eltwise_engine.py tests/test_rtl_qmac_top.py \
+                 tests/test_bulk.py tests/test_bulk_units.py
 
 coverage: setup tools-lint ## Verilator line/branch/toggle coverage of the RTL regression -> docs/coverage.md
 	@rm -rf sim/build/coverage
 	QMAC_SIM=verilator QMAC_COVERAGE=1 QMAC_SEED=$(or $(SEED),1) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-	    $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider tests/test_rtl_mac_array.py \
-	    tests/test_rtl_requant.py tests/test_rtl_qlayer_engine.py tests/test_bulk.py
+	    $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider $(COV_TESTS)
 	@for a in $(COV_ARTIFACTS); do echo "qmac: $$a, 540 images, bulk (coverage build)"; \
 	    QMAC_COVERAGE=1 $(PY) -m tb.run --sim verilator --images 540 --artifact $$a > /dev/null || exit 1; done
+	@for m in $(COV_MODELS); do echo "qmac: $$m, 64 images, three units in bulk (coverage build)"; \
+	    QMAC_COVERAGE=1 $(PY) -m tb.run --sim verilator --images 64 --model $$m > /dev/null || exit 1; done
 	$(PY) -m tb.coverage_report --check
 
 bench: setup ## benchmarks, each beside a baseline measured in the same run
