@@ -56,7 +56,7 @@ help: ## list the targets and the variables
 #var ARTIFACT=f   sim: a quantized-network artifact YAML (default models/digits/digits_cnn_int8.yaml)
 #var DATA=f       sim: float images [N, *input shape], .npy (x) or .npz (x, optional y labels)
 #var MODEL=f.tflite sim: an int8 TFLite model, imported and run on the RTL units (docs/conformance.md)
-#var SIM=verilator sim, test: Verilator instead of Icarus (sim: the bulk C++ harness)
+#var SIM=verilator sim, test: Verilator instead of Icarus (sim: the bulk C++ harnesses, also with MODEL=)
 #var ROWS=n       sim: engine MAC-array rows (default 8)
 #var COLS=n       sim: engine MAC-array columns = output channels per tile (default 8)
 #var A_DEPTH=n    sim: taps per activation bank (default 64)
