@@ -121,3 +121,60 @@ def test_bulk_mobilenetv2_style_graph(seed: int) -> None:
     # the work is the same; the cycles differ (each part loads its own weights)
     for a, b in zip(one["layers"], two["layers"]):
         assert (a["macs"], a["out_shape"]) == (b["macs"], b["out_shape"]), a["name"]
+
+
+def test_bulk_window_extreme_shapes(rng: np.random.Generator) -> None:
+    """Legal layers at the edges of the window engine's configuration ranges (found by
+    `make coverage`): pooling / MEAN windows as large as the 32 x 32 buffer (1024 taps:
+    the tap counter and the average divider's widest operands), kernels of 9 and 17
+    ('same' padding of 8), strides of 4, 5 and 255, 1 x 1 depthwise kernels with
+    dilations of 200 and 255, a 2 x 3 depthwise with dilations 16 and 4, and a width
+    above W_MAX with a right padding so wide that a column tile lies wholly in it (a
+    negative PAD_L)."""
+    from pymodel.ops.layers import RequantParams
+    from tb.window import WindowLayer
+
+    def rq(c: int) -> RequantParams:
+        return RequantParams(bias=rng.integers(-(1 << 12), 1 << 12, c), m0=rng.integers(1 << 30, 1 << 31, c),
+                             shift=rng.choice([-1, -6, -12], c), out_zero_point=3, act_min=-128, act_max=127)
+
+    def x(h: int, w: int, c: int = 8) -> np.ndarray:
+        return rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+
+    def dw(name: str, xx: np.ndarray, kernel, stride=(1, 1), dilation=(1, 1), padding="valid"):
+        c = xx.shape[3]
+        return WindowLayer(name=name, op="dw", x=xx, kernel=kernel, stride=stride, dilation=dilation,
+                           padding=padding, w=rng.integers(-127, 128, (1, *kernel, c)).astype(np.int8),
+                           in_zero_point=-7, rq=rq(c))
+
+    layers = [
+        WindowLayer(name="avg32x32", op="avg", x=x(32, 32), kernel=(32, 32)),
+        WindowLayer(name="avg9x17", op="avg", x=x(32, 32), kernel=(9, 17), stride=(4, 5), padding="same"),
+        WindowLayer(name="max_s255", op="max", x=x(32, 32), kernel=(2, 2), stride=(255, 170)),
+        WindowLayer(name="max17x9", op="max", x=x(30, 31), kernel=(17, 9), stride=(1, 2), padding="same"),
+        dw("dw1x1_d255", x(9, 7), (1, 1), dilation=(255, 200)),
+        dw("dw2x3_d16", x(32, 20), (2, 3), dilation=(16, 4), padding="same"),
+        dw("dw3x3_wide_pad", x(5, 40), (3, 3), padding=((1, 1), (1, 40))),
+    ]
+    with bulk_units.BulkWindow() as win:
+        for layer in layers:
+            out, st, g = win.run_layer_sync(layer)
+            assert np.array_equal(out, g.out), layer.name
+
+
+def test_bulk_eltwise_all_input_shifts(rng: np.random.Generator) -> None:
+    """ADD and SUB with every input shift -31..0 (every bit of the right-shift amount and
+    of the rounding mask; Prepare's shifts from real scales are only a few of them)."""
+    from pymodel.ops import elementwise as E
+    with bulk_units.BulkEltwise() as elt:
+        for s in range(32):
+            op = ("add", "sub")[s % 2]
+            p = E.AddParams(in1_zero_point=int(rng.integers(-128, 128)), in2_zero_point=-3,
+                            out_zero_point=5, left_shift=20,
+                            in1_multiplier=int(rng.integers(1 << 30, 1 << 31)), in1_shift=-s,
+                            in2_multiplier=int(rng.integers(1 << 30, 1 << 31)), in2_shift=-(31 - s),
+                            out_multiplier=1 << 30, out_shift=int(rng.integers(-2, 1)),
+                            act_min=-128, act_max=127)
+            a, b = (rng.integers(-128, 128, 64).astype(np.int8) for _ in range(2))
+            out = elt.run_tensor_sync(f"shift{s}", op, a, b, p)
+            assert np.array_equal(out, eltwise_engine(a, b, op, p)), s
