@@ -116,7 +116,7 @@ COV_ARTIFACTS := $(filter-out models/digits/digits_cnn.yaml,$(wildcard models/di
 COV_MODELS    := $(wildcard models/tflite/*.tflite)
 COV_TESTS     := tests/test_rtl_mac_array.py tests/test_rtl_requant.py tests/test_rtl_qlayer_engine.py \
                  tests/test_rtl_window_engine.py tests/test_rtl_eltwise_engine.py tests/test_rtl_qmac_top.py \
-                 tests/test_bulk.py tests/test_bulk_units.py
+                 tests/test_rtl_network.py tests/test_bulk.py tests/test_bulk_units.py
 
 coverage: setup tools-lint ## Verilator line/branch/toggle coverage of the RTL regression -> docs/coverage.md
 	@rm -rf sim/build/coverage
