@@ -122,6 +122,8 @@ coverage: setup tools-lint ## Verilator line/branch/toggle coverage of the RTL r
 	@rm -rf sim/build/coverage
 	QMAC_SIM=verilator QMAC_COVERAGE=1 QMAC_SEED=$(or $(SEED),1) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 	    $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider $(COV_TESTS)
+	@echo "qmac: qmac_top at its default 8x8 size (coverage build; make test runs it at 2x3)"
+	@QMAC_SIM=verilator QMAC_COVERAGE=1 QMAC_SEED=$(or $(SEED),1) $(PY) -m tb.run --test qmac_top > /dev/null
 	@for a in $(COV_ARTIFACTS); do echo "qmac: $$a, 540 images, bulk (coverage build)"; \
 	    QMAC_COVERAGE=1 $(PY) -m tb.run --sim verilator --images 540 --artifact $$a > /dev/null || exit 1; done
 	@for m in $(COV_MODELS); do echo "qmac: $$m, 64 images, three units in bulk (coverage build)"; \

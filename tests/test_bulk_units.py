@@ -125,12 +125,12 @@ def test_bulk_mobilenetv2_style_graph(seed: int) -> None:
 
 def test_bulk_window_extreme_shapes(rng: np.random.Generator) -> None:
     """Legal layers at the edges of the window engine's configuration ranges (found by
-    `make coverage`): pooling / MEAN windows as large as the 32 x 32 buffer (1024 taps:
-    the tap counter and the average divider's widest operands), kernels of 9 and 17
-    ('same' padding of 8), strides of 4, 5 and 255, 1 x 1 depthwise kernels with
-    dilations of 200 and 255, a 2 x 3 depthwise with dilations 16 and 4, and a width
-    above W_MAX with a right padding so wide that a column tile lies wholly in it (a
-    negative PAD_L)."""
+    `make coverage`): average windows as large as the 32 x 32 buffer (1024 taps, sums up
+    to 2^17: the tap counter and the average divider's widest operands), kernels of 9
+    and 17 ('same' padding of 8), strides of 4, 5 and 255, 32 x 32 outputs of a 1 x 1
+    depthwise kernel with dilation 255, dilations of 16, and a width above W_MAX with a
+    left padding of 40 and a right padding so wide that a column tile lies wholly in it
+    (a negative PAD_L)."""
     from pymodel.ops.layers import RequantParams
     from tb.window import WindowLayer
 
@@ -147,14 +147,20 @@ def test_bulk_window_extreme_shapes(rng: np.random.Generator) -> None:
                            padding=padding, w=rng.integers(-127, 128, (1, *kernel, c)).astype(np.int8),
                            in_zero_point=-7, rq=rq(c))
 
+    # a 32 x 32 average over constant images too: window sums up to 128 x 1024 = 2^17
+    big = np.concatenate([x(32, 32), np.full((1, 32, 32, 8), -128, np.int8),
+                          np.full((1, 32, 32, 8), -127, np.int8), np.full((1, 32, 32, 8), 127, np.int8),
+                          x(32, 32)])
     layers = [
-        WindowLayer(name="avg32x32", op="avg", x=x(32, 32), kernel=(32, 32)),
+        dw("dw3x3_wide_pad", x(5, 40), (3, 3), padding=((1, 1), (40, 40))),
+        WindowLayer(name="avg32x32", op="avg", x=big, kernel=(32, 32)),
         WindowLayer(name="avg9x17", op="avg", x=x(32, 32), kernel=(9, 17), stride=(4, 5), padding="same"),
-        WindowLayer(name="max_s255", op="max", x=x(32, 32), kernel=(2, 2), stride=(255, 170)),
-        WindowLayer(name="max17x9", op="max", x=x(30, 31), kernel=(17, 9), stride=(1, 2), padding="same"),
-        dw("dw1x1_d255", x(9, 7), (1, 1), dilation=(255, 200)),
+        WindowLayer(name="max_s255", op="max", x=x(32, 32), kernel=(2, 2), stride=(255, 255)),
+        WindowLayer(name="max9x17", op="max", x=x(31, 30), kernel=(9, 17), stride=(2, 1), padding="same"),
+        dw("dw1x1_d255", x(32, 32), (1, 1), dilation=(255, 255)),
         dw("dw2x3_d16", x(32, 20), (2, 3), dilation=(16, 4), padding="same"),
-        dw("dw3x3_wide_pad", x(5, 40), (3, 3), padding=((1, 1), (1, 40))),
+        dw("dw3x2_d16", x(20, 32), (3, 2), dilation=(4, 16), padding="same"),
+        WindowLayer(name="max3x3", op="max", x=x(8, 8), kernel=(3, 3)),
     ]
     with bulk_units.BulkWindow() as win:
         for layer in layers:
