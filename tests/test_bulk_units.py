@@ -157,6 +157,7 @@ def test_bulk_window_extreme_shapes(rng: np.random.Generator) -> None:
         WindowLayer(name="avg9x17", op="avg", x=x(32, 32), kernel=(9, 17), stride=(4, 5), padding="same"),
         WindowLayer(name="max_s255", op="max", x=x(32, 32), kernel=(2, 2), stride=(255, 255)),
         WindowLayer(name="max9x17", op="max", x=x(31, 30), kernel=(9, 17), stride=(2, 1), padding="same"),
+        WindowLayer(name="max17x9", op="max", x=x(30, 31), kernel=(17, 9), stride=(1, 2), padding="same"),
         dw("dw1x1_d255", x(32, 32), (1, 1), dilation=(255, 255)),
         dw("dw2x3_d16", x(32, 20), (2, 3), dilation=(16, 4), padding="same"),
         dw("dw3x2_d16", x(20, 32), (3, 2), dilation=(4, 16), padding="same"),
