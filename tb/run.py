@@ -176,6 +176,9 @@ def _main(argv: list[str] | None) -> int:
         images = 1 if args.images is None else args.images
         engine = {name: getattr(args, name) for _, name in ENGINE_OPTIONS}
         try:
+            if sim == "verilator":           # bulk: the units' C++ harnesses (no AXI top)
+                from tb import bulk_units
+                return bulk_units.main(args.model, images=images, waves=args.waves)
             return test_network.main(images=images, waves=args.waves, model=args.model,
                                      parameters=engine,
                                      reproduce=make_sim_line(args, kit.session_seed()))

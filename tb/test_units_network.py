@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,22 +54,24 @@ async def test_units_network(dut: Any) -> None:
     xq = np.ascontiguousarray(x[:n]).astype(np.int8)
     rng = kit.test_rng("test_units_network", dut._log)
     units = await start_units(dut, rng)
+    t0 = time.perf_counter()
     out, layers = await run_units_network(units, qnet, xq)
+    seconds = time.perf_counter() - t0         # in the simulator, no build / start-up
     golden = golden_network(qnet, xq)[-1]
     report = {"network": qnet.name, "images": n, "layers": [asdict(l) for l in layers],
               "rtl_pred": out.reshape(n, -1).argmax(axis=1).tolist(),
               "golden_pred": golden.reshape(n, -1).argmax(axis=1).tolist(),
-              "labels": labels[:n].tolist()}
+              "labels": labels[:n].tolist(), "sim_seconds": seconds,
+              "cycles": sum(l.cycles + l.load_cycles for l in layers)}
     if ENV_REPORT in os.environ:
         Path(os.environ[ENV_REPORT]).write_text(json.dumps(report))
     assert all(l.mismatches == 0 for l in layers), "a layer differs from the golden model"
     assert np.array_equal(out, golden), "network output differs from the golden model"
 
 
-def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.tflite",
-        images: int = 1, *, seed: int | None = None, waves: bool = False,
-        quiet: bool = False) -> dict:
-    """Build ``qmac_units``, run ``model`` on ``images`` test images; returns the report."""
+def check_model_args(model: str | Path, images: int) -> Path:
+    """``model`` as a Path if it is a ``.tflite`` file and ``images`` in 1..64; else
+    ValueError (one line naming the variable)."""
     model = Path(model)
     if model.suffix != ".tflite" or not model.is_file():
         raise ValueError(f"MODEL / model: {str(model)!r} is not a .tflite file "
@@ -76,6 +79,14 @@ def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.
     if isinstance(images, bool) or not isinstance(images, int) or not 1 <= images <= 64:
         raise ValueError(f"IMAGES / images: {images!r} must be an integer in 1..64 "
                          "(the stored test images)")
+    return model
+
+
+def run(model: str | Path = kit.REPO_ROOT / "models" / "tflite" / "resnet_style.tflite",
+        images: int = 1, *, seed: int | None = None, waves: bool = False,
+        quiet: bool = False) -> dict:
+    """Build ``qmac_units``, run ``model`` on ``images`` test images; returns the report."""
+    model = check_model_args(model, images)
     bdir = kit.SIM_DIR / "build" / f"units-{model.stem}"
     with tempfile.TemporaryDirectory() as tmp:
         rpath = Path(tmp) / "report.json"

@@ -301,21 +301,26 @@ class WindowEnv:
         await RisingEdge(self.dut.clk_i)
         we.value = 0
 
-    async def load_group(self, layer: WindowLayer, grp: int) -> int:
-        """Weights and requantize parameters of channel group ``grp``; returns cycles."""
-        d = self.dut
-        start = self.clock.cycle()
+    def group_load(self, layer: WindowLayer, grp: int) -> tuple[np.ndarray, np.ndarray]:
+        """What loading channel group ``grp`` writes (shared with the bulk harness,
+        ``tb/bulk_units.py``).
+
+        Returns:
+            ``(weights, params)``: int64 ``[taps, LANES]`` weight words (``[0, LANES]`` for
+            pooling / MEAN: nothing to write) and int64 ``[LANES, 7]`` parameter writes
+            ``(channel, bias, m0, shift, zp, act_min, act_max)`` as the ports take them
+            (bias masked to 32 bits, shift to 6); unused lanes get zero parameters.
+        """
         c0 = grp * self.lanes
         cs = slice(c0, min(c0 + self.lanes, layer.channels))
         real = cs.stop - cs.start
         hw_group = grp % self.groups_max if layer.op != "dw" else grp
+        words = np.zeros((0, self.lanes), np.int64)
         if layer.op == "dw":
             assert layer.w is not None and layer.rq is not None
             wt = layer.w.reshape(layer.taps, layer.channels)[:, cs]
-            for t in range(layer.taps):
-                lanes = np.zeros(self.lanes, np.int64)
-                lanes[:real] = wt[t]
-                await self._write(d.w_we_i, {d.w_addr_i: t, d.w_data_i: kit.pack(lanes, 8)})
+            words = np.zeros((layer.taps, self.lanes), np.int64)
+            words[:, :real] = wt
             rq = layer.rq
             bias = fold_input_zero_point(rq.bias[cs], wt.T, layer.in_zero_point)
             m0, shift = rq.m0[cs], rq.shift[cs]
@@ -328,14 +333,26 @@ class WindowEnv:
                 rq = identity_requant(real, layer.act_min, layer.act_max)
             bias, m0, shift = rq.bias, rq.m0, rq.shift
             zp, lo, hi = rq.out_zero_point, rq.act_min, rq.act_max
+        prm = np.zeros((self.lanes, 7), np.int64)
         for lane in range(self.lanes):
             ok = lane < real
+            prm[lane] = (hw_group * self.lanes + lane,
+                         int(bias[lane]) & 0xFFFFFFFF if ok else 0, int(m0[lane]) if ok else 0,
+                         int(shift[lane]) & 0x3F if ok else 0, zp & 0xFF, lo & 0xFF, hi & 0xFF)
+        return words, prm
+
+    async def load_group(self, layer: WindowLayer, grp: int) -> int:
+        """Weights and requantize parameters of channel group ``grp``; returns cycles."""
+        d = self.dut
+        start = self.clock.cycle()
+        words, prm = self.group_load(layer, grp)
+        for t, lanes in enumerate(words):
+            await self._write(d.w_we_i, {d.w_addr_i: t, d.w_data_i: kit.pack(lanes, 8)})
+        for p in prm:
             await self._write(d.prm_we_i, {
-                d.prm_chan_i: hw_group * self.lanes + lane,
-                d.prm_bias_i: int(bias[lane]) & 0xFFFFFFFF if ok else 0,
-                d.prm_m0_i: int(m0[lane]) if ok else 0,
-                d.prm_shift_i: int(shift[lane]) & 0x3F if ok else 0,
-                d.prm_zp_i: zp & 0xFF, d.prm_act_min_i: lo & 0xFF, d.prm_act_max_i: hi & 0xFF})
+                d.prm_chan_i: int(p[0]), d.prm_bias_i: int(p[1]), d.prm_m0_i: int(p[2]),
+                d.prm_shift_i: int(p[3]), d.prm_zp_i: int(p[4]), d.prm_act_min_i: int(p[5]),
+                d.prm_act_max_i: int(p[6])})
         return self.clock.cycle() - start
 
     def registers(self, layer: WindowLayer, job: Job) -> dict[int, int]:

