@@ -44,19 +44,24 @@ def depthwise_layers(draw: st.DrawFn) -> tuple:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     c = c_in * mult
-    x = rng.integers(-128, 128, (n, h, w, c_in)).astype(np.int8)
+    small = draw(st.booleans())          # small values: outputs inside the clamp, ties
+    xr, wr = (6, 3) if small else (128, 128)
+    x = rng.integers(-xr, xr, (n, h, w, c_in)).astype(np.int8)
     if draw(st.booleans()):
         x[..., 0] = -128                                 # worst-case products
-    wt = rng.integers(-128, 128, (1, kh, kw, c)).astype(np.int8)
+    wt = rng.integers(-wr, wr, (1, kh, kw, c)).astype(np.int8)
     zp = draw(st.sampled_from([-128, 127, 0, int(rng.integers(-128, 128))]))
-    lo_sh, hi_sh = draw(st.sampled_from([(-14, 0), (-31, -10), (-8, 4), (-31, 30)]))
+    lo_sh, hi_sh = draw(st.sampled_from([(-14, 0), (-31, -10), (-8, 4), (-31, 30)]
+                                        + [(-3, 0), (-3, 2)] * small))
     m0 = rng.integers(2**30, 2**31, c)
+    if draw(st.booleans()):                          # m0 = 2^30: many exact ties (x.5)
+        m0[rng.random(c) < 0.7] = 2**30
     m0[rng.random(c) < 0.1] = 0
     lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2))
     if draw(st.booleans()):
         lo, hi = -128, 127
     rq = L.RequantParams(
-        bias=rng.integers(-(2**draw(st.sampled_from([8, 20, 28]))), 2**20, c),
+        bias=rng.integers(-(2**draw(st.sampled_from([8, 20, 28]))), 2**20, c) >> (12 * small),
         m0=m0, shift=rng.integers(lo_sh, hi_sh + 1, c),
         out_zero_point=int(rng.integers(-128, 128)), act_min=lo, act_max=hi,
         rounding=draw(st.sampled_from(["double", "single"])))
