@@ -18,7 +18,8 @@ activations, so a :class:`PreparedLayer` does it once (per artifact load, see
 
 The per-call path does only the activation work: cast / pad the input, build the
 ``im2col`` rows in float32 (one copy), the GEMM, the requantize.  Depthwise convolutions
-accumulate tap by tap in float32 (``kh * kw * 2^14 <= 2^24``: exact).
+run a compiled kernel (:mod:`pymodel.ops.depthwise_jit`) or, without numba, numpy
+(:class:`PreparedDepthwise`).
 
 Every prepared layer equals its :mod:`pymodel.ops.layers` counterpart with ``==``
 (``tests/test_prepared.py``).  The prepared layer keeps its own copies of the weights:
@@ -303,8 +304,11 @@ class PreparedConv2d(PreparedLayer):
 class PreparedDepthwise(PreparedLayer):
     """:func:`pymodel.ops.layers.depthwise_conv2d`, prepared.
 
-    Accumulates tap by tap in float32: ``acc += x_tap * w_tap`` over the ``kh * kw`` taps
-    (every partial sum an integer below ``kh * kw * 2^14 <= 2^24``: exact).
+    Runs the compiled kernel (:mod:`pymodel.ops.depthwise_jit`: taps and requantize in
+    one loop per output row) when numba is installed and ``QMAC_JIT`` is not ``0``;
+    else numpy: stride 1 in int16 tap groups (:meth:`_stride1_int16`), other strides
+    tap by tap in float32 (every partial sum an integer below
+    ``kh * kw * 2^14 <= 2^24``: exact).
 
     Args:
         w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer,
