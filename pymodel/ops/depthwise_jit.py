@@ -65,8 +65,9 @@ def _rows(x, w, wt, zw, zrow, sh, sw, dh, dw, pt, pl, oh, r0, r1, fmode, fa, fc,
           amax, out):  # pragma: no cover - compiled
     """Output rows ``r0 .. r1-1`` of ``out`` (int8 ``[N * OH, OW * Cm]``), rows counted
     over ``N * OH``.  ``x`` int8 ``[N, H, W * Cm]`` (channels already repeated for a
-    depth multiplier); ``w``, ``zw`` (``zp * w``) int32 ``[KH, KW, Cm]``; ``wt`` int32
-    ``[KH, KW, OW * Cm]`` (``w`` tiled along a row, stride 1) or empty; ``zrow`` int32
+    depth multiplier); ``w``, ``zw`` (``zp * w``) int32 ``[KH, KW, Cm]``; ``wt`` int8
+    ``[KH, KW, OW * Cm]`` (``w`` tiled along a row, for stride 1: one contiguous run
+    per tap; int8 keeps it in the L1/L2 cache) or empty; ``zrow`` int32
     ``[KH, Cm]`` (``zw`` summed over ``kx``).  Indices are slices from 0: numba then
     proves them non-negative and LLVM vectorizes the inner loops."""
     hgt = x.shape[1]
@@ -115,7 +116,7 @@ def _rows(x, w, wt, zw, zrow, sh, sw, dh, dw, pt, pl, oh, r0, r1, fmode, fa, fc,
                     xs = xrow[(lo + o) * cm:(hi + o) * cm]
                     ws = wt[ky, kx, lo * cm:hi * cm]
                     for j in range(a.size):
-                        a[j] += np.int32(xs[j]) * ws[j]
+                        a[j] += np.int32(xs[j]) * np.int32(ws[j])
                 else:
                     ws = w[ky, kx]
                     for ox in range(lo, hi):
@@ -185,7 +186,8 @@ class DepthwiseKernel:
                  fplan: FloatPlan | None) -> None:
         cm = int(w.shape[3])
         self.mult = int(mult)
-        self.w = np.ascontiguousarray(w[0].astype(np.int32))             # [KH, KW, Cm]
+        self.w8 = np.ascontiguousarray(w[0])                              # [KH, KW, Cm]
+        self.w = self.w8.astype(np.int32)
         self.zw = np.ascontiguousarray(self.w * np.int32(in_zero_point))
         self.zrow = np.ascontiguousarray(self.zw.sum(axis=1, dtype=np.int32))
         p = plan
@@ -206,7 +208,7 @@ class DepthwiseKernel:
                                f is not None and f.delta is not None], np.int64)
         self.zp_out, self.amin, self.amax = int(p.zero_point), int(p.act_min), int(p.act_max)
         self._wt: dict[int, np.ndarray] = {}
-        self._none = np.zeros((1, 1, 1), np.int32)
+        self._none = np.zeros((1, 1, 1), np.int8)
 
     def __call__(self, x: np.ndarray, pads: tuple, out_hw: tuple[int, int],
                  stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
@@ -232,10 +234,10 @@ class DepthwiseKernel:
         return out
 
     def _tiled(self, ow: int) -> np.ndarray:
-        """The weights tiled along an output row of ``ow`` pixels, int32
+        """The weights tiled along an output row of ``ow`` pixels, int8
         ``[KH, KW, ow * Cm]`` (cached per width)."""
         got = self._wt.get(ow)
         if got is None:
-            got = np.ascontiguousarray(np.tile(self.w, (1, 1, ow)))
+            got = np.ascontiguousarray(np.tile(self.w8, (1, 1, ow)))
             self._wt[ow] = got
         return got
