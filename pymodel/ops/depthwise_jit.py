@@ -28,7 +28,7 @@ bytes do not depend on the thread count.  (numba's own ``prange`` would add a se
 thread pool with its own count; its default ``workqueue`` layer also refuses concurrent
 calls from several Python threads.)
 
-Compilation: ``cache=True``, into ``build/numba`` of the repository (``NUMBA_CACHE_DIR``
+Compilation: ``cache=True``, into ``build/numba`` of the checkout (``NUMBA_CACHE_DIR``
 overrides; never the source tree).  The first call in a fresh build compiles (a few
 seconds), later processes load the cached machine code.  Without numba (or with
 ``QMAC_JIT=0``), :class:`pymodel.ops.prepared.PreparedDepthwise` uses its numpy path;
@@ -43,12 +43,17 @@ from pathlib import Path
 import numpy as np
 
 _REPO = Path(__file__).resolve().parents[2]
-_CACHE_DIR = os.environ.get("NUMBA_CACHE_DIR") or str(_REPO / "build" / "numba")
-os.environ.setdefault("NUMBA_CACHE_DIR", _CACHE_DIR)
+#: where the compiled machine code is cached: ``NUMBA_CACHE_DIR`` if set, else the
+#: checkout's ``build/numba`` (an installed package: numba's default, ``__pycache__``)
+_CACHE_DIR = os.environ.get("NUMBA_CACHE_DIR") or (
+    str(_REPO / "build" / "numba") if (_REPO / "pyproject.toml").is_file() else "")
+if _CACHE_DIR:
+    os.environ.setdefault("NUMBA_CACHE_DIR", _CACHE_DIR)
 
 import numba  # noqa: E402  (after NUMBA_CACHE_DIR is set)
 
-numba.config.CACHE_DIR = _CACHE_DIR
+if _CACHE_DIR:
+    numba.config.CACHE_DIR = _CACHE_DIR
 
 from pymodel import parallel  # noqa: E402
 from pymodel.arithmetic.fast_requant import FloatPlan, RequantPlan  # noqa: E402
