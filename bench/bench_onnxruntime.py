@@ -3,8 +3,10 @@
 Rows (issue 14): int8 GEMM (:func:`pymodel.arithmetic.fast_gemm.matmul_int32_fast`,
 checked ``==`` ``matmul_int32``) against ``MatMulInteger``; the prepared conv / depthwise /
 fully-connected layers (:mod:`pymodel.ops.prepared`, what
-:func:`pymodel.graph.inference.run_layer` runs) against ``QLinearConv`` /
-``QLinearMatMul`` with the same float scales.  Each row's two timings are interleaved
+:func:`pymodel.graph.inference.run_layer` runs; the depthwise layer through its compiled
+kernel, :mod:`pymodel.ops.depthwise_jit`, warmed up before timing -- the first call's
+compile / cache-load time and the numpy fallback's time are printed under the table)
+against ``QLinearConv`` / ``QLinearMatMul`` with the same float scales.  Each row's two timings are interleaved
 (golden, onnxruntime, golden, ...) and the best of the rounds is kept, so a load change
 on the machine hits both.  ratio = onnxruntime time / golden time (> 1: the golden model
 is faster).
@@ -61,6 +63,7 @@ ROUNDS = 5
 CAL_SAMPLES = 10_000_000
 CAL_BATCHES = 10
 REPO = Path(__file__).resolve().parents[1]
+NOTES: list[str] = []     # printed under the table
 
 
 # ----------------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ def interleaved(golden: Callable[[], object], others: list[Callable[[], object]]
             for _ in range(n):
                 fn()
             best[i] = min(best[i], (time.perf_counter() - t0) / n)
-    return best[0], min(best[1:])
+    return best[0], min(best[1:], default=float("nan"))
 
 
 # ----------------------------------------------------------------------------------------
@@ -244,7 +247,8 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
     w = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
     q = _qparams(rng, c)
     prep = PreparedDepthwise(w, q["xz"], q["rq"], c, 1, "same")
-    _check_exact(f"depthwise {hw}x{hw}x{c}", prep(x),
+    t_first, y_first = _timed(lambda: prep(x))      # warm-up: JIT compile or cache load
+    _check_exact(f"depthwise {hw}x{hw}x{c}", y_first,
                  L.depthwise_conv2d(x, w, q["xz"], q["rq"], 1, "same"))
     x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     w_oihw = np.ascontiguousarray(w.transpose(3, 0, 1, 2))           # [C, 1, 3, 3]
@@ -254,7 +258,23 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
     tg, to = interleaved(lambda: prep(x), sess.calls(feed))
     rows.append((f"depthwise 3x3 {hw}x{hw}x{c}", "QLinearConv g=32", hw * hw * 9 * c, tg, to,
                  agree))
+    if prep.kernel is not None:                     # the numpy fallback, same run
+        kernel, prep.kernel = prep.kernel, None
+        t_np, _ = interleaved(lambda: prep(x), [])
+        prep.kernel = kernel
+        NOTES.append(f"depthwise: compiled kernel (pymodel.ops.depthwise_jit, numba "
+                     f"{_numba_version()}, {'float64' if kernel.fmode else 'int64'} "
+                     f"requantize); first call {t_first:.2f} s (compile, or load of the "
+                     f"build/numba cache; not timed in the row); the numpy fallback "
+                     f"(QMAC_JIT=0) {1e3 * t_np:.3f} ms in this run")
+    else:
+        NOTES.append("depthwise: numpy path (numba not installed or QMAC_JIT=0)")
     return rows
+
+
+def _numba_version() -> str:
+    import numba
+    return str(numba.__version__)
 
 
 def fc_rows(rng: np.random.Generator) -> list[tuple]:
@@ -488,6 +508,8 @@ def main() -> None:
     print(f"smallest ratio (ORT time / golden time): {worst[4] / worst[3]:.2f} ({worst[0]}); "
           "goal >= 1.0; every golden output == its reference (GEMM: matmul_int32 and "
           "MatMulInteger; layers: pymodel.ops.layers)")
+    for note in NOTES:
+        print(note)
     with threadpool_limits(1):
         print_litert(litert_rows())
     entropy_calibration(rng)

@@ -191,6 +191,8 @@ def test_depthwise_stride1_paths(rng, case):
     got = prep(x)
     want = L.depthwise_conv2d(x, wt, 7, rq, 1, "same", dilation=1 + (case == "relu"))
     assert np.array_equal(got, want)
+    prep.kernel = None                               # the numpy path (numba's fallback)
+    assert np.array_equal(prep(x), want)
     from pymodel import parallel                     # row blocks on 3 threads: same bytes
     before = parallel.threads()
     try:

@@ -18,7 +18,8 @@ activations, so a :class:`PreparedLayer` does it once (per artifact load, see
 
 The per-call path does only the activation work: cast / pad the input, build the
 ``im2col`` rows in float32 (one copy), the GEMM, the requantize.  Depthwise convolutions
-accumulate tap by tap in float32 (``kh * kw * 2^14 <= 2^24``: exact).
+run a compiled kernel (:mod:`pymodel.ops.depthwise_jit`) or, without numba, numpy
+(:class:`PreparedDepthwise`).
 
 Every prepared layer equals its :mod:`pymodel.ops.layers` counterpart with ``==``
 (``tests/test_prepared.py``).  The prepared layer keeps its own copies of the weights:
@@ -27,6 +28,7 @@ changing the artifact's arrays afterwards does not affect it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -302,8 +304,11 @@ class PreparedConv2d(PreparedLayer):
 class PreparedDepthwise(PreparedLayer):
     """:func:`pymodel.ops.layers.depthwise_conv2d`, prepared.
 
-    Accumulates tap by tap in float32: ``acc += x_tap * w_tap`` over the ``kh * kw`` taps
-    (every partial sum an integer below ``kh * kw * 2^14 <= 2^24``: exact).
+    Runs the compiled kernel (:mod:`pymodel.ops.depthwise_jit`: taps and requantize in
+    one loop per output row) when numba is installed and ``QMAC_JIT`` is not ``0``;
+    else numpy: stride 1 in int16 tap groups (:meth:`_stride1_int16`), other strides
+    tap by tap in float32 (every partial sum an integer below
+    ``kh * kw * 2^14 <= 2^24``: exact).
 
     Args:
         w: int8 ``[1, kh, kw, C * m]``.  in_zero_point, rq, stride, padding, layer,
@@ -339,6 +344,8 @@ class PreparedDepthwise(PreparedLayer):
         self.groups = _int16_groups(np.abs(self.w16.astype(np.int64)) * _INPUT_MAX)
         self.fplan = _float_plan(w2d, zp, rq)
         self._rows: dict[int, tuple] = {}
+        #: the compiled kernel (:mod:`pymodel.ops.depthwise_jit`), or ``None``: numpy path
+        self.kernel = _depthwise_kernel(w, zp, self.mult, self.plan, self.fplan)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """int8 NHWC ``[N, H, W, C]`` -> int8 ``[N, OH, OW, C * m]``.
@@ -353,6 +360,8 @@ class PreparedDepthwise(PreparedLayer):
         kh, kw = self.window.kernel
         sh, sw = self.window.stride
         c = self.in_ch * self.mult
+        if self.kernel is not None:
+            return self.kernel(x, pads, (oh, ow), self.window.stride, self.window.dilation)
         if sh == sw == 1:
             return self._stride1_int16(x, pads, (oh, ow))
         hp, wp = h + pt + pb, w + pl + pr
@@ -493,6 +502,19 @@ class PreparedDepthwise(PreparedLayer):
             o8 = out.view(np.uint8)
             np.bitwise_xor(o8, 0x80, out=o8)              # y + 128 (uint8) -> y (int8)
         return out
+
+
+def _depthwise_kernel(w: np.ndarray, zp: int, mult: int, plan: RequantPlan,
+                      fplan: FloatPlan | None) -> Any:
+    """The compiled depthwise kernel (:class:`pymodel.ops.depthwise_jit.DepthwiseKernel`),
+    or ``None`` -- the numpy path -- when numba is not installed or ``QMAC_JIT=0``."""
+    if os.environ.get("QMAC_JIT", "1").strip() == "0":
+        return None
+    try:
+        from pymodel.ops.depthwise_jit import DepthwiseKernel
+    except ImportError:
+        return None
+    return DepthwiseKernel(w, zp, mult, plan, fplan)
 
 
 #: Values per row block of the stride-1 depthwise path (measured best on this machine).
