@@ -14,7 +14,7 @@ PARAMETER_SETS = [
                   "UNITS": 0}, None, id="2x3"),
     pytest.param({"ROWS": 4, "COLS": 4, "A_DEPTH": 8, "W_DEPTH": 64, "N_TILES_MAX": 3,
                   "H_MAX": 8, "W_MAX": 8, "TAPS_MAX": 9, "GROUPS_MAX": 2},
-                 ["test_registers", *tb_top.UNIT_TESTS], id="4x4-units"),
+                 ["test_registers", "test_register_bits", *tb_top.UNIT_TESTS], id="4x4-units"),
 ]
 
 

@@ -37,7 +37,7 @@ BLOCKS = [
                                       "GROUPS_MAX": 2}, None, id="window_engine-3lanes"),
     pytest.param(test_eltwise_engine, {"LANES": 3, "RES_FIFO": 2}, None, id="eltwise_engine-3lanes"),
     pytest.param(test_qmac_top, {"ROWS": 2, "COLS": 3, "A_DEPTH": 8, "W_DEPTH": 64,
-                                 "N_TILES_MAX": 3}, None, id="qmac_top-2x3"),
+                                 "N_TILES_MAX": 3, "UNITS": 0}, None, id="qmac_top-2x3"),
 ]
 # shorter random runs on Verilator (the Icarus runs close the functional coverage)
 ENV = {"window_engine": {"QMAC_WINDOW_OUTPUTS": "600"},
