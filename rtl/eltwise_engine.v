@@ -24,6 +24,7 @@
 module eltwise_engine #(
     parameter integer LANES    = 8,    // elements per beat, >= 1
     parameter integer RES_FIFO = 8,    // result FIFO entries (pairs in flight), 2..255
+    parameter integer REQUANT  = 1,    // 1: requant_pipeline inside; 0: the caller's (rq_* ports, docs/top.md)
     // derived widths (do not override)
     parameter integer CH_W = (LANES > 1) ? $clog2(LANES) : 1   // prm_chan_i width
 ) (
@@ -55,17 +56,24 @@ module eltwise_engine #(
     output wire                 out_valid_o,    // beat valid
     input  wire                 out_ready_i,    // beat accepted
     output wire [LANES*8-1:0]   out_data_o,     // LANES int8 results
-    output wire                 out_last_o      // the a beat's a_last_i
+    output wire                 out_last_o,     // the a beat's a_last_i
+    // REQUANT = 0: the results before the output rescale, for the caller's requant_pipeline
+    // (bias 0; prm_* and out_* are then unused / zero); REQUANT = 1: rq_ready_i unused, rq_* zero
+    output wire                 rq_valid_o,     // beat valid
+    input  wire                 rq_ready_i,     // beat accepted (the pipeline's in_ready_o)
+    output wire [32*LANES-1:0]  rq_data_o,      // lane l int32 eltwise_combine result in bits [32*l +: 32]
+    output wire                 rq_last_o       // the a beat's a_last_i (the pipeline's user bit)
 );
     generate
-        if (LANES < 1 || RES_FIFO < 2 || RES_FIFO > 255 || (1 << CH_W) < LANES) begin : g_bad_params
+        if (LANES < 1 || RES_FIFO < 2 || RES_FIFO > 255 || (1 << CH_W) < LANES
+            || (REQUANT != 0 && REQUANT != 1)) begin : g_bad_params
 `ifdef __ICARUS__
             // Icarus 11 has no elaboration-time $error: stop at time 0 instead.
-            initial $fatal(1, "eltwise_engine: LANES = %0d, RES_FIFO = %0d: need LANES >= 1, 2 <= RES_FIFO <= 255, CH_W at its default",
-                           LANES, RES_FIFO);
+            initial $fatal(1, "eltwise_engine: LANES = %0d, RES_FIFO = %0d, REQUANT = %0d: need LANES >= 1, 2 <= RES_FIFO <= 255, REQUANT 0 or 1, CH_W at its default",
+                           LANES, RES_FIFO, REQUANT);
 `else
-            $error("eltwise_engine: LANES = %0d, RES_FIFO = %0d: need LANES >= 1, 2 <= RES_FIFO <= 255, CH_W at its default",
-                   LANES, RES_FIFO);
+            $error("eltwise_engine: LANES = %0d, RES_FIFO = %0d, REQUANT = %0d: need LANES >= 1, 2 <= RES_FIFO <= 255, REQUANT 0 or 1, CH_W at its default",
+                   LANES, RES_FIFO, REQUANT);
 `endif
         end
     endgenerate
@@ -157,27 +165,46 @@ module eltwise_engine #(
     assign rf_pop = rf_valid && rq_ready;
 
     // ---------------------------------------------------------------- output rescale
-    requant_pipeline #(.LANES(LANES), .CHANNELS(LANES), .USER_W(1)) u_requant (
-        .clk_i         (clk_i),
-        .rst_i         (rst_i),
-        .prm_we_i      (prm_we_i),
-        .prm_chan_i    (prm_chan_i),
-        .prm_bias_i    (prm_bias_i),
-        .prm_m0_i      (prm_m0_i),
-        .prm_shift_i   (prm_shift_i),
-        .prm_zp_i      (prm_zp_i),
-        .prm_act_min_i (prm_act_min_i),
-        .prm_act_max_i (prm_act_max_i),
-        .in_valid_i    (rf_valid),
-        .in_ready_o    (rq_ready),
-        .in_tile_i     (1'b0),
-        .in_data_i     (rf_rdata[32*LANES-1:0]),
-        .in_user_i     (rf_rdata[32*LANES]),
-        .out_valid_o   (out_valid_o),
-        .out_ready_i   (out_ready_i),
-        .out_data_o    (out_data_o),
-        .out_user_o    (out_last_o)
-    );
+    generate
+        if (REQUANT == 1) begin : g_requant
+            requant_pipeline #(.LANES(LANES), .CHANNELS(LANES), .USER_W(1)) u_requant (
+                .clk_i         (clk_i),
+                .rst_i         (rst_i),
+                .prm_we_i      (prm_we_i),
+                .prm_chan_i    (prm_chan_i),
+                .prm_bias_i    (prm_bias_i),
+                .prm_m0_i      (prm_m0_i),
+                .prm_shift_i   (prm_shift_i),
+                .prm_zp_i      (prm_zp_i),
+                .prm_act_min_i (prm_act_min_i),
+                .prm_act_max_i (prm_act_max_i),
+                .in_valid_i    (rf_valid),
+                .in_ready_o    (rq_ready),
+                .in_tile_i     (1'b0),
+                .in_data_i     (rf_rdata[32*LANES-1:0]),
+                .in_user_i     (rf_rdata[32*LANES]),
+                .out_valid_o   (out_valid_o),
+                .out_ready_i   (out_ready_i),
+                .out_data_o    (out_data_o),
+                .out_user_o    (out_last_o)
+            );
+            assign rq_valid_o = 1'b0;
+            assign rq_data_o  = {(32*LANES){1'b0}};
+            assign rq_last_o  = 1'b0;
+            wire unused_rq = &{1'b0, rq_ready_i};
+        end else begin : g_ext_requant
+            // the caller rescales (qmac_top shares one pipeline between the units)
+            assign rq_valid_o  = rf_valid;
+            assign rq_ready    = rq_ready_i;
+            assign rq_data_o   = rf_rdata[32*LANES-1:0];
+            assign rq_last_o   = rf_rdata[32*LANES];
+            assign out_valid_o = 1'b0;
+            assign out_data_o  = {(LANES*8){1'b0}};
+            assign out_last_o  = 1'b0;
+            wire unused_prm = &{1'b0, prm_we_i, prm_chan_i, prm_bias_i, prm_m0_i, prm_shift_i,
+                                prm_zp_i, prm_act_min_i, prm_act_max_i, out_ready_i};
+        end
+    endgenerate
 
 `ifndef SYNTHESIS
     always @(posedge clk_i) begin

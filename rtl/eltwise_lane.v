@@ -9,16 +9,17 @@
 //   1          eltwise_offset_q (a, b)        eltwise_offset: x - zp                   9 bits
 //   2          eltwise_left_shift_q (a, b)    eltwise_left_shift: v * 2^20 (ADD, SUB)  29 bits
 //              eltwise_multiply_q             eltwise_multiply: v1 * v2 (MUL)          17 bits
-//   3          srdhm_prod_q (a, b)            saturating_rounding_doubling_high_mul: a * m0
-//   4          srdhm_sum_q, srdhm_rem_q       saturating_rounding_doubling_high_mul: + nudge
-//   5          srdhm_q (a, b)                 saturating_rounding_doubling_high_mul: / 2^31
-//   6          rounding_divide_by_pot_q (a, b) rounding_divide_by_pot: / 2^-shift
+//   3-6        eltwise_rescale (a, b)         eltwise_rescale:
+//   3          srdhm_prod_q                     u * m0 = (v * m0) * 2^20 (in logic)
+//   4          srdhm_sum_q, srdhm_rem_q         + nudge
+//   5          srdhm_q                          / 2^31 (no saturation: |u| < 2^28)
+//   6          rounding_divide_by_pot_q         rounding_divide_by_pot: / 2^-shift
 //   7          eltwise_combine_q              eltwise_combine: s1 + s2 (ADD), s1 - s2
 //                                             (SUB), the product (MUL)
 //
 // The inputs' rescales (multiply_by_quantized_multiplier with shift <= 0: no left shift)
-// are stages 3-6 for both operands side by side -- the same arithmetic as requant_lane's
-// stages 3-6 (gemmlowp double rounding). Operand values: |v * 2^20| <= 255 * 2^20 < 2^28,
+// are stages 3-6 for both operands side by side -- requant_lane's stages 3-6 (gemmlowp
+// double rounding) for an operand v * 2^20 (docs/arithmetic.md 10.1). Operand values: |v * 2^20| <= 255 * 2^20 < 2^28,
 // so the products fit 60 bits and the sum of two rescaled operands fits int32.
 // Registers load every cycle and are not reset (datapath only).
 `default_nettype none

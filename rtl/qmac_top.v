@@ -136,6 +136,9 @@ module qmac_top #(
     localparam integer TW    = (TAPS_MAX > 1) ? $clog2(TAPS_MAX) : 1;                         // window weight word
     localparam integer WCH_W = (GROUPS_MAX * COLS > 1) ? $clog2(GROUPS_MAX * COLS) : 1;      // window parameter channel
     localparam integer ECH_W = (COLS > 1) ? $clog2(COLS) : 1;                                 // eltwise parameter lane
+    localparam integer GW    = (GROUPS_MAX > 1) ? $clog2(GROUPS_MAX) : 1;                     // window channel group
+    localparam integer URQ_W = ((GROUPS_MAX + 1) * COLS > 1) ? $clog2((GROUPS_MAX + 1) * COLS) : 1;  // shared unit requantize channel
+    localparam integer UT_W  = (GROUPS_MAX + 1 > 1) ? $clog2(GROUPS_MAX + 1) : 1;            // its tile
     localparam integer HL2   = (H_MAX > 1) ? $clog2(H_MAX) : 0;
     localparam integer WL2   = (W_MAX > 1) ? $clog2(W_MAX) : 0;
 
@@ -603,8 +606,23 @@ module qmac_top #(
     wire [COLS*8-1:0] win_out_data, elt_out_data;
     generate
         if (UNITS == 1) begin : g_units
+            // The units never run at the same time (every layer goes through the queue, and
+            // the next layer's beats enter only after the last output of the running one), so
+            // they share one requantize pipeline (REQUANT = 0; docs/top.md): tiles
+            // 0..GROUPS_MAX-1 are the window unit's channel groups, tile GROUPS_MAX holds the
+            // element-wise unit's COLS lanes of output-rescale parameters.
+            wire                 win_rq_valid, elt_rq_valid, rq_in_ready;
+            wire [GW-1:0]        win_rq_tile;
+            wire [32*COLS-1:0]   win_rq_data, elt_rq_data;
+            wire                 win_rq_last, elt_rq_last;
+            wire                 rq_out_valid, rq_out_last;
+            wire [COLS*8-1:0]    rq_out_data;
+            /* verilator lint_off UNUSEDSIGNAL */  // REQUANT = 0: the units' own outputs are zero
+            wire                 win_own_valid, win_own_last, elt_own_valid, elt_own_last;
+            wire [COLS*8-1:0]    win_own_data, elt_own_data;
+            /* verilator lint_on UNUSEDSIGNAL */
             window_engine #(.LANES(COLS), .H_MAX(H_MAX), .W_MAX(W_MAX), .TAPS_MAX(TAPS_MAX),
-                            .GROUPS_MAX(GROUPS_MAX)) u_window (
+                            .GROUPS_MAX(GROUPS_MAX), .REQUANT(0)) u_window (
                 .clk_i         (clk_i),
                 .rst_i         (rst_i),
                 .cfg_we_i      (ucfg_we && !ucfg_unit_q),
@@ -613,39 +631,41 @@ module qmac_top #(
                 .w_we_i        (wgt_wfire && uw_in),
                 .w_addr_i      (uw_cnt_q[TW-1:0]),
                 .w_data_i      (s_axis_wgt_tdata),
-                .prm_we_i      (prm_ufire && up_in && ld_op == OP_WIN),
-                .prm_chan_i    (up_cnt_q[WCH_W-1:0]),
-                .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
-                .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
-                .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
-                .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
-                .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
-                .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+                .prm_we_i      (1'b0),
+                .prm_chan_i    ({WCH_W{1'b0}}),
+                .prm_bias_i    (32'sd0),
+                .prm_m0_i      (32'sd0),
+                .prm_shift_i   (6'sd0),
+                .prm_zp_i      (8'sd0),
+                .prm_act_min_i (8'sd0),
+                .prm_act_max_i (8'sd0),
                 .in_valid_i    (s_axis_act_tvalid && act_take && r_op == OP_WIN),
                 .in_ready_o    (win_in_ready),
                 .in_data_i     (s_axis_act_tdata[COLS*8-1:0]),
-                .out_valid_o   (win_out_valid),
-                .out_ready_i   (m_axis_out_tready && busy && r_op == OP_WIN),
-                .out_data_o    (win_out_data),
-                .out_last_o    (win_out_last)
+                .out_valid_o   (win_own_valid),
+                .out_ready_i   (1'b0),
+                .out_data_o    (win_own_data),
+                .out_last_o    (win_own_last),
+                .rq_valid_o    (win_rq_valid),
+                .rq_ready_i    (rq_in_ready && r_op == OP_WIN),
+                .rq_tile_o     (win_rq_tile),
+                .rq_data_o     (win_rq_data),
+                .rq_last_o     (win_rq_last)
             );
-            /* verilator lint_off UNUSEDSIGNAL */  // the top counts the job's beats itself
-            wire elt_out_last;
-            /* verilator lint_on UNUSEDSIGNAL */
-            eltwise_engine #(.LANES(COLS)) u_eltwise (
+            eltwise_engine #(.LANES(COLS), .REQUANT(0)) u_eltwise (
                 .clk_i         (clk_i),
                 .rst_i         (rst_i),
                 .cfg_we_i      (ucfg_we && ucfg_unit_q),
                 .cfg_addr_i    (ucfg_reg_q[2:0]),
                 .cfg_wdata_i   (w_data_q),
-                .prm_we_i      (prm_ufire && up_in && ld_op == OP_ELT),
-                .prm_chan_i    (up_cnt_q[ECH_W-1:0]),
-                .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
-                .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
-                .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
-                .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
-                .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
-                .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+                .prm_we_i      (1'b0),
+                .prm_chan_i    ({ECH_W{1'b0}}),
+                .prm_bias_i    (32'sd0),
+                .prm_m0_i      (32'sd0),
+                .prm_shift_i   (6'sd0),
+                .prm_zp_i      (8'sd0),
+                .prm_act_min_i (8'sd0),
+                .prm_act_max_i (8'sd0),
                 .a_valid_i     (s_axis_act_tvalid && act_take && r_op == OP_ELT),
                 .a_ready_o     (elt_a_ready),
                 .a_data_i      (s_axis_act_tdata[COLS*8-1:0]),
@@ -653,11 +673,47 @@ module qmac_top #(
                 .b_valid_i     (s_axis_wgt_tvalid && b_phase),
                 .b_ready_o     (elt_b_ready),
                 .b_data_i      (s_axis_wgt_tdata),
-                .out_valid_o   (elt_out_valid),
-                .out_ready_i   (m_axis_out_tready && busy && r_op == OP_ELT),
-                .out_data_o    (elt_out_data),
-                .out_last_o    (elt_out_last)
+                .out_valid_o   (elt_own_valid),
+                .out_ready_i   (1'b0),
+                .out_data_o    (elt_own_data),
+                .out_last_o    (elt_own_last),
+                .rq_valid_o    (elt_rq_valid),
+                .rq_ready_i    (rq_in_ready && r_op == OP_ELT),
+                .rq_data_o     (elt_rq_data),
+                .rq_last_o     (elt_rq_last)
             );
+            // the running layer's unit feeds the pipeline (the other one has nothing in flight)
+            wire rq_win = (r_op == OP_WIN);
+            // parameter channel: the window unit's GROUP * COLS + lane, or GROUPS_MAX * COLS + lane
+            wire [URQ_W-1:0] urq_chan = (ld_op == OP_ELT)
+                ? URQ_W'(GROUPS_MAX * COLS) + URQ_W'(up_cnt_q[ECH_W-1:0])
+                : URQ_W'(up_cnt_q[WCH_W-1:0]);
+            requant_pipeline #(.LANES(COLS), .CHANNELS((GROUPS_MAX + 1) * COLS), .USER_W(1)) u_unit_requant (
+                .clk_i         (clk_i),
+                .rst_i         (rst_i),
+                .prm_we_i      (prm_ufire && up_in),
+                .prm_chan_i    (urq_chan),
+                .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
+                .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
+                .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
+                .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
+                .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
+                .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+                .in_valid_i    (rq_win ? win_rq_valid : (elt_rq_valid && r_op == OP_ELT)),
+                .in_ready_o    (rq_in_ready),
+                .in_tile_i     (rq_win ? UT_W'(win_rq_tile) : UT_W'(GROUPS_MAX)),
+                .in_data_i     (rq_win ? win_rq_data : elt_rq_data),
+                .in_user_i     (rq_win ? win_rq_last : elt_rq_last),
+                .out_valid_o   (rq_out_valid),
+                .out_ready_i   (m_axis_out_tready && busy && (r_op == OP_WIN || r_op == OP_ELT)),
+                .out_data_o    (rq_out_data),
+                .out_user_o    (rq_out_last)
+            );
+            assign win_out_valid = rq_out_valid;
+            assign win_out_last  = rq_out_last;
+            assign win_out_data  = rq_out_data;
+            assign elt_out_valid = rq_out_valid;
+            assign elt_out_data  = rq_out_data;
         end else begin : g_no_units
             assign win_in_ready  = 1'b0;
             assign win_out_valid = 1'b0;

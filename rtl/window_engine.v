@@ -43,6 +43,7 @@ module window_engine #(
     parameter integer TAPS_MAX   = 25,    // depthwise kernel taps KH*KW (weight words), >= 1
     parameter integer GROUPS_MAX = 8,     // channel groups of the requantize parameter memory, >= 1
     parameter integer RES_FIFO   = 4,     // result FIFO entries (windows in flight), >= 2
+    parameter integer REQUANT    = 1,     // 1: requant_pipeline inside; 0: the caller's (rq_* ports, docs/top.md)
     // derived widths (do not override)
     parameter integer HB   = (H_MAX > 1) ? $clog2(H_MAX) : 1,                         // row address bits
     parameter integer WB   = (W_MAX > 1) ? $clog2(W_MAX) : 1,                         // column address bits
@@ -77,7 +78,14 @@ module window_engine #(
     output wire                 out_valid_o,    // beat valid
     input  wire                 out_ready_i,    // beat accepted
     output wire [LANES*8-1:0]   out_data_o,     // y[oy][ox][c] (int8) of lane c in bits [8*c +: 8]
-    output wire                 out_last_o      // last output pixel of the job
+    output wire                 out_last_o,     // last output pixel of the job
+    // REQUANT = 0: the results before requantization, for the caller's requant_pipeline
+    // (prm_* and out_* are then unused / zero); REQUANT = 1: rq_ready_i unused, rq_* zero
+    output wire                 rq_valid_o,     // beat valid
+    input  wire                 rq_ready_i,     // beat accepted (the pipeline's in_ready_o)
+    output wire [GW-1:0]        rq_tile_o,      // requantize tile: GROUP (channels GROUP*LANES + lane)
+    output wire [32*LANES-1:0]  rq_data_o,      // lane l int32 result in bits [32*l +: 32]
+    output wire                 rq_last_o       // last output pixel of the job (the pipeline's user bit)
 );
     generate
         if (LANES < 1 || H_MAX < 1 || W_MAX < 1 || (H_MAX & (H_MAX - 1)) != 0
@@ -85,14 +93,15 @@ module window_engine #(
             || TAPS_MAX < 1 || GROUPS_MAX < 1 || RES_FIFO < 2 || RES_FIFO > 255
             || (1 << HB) != H_MAX && H_MAX > 1 || (1 << WB) != W_MAX && W_MAX > 1
             || (1 << TW) < TAPS_MAX || (1 << GW) < GROUPS_MAX
+            || (REQUANT != 0 && REQUANT != 1)
             || (1 << CH_W) < GROUPS_MAX * LANES) begin : g_bad_params
 `ifdef __ICARUS__
             // Icarus 11 has no elaboration-time $error: stop at time 0 instead.
-            initial $fatal(1, "window_engine: LANES = %0d, H_MAX = %0d, W_MAX = %0d, TAPS_MAX = %0d, GROUPS_MAX = %0d, RES_FIFO = %0d: need all >= 1, H_MAX and W_MAX powers of two <= 65536, 2 <= RES_FIFO <= 255, derived widths at their defaults",
-                           LANES, H_MAX, W_MAX, TAPS_MAX, GROUPS_MAX, RES_FIFO);
+            initial $fatal(1, "window_engine: LANES = %0d, H_MAX = %0d, W_MAX = %0d, TAPS_MAX = %0d, GROUPS_MAX = %0d, RES_FIFO = %0d, REQUANT = %0d: need all >= 1, H_MAX and W_MAX powers of two <= 65536, 2 <= RES_FIFO <= 255, REQUANT 0 or 1, derived widths at their defaults",
+                           LANES, H_MAX, W_MAX, TAPS_MAX, GROUPS_MAX, RES_FIFO, REQUANT);
 `else
-            $error("window_engine: LANES = %0d, H_MAX = %0d, W_MAX = %0d, TAPS_MAX = %0d, GROUPS_MAX = %0d, RES_FIFO = %0d: need all >= 1, H_MAX and W_MAX powers of two <= 65536, 2 <= RES_FIFO <= 255, derived widths at their defaults",
-                   LANES, H_MAX, W_MAX, TAPS_MAX, GROUPS_MAX, RES_FIFO);
+            $error("window_engine: LANES = %0d, H_MAX = %0d, W_MAX = %0d, TAPS_MAX = %0d, GROUPS_MAX = %0d, RES_FIFO = %0d, REQUANT = %0d: need all >= 1, H_MAX and W_MAX powers of two <= 65536, 2 <= RES_FIFO <= 255, REQUANT 0 or 1, derived widths at their defaults",
+                   LANES, H_MAX, W_MAX, TAPS_MAX, GROUPS_MAX, RES_FIFO, REQUANT);
 `endif
         end
     endgenerate
@@ -324,27 +333,48 @@ module window_engine #(
     assign rf_pop = rf_valid && rq_ready;
 
     // ---------------------------------------------------------------- requantize
-    requant_pipeline #(.LANES(LANES), .CHANNELS(GROUPS_MAX * LANES), .USER_W(1)) u_requant (
-        .clk_i         (clk_i),
-        .rst_i         (rst_i),
-        .prm_we_i      (prm_we_i),
-        .prm_chan_i    (prm_chan_i),
-        .prm_bias_i    (prm_bias_i),
-        .prm_m0_i      (prm_m0_i),
-        .prm_shift_i   (prm_shift_i),
-        .prm_zp_i      (prm_zp_i),
-        .prm_act_min_i (prm_act_min_i),
-        .prm_act_max_i (prm_act_max_i),
-        .in_valid_i    (rf_valid),
-        .in_ready_o    (rq_ready),
-        .in_tile_i     (group_q),
-        .in_data_i     (rf_rdata[32*LANES-1:0]),
-        .in_user_i     (rf_rdata[32*LANES]),
-        .out_valid_o   (out_valid_o),
-        .out_ready_i   (out_ready_i),
-        .out_data_o    (out_data_o),
-        .out_user_o    (out_last_o)
-    );
+    generate
+        if (REQUANT == 1) begin : g_requant
+            requant_pipeline #(.LANES(LANES), .CHANNELS(GROUPS_MAX * LANES), .USER_W(1)) u_requant (
+                .clk_i         (clk_i),
+                .rst_i         (rst_i),
+                .prm_we_i      (prm_we_i),
+                .prm_chan_i    (prm_chan_i),
+                .prm_bias_i    (prm_bias_i),
+                .prm_m0_i      (prm_m0_i),
+                .prm_shift_i   (prm_shift_i),
+                .prm_zp_i      (prm_zp_i),
+                .prm_act_min_i (prm_act_min_i),
+                .prm_act_max_i (prm_act_max_i),
+                .in_valid_i    (rf_valid),
+                .in_ready_o    (rq_ready),
+                .in_tile_i     (group_q),
+                .in_data_i     (rf_rdata[32*LANES-1:0]),
+                .in_user_i     (rf_rdata[32*LANES]),
+                .out_valid_o   (out_valid_o),
+                .out_ready_i   (out_ready_i),
+                .out_data_o    (out_data_o),
+                .out_user_o    (out_last_o)
+            );
+            assign rq_valid_o = 1'b0;
+            assign rq_tile_o  = {GW{1'b0}};
+            assign rq_data_o  = {(32*LANES){1'b0}};
+            assign rq_last_o  = 1'b0;
+            wire unused_rq = &{1'b0, rq_ready_i};
+        end else begin : g_ext_requant
+            // the caller requantizes (qmac_top shares one pipeline between the units)
+            assign rq_valid_o  = rf_valid;
+            assign rq_ready    = rq_ready_i;
+            assign rq_tile_o   = group_q;
+            assign rq_data_o   = rf_rdata[32*LANES-1:0];
+            assign rq_last_o   = rf_rdata[32*LANES];
+            assign out_valid_o = 1'b0;
+            assign out_data_o  = {(LANES*8){1'b0}};
+            assign out_last_o  = 1'b0;
+            wire unused_prm = &{1'b0, prm_we_i, prm_chan_i, prm_bias_i, prm_m0_i, prm_shift_i,
+                                prm_zp_i, prm_act_min_i, prm_act_max_i, out_ready_i};
+        end
+    endgenerate
 
 `ifndef SYNTHESIS
     // ---------------------------------------------------------------- simulation checks

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pymodel.arithmetic.fixedpoint import multiply_by_quantized_multiplier
 from pymodel.ops import elementwise as E
 from pymodel.ops import eltwise_stages as S
 
@@ -38,3 +39,28 @@ def test_refuses_single_rounding_and_unknown_ops() -> None:
         S.eltwise_engine(ALL[0], ALL[1], "add", p)
     with pytest.raises(ValueError, match="op: 'div'"):
         S.eltwise_engine(ALL[0], ALL[1], "div", p)
+
+
+V = np.arange(-255, 256, dtype=np.int64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(m0=st.one_of(st.integers(-(1 << 31), (1 << 31) - 1),
+                    st.sampled_from([-(1 << 31), (1 << 31) - 1, 1 << 30, -1, 0, 1])),
+       shift=st.integers(-31, 0))
+def test_rescale_equals_multiply_by_quantized_multiplier(m0, shift) -> None:
+    """Stages 3-6 (the product formed as (v * m0) * 2^20, no saturation) equal
+    MultiplyByQuantizedMultiplier(v * 2^20, m0, shift) for every 9-bit offset value v and
+    any int32 m0 -- INT32_MIN included (docs/arithmetic.md section 10)."""
+    u = S.eltwise_left_shift(V)
+    ref = np.asarray(multiply_by_quantized_multiplier(u, m0, shift), np.int64)
+    assert np.array_equal(S.eltwise_rescale(u, m0, shift), ref)
+
+
+def test_rescale_refuses_operands_it_does_not_implement() -> None:
+    with pytest.raises(ValueError, match="u: not v"):
+        S.eltwise_rescale(np.array([256 << 20]), 1 << 30, 0)
+    with pytest.raises(ValueError, match="u: not v"):
+        S.eltwise_rescale(np.array([3]), 1 << 30, 0)
+    with pytest.raises(ValueError, match="shift: 1"):
+        S.eltwise_rescale(np.array([1 << 20]), 1 << 30, 1)

@@ -26,6 +26,7 @@ SOURCES = {  # module -> glob patterns of the files it needs
     "mac_array": ["mac_*.v"], "requant_out_fifo": ["requant_out_fifo.v"],
     "requant_param_mem": ["requant_param_mem.v"], "requant_pipeline": ["requant_*.v"],
     "qlayer_engine": ["*.v"], "qmac_top": ["*.v"],
+    "window_engine": ["window_*.v", "requant_*.v"], "eltwise_engine": ["eltwise_*.v", "requant_*.v"],
 }
 
 _ENGINE = ("qlayer_engine: ROWS = {ROWS}, COLS = {COLS}, A_DEPTH = {A_DEPTH}, W_DEPTH = {W_DEPTH}, "
@@ -93,6 +94,10 @@ CASES = [
     ("qmac_top", {"ROWS": 4}, _top(ROWS=4), True),
     ("qmac_top", {"H_MAX": 24}, _top(H_MAX=24), False),
     ("qmac_top", {"TAPS_MAX": 256}, _top(TAPS_MAX=256), False),
+    ("window_engine", {"REQUANT": 2}, "window_engine: LANES = 8, H_MAX = 32, W_MAX = 32, "
+     "TAPS_MAX = 25, GROUPS_MAX = 8, RES_FIFO = 4, REQUANT = 2: need all >= 1", True),
+    ("eltwise_engine", {"REQUANT": 2}, "eltwise_engine: LANES = 8, RES_FIFO = 8, REQUANT = 2: "
+     "need LANES >= 1", True),
 ]
 
 
@@ -162,6 +167,8 @@ LEGAL_EXTREMES = [
                        "N_TILES_MAX": 1}),
     ("qmac_top", {"ROWS": 2, "COLS": 1, "UNITS": 0}),                    # the iCE40 harness's size
     ("qmac_top", {"ROWS": 1, "COLS": 1, "H_MAX": 1, "W_MAX": 1, "TAPS_MAX": 1, "GROUPS_MAX": 1}),
+    ("window_engine", {"REQUANT": 0}),                                    # as qmac_top builds it
+    ("eltwise_engine", {"REQUANT": 0}),
 ]
 
 
