@@ -10,7 +10,7 @@ each of its register stages is one function here, in the same order (house rule 
           | window_max(taps)                   (MODE_MAX)
           | window_sum(taps)                   (MODE_AVG, MODE_SUM)
     n     = window_count(inside)                                          stage 3
-    q     = rounding_divide_by_count(acc, n)   (MODE_AVG)                  stages 4-7
+    q     = rounding_divide_by_count(acc, n)   (MODE_AVG)                  stages 4-9
     y     = requantize(acc | q, ...)           (pymodel.arithmetic.fixedpoint; the
                                                  requantize pipeline, stages 0-8)
 
@@ -145,8 +145,13 @@ def window_sum(taps: np.ndarray) -> np.ndarray:
 
 
 def rounding_divide_by_count(s: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Stages 4-7 (MODE_AVG): TFLite's average-pool division,
+    """Stages 4-9 (MODE_AVG): TFLite's average-pool division,
     ``(s > 0 ? s + n/2 : s - n/2) / n`` with C division (round half away from zero).
+
+    In the RTL's order: stage 4 the numerator's sign and magnitude ``|s| + n/2``
+    (24 bits), stages 5-8 the magnitude's floor division by ``n`` (a restoring divider,
+    quotient bits 7..6, 5..4, 3..2, 1..0: the ``np.abs(num) // n`` below), stage 9 the
+    sign put back (truncation toward zero).
 
     Args:
         s: integer sums (any shape); ``|s| <= 128 n``.
