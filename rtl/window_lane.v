@@ -9,7 +9,10 @@
 //               fm / weight read)
 //   2          window_gather_q    window_gather: inside ? x[iy, ix, c] : pad value
 //                                 (input zero point for depthwise, -128 for max, 0 for sums)
-//   3          window_acc_q       depthwise_accumulate  (MODE_DW:  acc + tap * w, int32 wraps)
+//              dw_prod_q          depthwise_accumulate's product (inside ? x : pad) * w,
+//                                 8 x 8 -> 16 signed (MODE_DW; registered here so that the
+//                                 multiplier and the accumulator's adder are not in one cycle)
+//   3          window_acc_q       depthwise_accumulate  (MODE_DW:  acc + dw_prod_q, int32 wraps)
 //                                 window_max            (MODE_MAX: max(acc, tap))
 //                                 window_sum            (MODE_AVG, MODE_SUM: acc + tap)
 //
@@ -37,20 +40,20 @@ module window_lane (
     wire signed [7:0] pad_d = (mode_i == MODE_DW)  ? pad_i
                             : (mode_i == MODE_MAX) ? -8'sd128
                             : 8'sd0;
-    reg  signed [7:0] window_gather_q;
-    reg  signed [7:0] w_2_q;
+    wire signed [7:0]  gather_d = inside_i ? fm_i : pad_d;
+    reg  signed [7:0]  window_gather_q;
+    reg  signed [15:0] dw_prod_q;
     always @(posedge clk_i) begin
-        window_gather_q <= inside_i ? fm_i : pad_d;
-        w_2_q           <= w_i;
+        window_gather_q <= gather_d;
+        dw_prod_q       <= gather_d * w_i;                                // 8 x 8 -> 16 signed
     end
 
     // ------------------------------------------ register stage 3: window accumulation
     reg  signed [31:0] window_acc_q;
     wire signed [31:0] tap_d  = {{24{window_gather_q[7]}}, window_gather_q};
-    wire signed [15:0] prod_d = window_gather_q * w_2_q;                  // 8 x 8 -> 16 signed
     wire signed [31:0] prev_d = first_i ? ((mode_i == MODE_MAX) ? -32'sd128 : 32'sd0)
                                         : window_acc_q;
-    wire signed [31:0] mac_d  = prev_d + {{16{prod_d[15]}}, prod_d};      // wraps mod 2^32
+    wire signed [31:0] mac_d  = prev_d + {{16{dw_prod_q[15]}}, dw_prod_q}; // wraps mod 2^32
     wire signed [31:0] max_d  = (tap_d > prev_d) ? tap_d : prev_d;
     wire signed [31:0] sum_d  = prev_d + tap_d;
     always @(posedge clk_i) begin

@@ -6,7 +6,7 @@ each of its register stages is one function here, in the same order (house rule 
 
     iy, ix, inside = window_taps(in_hw, kernel, stride, dilation, pads)   stage 0
     taps  = window_gather(x, iy, ix, inside, pad_value)                   stage 2
-    acc   = depthwise_accumulate(taps, w)      (MODE_DW)                   stage 3
+    acc   = depthwise_accumulate(taps, w)      (MODE_DW)                   stages 2-3
           | window_max(taps)                   (MODE_MAX)
           | window_sum(taps)                   (MODE_AVG, MODE_SUM)
     n     = window_count(inside)                                          stage 3
@@ -122,7 +122,10 @@ def window_count(inside: np.ndarray) -> np.ndarray:
 
 
 def depthwise_accumulate(taps: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Stage 3 (MODE_DW): ``sum_t taps[..., t, c] * w[t, c]``, int32 wraparound.
+    """Stages 2-3 (MODE_DW): ``sum_t taps[..., t, c] * w[t, c]``, int32 wraparound.
+
+    In the RTL's order: each gathered tap's 8 x 8 -> 16-bit product with its weight is
+    registered in stage 2 (beside ``window_gather``), stage 3 adds it to the accumulator.
 
     Args:
         taps: int64 ``[N, OH, OW, T, C]``.
