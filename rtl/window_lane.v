@@ -9,15 +9,18 @@
 //               fm / weight read)
 //   2          window_gather_q    window_gather: inside ? x[iy, ix, c] : pad value
 //                                 (input zero point for depthwise, -128 for max, 0 for sums)
-//              dw_prod_q          depthwise_accumulate's product (inside ? x : pad) * w,
-//                                 8 x 8 -> 16 signed (MODE_DW; registered here so that the
-//                                 multiplier and the accumulator's adder are not in one cycle)
-//   3          window_acc_q       depthwise_accumulate  (MODE_DW:  acc + dw_prod_q, int32 wraps)
+//   3          dw_prod_q          depthwise_accumulate  (MODE_DW:  the tap's product tap * w,
+//                                 8 x 8 -> 16; window_acc_q holds the sum of the window's
+//                                 earlier taps' products, and the stage's value acc_o is
+//                                 window_acc_q + dw_prod_q, int32 wraps)
+//              window_acc_q
 //                                 window_max            (MODE_MAX: max(acc, tap))
 //                                 window_sum            (MODE_AVG, MODE_SUM: acc + tap)
 //
 // The first tap of a window starts a new accumulation (acc := 0 for the sums, -128 for
-// max). The lane has no valid bits (window_engine keeps them); its registers load every
+// max). Depthwise adds each product one cycle after registering it, so the multiplier and
+// the accumulator's adder are in different cycles (ECP5 >= 100 MHz, docs/synthesis.md); the
+// last product's add is combinational on acc_o, into the next stage's registers. The lane has no valid bits (window_engine keeps them); its registers load every
 // cycle and are not reset (datapath only).
 `default_nettype none
 
@@ -40,30 +43,36 @@ module window_lane (
     wire signed [7:0] pad_d = (mode_i == MODE_DW)  ? pad_i
                             : (mode_i == MODE_MAX) ? -8'sd128
                             : 8'sd0;
-    wire signed [7:0]  gather_d = inside_i ? fm_i : pad_d;
-    reg  signed [7:0]  window_gather_q;
-    reg  signed [15:0] dw_prod_q;
+    reg  signed [7:0] window_gather_q;
+    reg  signed [7:0] w_2_q;
     always @(posedge clk_i) begin
-        window_gather_q <= gather_d;
-        dw_prod_q       <= gather_d * w_i;                                // 8 x 8 -> 16 signed
+        window_gather_q <= inside_i ? fm_i : pad_d;
+        w_2_q           <= w_i;
     end
 
     // ------------------------------------------ register stage 3: window accumulation
     reg  signed [31:0] window_acc_q;
     wire signed [31:0] tap_d  = {{24{window_gather_q[7]}}, window_gather_q};
+    wire signed [15:0] prod_d = window_gather_q * w_2_q;                  // 8 x 8 -> 16 signed
+    reg  signed [15:0] dw_prod_q;
     wire signed [31:0] prev_d = first_i ? ((mode_i == MODE_MAX) ? -32'sd128 : 32'sd0)
                                         : window_acc_q;
-    wire signed [31:0] mac_d  = prev_d + {{16{dw_prod_q[15]}}, dw_prod_q}; // wraps mod 2^32
+    wire signed [31:0] dw_acc_d = window_acc_q + {{16{dw_prod_q[15]}}, dw_prod_q}; // wraps mod 2^32
+    // the earlier taps' products: 0 when the tap now in window_gather_q starts a window
+    wire signed [31:0] mac_d  = first_i ? 32'sd0 : dw_acc_d;
     wire signed [31:0] max_d  = (tap_d > prev_d) ? tap_d : prev_d;
     wire signed [31:0] sum_d  = prev_d + tap_d;
     always @(posedge clk_i) begin
         case (mode_i)
-            MODE_DW:  window_acc_q <= mac_d;
+            MODE_DW:  window_acc_q <= mac_d;       // the sum before the tap in dw_prod_q
             MODE_MAX: window_acc_q <= max_d;
             default:  window_acc_q <= sum_d;
         endcase
     end
-    assign acc_o = window_acc_q;
+    always @(posedge clk_i) begin
+        dw_prod_q <= prod_d;
+    end
+    assign acc_o = (mode_i == MODE_DW) ? dw_acc_d : window_acc_q;
 
 endmodule
 
