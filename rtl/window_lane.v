@@ -9,19 +9,20 @@
 //               fm / weight read)
 //   2          window_gather_q    window_gather: inside ? x[iy, ix, c] : pad value
 //                                 (input zero point for depthwise, -128 for max, 0 for sums)
-//   3          dw_prod_q          depthwise_accumulate  (MODE_DW:  the tap's product tap * w,
-//                                 8 x 8 -> 16; window_acc_q holds the sum of the window's
-//                                 earlier taps' products, and the stage's value acc_o is
-//                                 window_acc_q + dw_prod_q, int32 wraps)
-//              window_acc_q
+//   3          dw_prod_q,         depthwise_accumulate  (MODE_DW: dw_prod_q = tap * w,
+//              window_acc_q                             8 x 8 -> 16; window_acc_q = the
+//                                                       earlier taps' products; the stage's
+//                                                       value acc_o = window_acc_q +
+//                                                       dw_prod_q, int32 wraps)
 //                                 window_max            (MODE_MAX: max(acc, tap))
 //                                 window_sum            (MODE_AVG, MODE_SUM: acc + tap)
 //
 // The first tap of a window starts a new accumulation (acc := 0 for the sums, -128 for
-// max). Depthwise adds each product one cycle after registering it, so the multiplier and
-// the accumulator's adder are in different cycles (ECP5 >= 100 MHz, docs/synthesis.md); the
-// last product's add is combinational on acc_o, into the next stage's registers. The lane has no valid bits (window_engine keeps them); its registers load every
-// cycle and are not reset (datapath only).
+// max). Depthwise adds each product one cycle after registering it, so the multiplier
+// and the accumulator's adder are in different cycles (ECP5 >= 100 MHz,
+// docs/synthesis.md); the last product's add is combinational on acc_o, into the next
+// stage's registers. The lane has no valid bits (window_engine keeps them); its
+// registers load every cycle and are not reset (datapath only).
 `default_nettype none
 
 module window_lane (
