@@ -23,7 +23,7 @@
 //   0  tap address generation (window_taps): iy = oy*SH - PAD_T + ky*DH, ix likewise
 //   1  feature-map / weight buffer read (registered)
 //   2  window_gather (window_lane)       3  window accumulate (window_lane)
-//   4-7 rounding_divide_by_count (window_divide, MODE_AVG only)
+//   4-10 rounding_divide_by_count (window_divide, MODE_AVG only)
 //   then a RES_FIFO-entry result FIFO and requant_pipeline (its stages 0-8).
 // Back-pressure never stalls the datapath: a window's first tap is issued only while the
 // windows in flight plus those in the result FIFO are fewer than RES_FIFO (credits).
@@ -274,7 +274,7 @@ module window_engine #(
 
     wire avg = (mode_q == MODE_AVG);
     wire [32*LANES-1:0] acc_all;           // stage 3: window_acc_q of every lane
-    wire [32*LANES-1:0] quo_all;           // stage 7: rounding_divide_by_count_q of every lane
+    wire [32*LANES-1:0] quo_all;           // stage 10: rounding_divide_by_count_q of every lane
     genvar l;
     generate
         for (l = 0; l < LANES; l = l + 1) begin : g_lane
@@ -298,26 +298,26 @@ module window_engine #(
         end
     endgenerate
 
-    // ---------------------------------------------------------------- stages 4-7: valids
-    reg [3:0] vdiv_q;                      // valid of divider stages 4..7
-    reg [3:0] lastpix_div_q;
+    // --------------------------------------------------------------- stages 4-10: valids
+    reg [6:0] vdiv_q;                      // valid of divider stages 4..10
+    reg [6:0] lastpix_div_q;
     always @(posedge clk_i) begin
-        lastpix_div_q <= {lastpix_div_q[2:0], lastpix_3_q};
+        lastpix_div_q <= {lastpix_div_q[5:0], lastpix_3_q};
     end
     always @(posedge clk_i) begin
         if (rst_i) begin
-            v1_q <= 1'b0; v2_q <= 1'b0; v3_q <= 1'b0; vdiv_q <= 4'd0;
+            v1_q <= 1'b0; v2_q <= 1'b0; v3_q <= 1'b0; vdiv_q <= 7'd0;
         end else begin
             v1_q   <= issue;
             v2_q   <= v1_q;
             v3_q   <= v2_q && last_2_q;    // a window's last tap: its result is in stage 3
-            vdiv_q <= {vdiv_q[2:0], v3_q};
+            vdiv_q <= {vdiv_q[5:0], v3_q};
         end
     end
 
     // ---------------------------------------------------------------- result FIFO
-    wire rf_push = avg ? vdiv_q[3] : v3_q;
-    wire [32*LANES:0] rf_wdata = avg ? {lastpix_div_q[3], quo_all} : {lastpix_3_q, acc_all};
+    wire rf_push = avg ? vdiv_q[6] : v3_q;
+    wire [32*LANES:0] rf_wdata = avg ? {lastpix_div_q[6], quo_all} : {lastpix_3_q, acc_all};
     wire              rf_valid;
     wire [32*LANES:0] rf_rdata;
     wire              rq_ready;

@@ -9,13 +9,20 @@
 //               fm / weight read)
 //   2          window_gather_q    window_gather: inside ? x[iy, ix, c] : pad value
 //                                 (input zero point for depthwise, -128 for max, 0 for sums)
-//   3          window_acc_q       depthwise_accumulate  (MODE_DW:  acc + tap * w, int32 wraps)
+//   3          dw_prod_q,         depthwise_accumulate  (MODE_DW: dw_prod_q = tap * w,
+//              window_acc_q                             8 x 8 -> 16; window_acc_q = the
+//                                                       earlier taps' products; the stage's
+//                                                       value acc_o = window_acc_q +
+//                                                       dw_prod_q, int32 wraps)
 //                                 window_max            (MODE_MAX: max(acc, tap))
 //                                 window_sum            (MODE_AVG, MODE_SUM: acc + tap)
 //
 // The first tap of a window starts a new accumulation (acc := 0 for the sums, -128 for
-// max). The lane has no valid bits (window_engine keeps them); its registers load every
-// cycle and are not reset (datapath only).
+// max). Depthwise adds each product one cycle after registering it, so the multiplier
+// and the accumulator's adder are in different cycles (ECP5 >= 100 MHz,
+// docs/synthesis.md); the last product's add is combinational on acc_o, into the next
+// stage's registers. The lane has no valid bits (window_engine keeps them); its
+// registers load every cycle and are not reset (datapath only).
 `default_nettype none
 
 module window_lane (
@@ -48,19 +55,25 @@ module window_lane (
     reg  signed [31:0] window_acc_q;
     wire signed [31:0] tap_d  = {{24{window_gather_q[7]}}, window_gather_q};
     wire signed [15:0] prod_d = window_gather_q * w_2_q;                  // 8 x 8 -> 16 signed
+    reg  signed [15:0] dw_prod_q;
     wire signed [31:0] prev_d = first_i ? ((mode_i == MODE_MAX) ? -32'sd128 : 32'sd0)
                                         : window_acc_q;
-    wire signed [31:0] mac_d  = prev_d + {{16{prod_d[15]}}, prod_d};      // wraps mod 2^32
+    wire signed [31:0] dw_acc_d = window_acc_q + {{16{dw_prod_q[15]}}, dw_prod_q}; // wraps mod 2^32
+    // the earlier taps' products: 0 when the tap now in window_gather_q starts a window
+    wire signed [31:0] mac_d  = first_i ? 32'sd0 : dw_acc_d;
     wire signed [31:0] max_d  = (tap_d > prev_d) ? tap_d : prev_d;
     wire signed [31:0] sum_d  = prev_d + tap_d;
     always @(posedge clk_i) begin
         case (mode_i)
-            MODE_DW:  window_acc_q <= mac_d;
+            MODE_DW:  window_acc_q <= mac_d;       // the sum before the tap in dw_prod_q
             MODE_MAX: window_acc_q <= max_d;
             default:  window_acc_q <= sum_d;
         endcase
     end
-    assign acc_o = window_acc_q;
+    always @(posedge clk_i) begin
+        dw_prod_q <= prod_d;
+    end
+    assign acc_o = (mode_i == MODE_DW) ? dw_acc_d : window_acc_q;
 
 endmodule
 

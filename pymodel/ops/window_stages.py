@@ -10,7 +10,7 @@ each of its register stages is one function here, in the same order (house rule 
           | window_max(taps)                   (MODE_MAX)
           | window_sum(taps)                   (MODE_AVG, MODE_SUM)
     n     = window_count(inside)                                          stage 3
-    q     = rounding_divide_by_count(acc, n)   (MODE_AVG)                  stages 4-7
+    q     = rounding_divide_by_count(acc, n)   (MODE_AVG)                  stages 4-10
     y     = requantize(acc | q, ...)           (pymodel.arithmetic.fixedpoint; the
                                                  requantize pipeline, stages 0-8)
 
@@ -124,6 +124,10 @@ def window_count(inside: np.ndarray) -> np.ndarray:
 def depthwise_accumulate(taps: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Stage 3 (MODE_DW): ``sum_t taps[..., t, c] * w[t, c]``, int32 wraparound.
 
+    In the RTL each tap's 8 x 8 -> 16-bit product is registered and added to the sum of
+    the window's earlier taps one cycle later (the last product's add is combinational on
+    the stage's output); the same products summed in the same tap order.
+
     Args:
         taps: int64 ``[N, OH, OW, T, C]``.
         w: int8 ``[T, C]`` (depth multiplier 1).
@@ -145,8 +149,13 @@ def window_sum(taps: np.ndarray) -> np.ndarray:
 
 
 def rounding_divide_by_count(s: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Stages 4-7 (MODE_AVG): TFLite's average-pool division,
+    """Stages 4-10 (MODE_AVG): TFLite's average-pool division,
     ``(s > 0 ? s + n/2 : s - n/2) / n`` with C division (round half away from zero).
+
+    In the RTL's order: stage 4 registers ``s`` and ``n``, stage 5 the numerator's sign
+    and magnitude ``|s| + n/2`` (24 bits), stages 6-9 the magnitude's floor division by
+    ``n`` (a restoring divider, quotient bits 7..6, 5..4, 3..2, 1..0: the
+    ``np.abs(num) // n`` below), stage 10 the sign put back (truncation toward zero).
 
     Args:
         s: integer sums (any shape); ``|s| <= 128 n``.
