@@ -90,7 +90,7 @@ async def run_window_layer(env: TopEnv, layer: WindowLayer) -> tuple[np.ndarray,
     t0 = env.clock.cycle()
     await _stream(env, OP_WINDOW, None, _window_params(env, layer))
     loaded = None
-    pad_value = WindowEnv._pad_lane_value(layer)
+    pad_values = WindowEnv._pad_lane_values(layer, g)
     ops = 0
     i = 0
     while i < len(jobs):
@@ -120,7 +120,7 @@ async def run_window_layer(env: TopEnv, layer: WindowLayer) -> tuple[np.ndarray,
             act += x.tobytes()
             for oy in range(*jb.oy):
                 for ox in range(*jb.ox):
-                    e = np.full(lanes, pad_value, np.int64)
+                    e = np.full(lanes, pad_values[oy, ox], np.int64)
                     e[:real] = g.out[jb.n, oy, ox, c0:c0 + real]
                     expected.append((e, f"op {layer.op} layer {layer.name!r} pixel (image "
                                         f"{jb.n}, y {oy}, x {ox}) channels {c0}..{c0 + lanes - 1}"))

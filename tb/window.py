@@ -414,7 +414,7 @@ class WindowEnv:
                 exp[:real] = g.out[job.n, oy, ox, c0:c0 + real]
                 if real < self.lanes:
                     # padding lanes: zero input, zero weights / identity -> clamp(0 or requant(0))
-                    exp[real:] = self._pad_lane_value(layer)
+                    exp[real:] = self._pad_lane_values(layer, g)[oy, ox]
                 self.sb.expect(exp, f"op {layer.op} layer {layer.name!r} pixel (image {job.n}, "
                                     f"y {oy}, x {ox}) channels {c0}..{c0 + self.lanes - 1}")
                 last = oy == job.oy[1] - 1 and ox == job.ox[1] - 1
@@ -433,6 +433,17 @@ class WindowEnv:
             assert layer.mean is not None
             return int(np.clip(layer.mean.out_zero_point, -128, 127))
         return int(np.clip(0, layer.act_min, layer.act_max))
+
+    @staticmethod
+    def _pad_lane_values(layer: WindowLayer, g: Golden) -> np.ndarray:
+        """Output of an unused lane per output pixel, int64 ``[OH, OW]``: as
+        :meth:`_pad_lane_value`, except that a max pool window with no tap inside the image
+        gives the empty maximum, -128 (clamped), in every lane -- not the maximum of zeros."""
+        pad = np.full(g.inside.shape[:2], WindowEnv._pad_lane_value(layer), np.int64)
+        if layer.op == "max":
+            empty = ~g.inside.any(axis=2)
+            pad[empty] = int(np.clip(-128, layer.act_min, layer.act_max))
+        return pad
 
     async def run_layer(self, layer: WindowLayer) -> tuple[np.ndarray, WindowStats, Golden]:
         """Run and check a whole layer; returns the engine's outputs, figures, golden."""
