@@ -295,7 +295,7 @@ class BulkWindow(_UnitProcess):
         segs: list[Segment] = []
         loaded = None
         macs = outputs = 0
-        pad_values = WindowEnv._pad_lane_values(layer, g)
+        pad_value = WindowEnv._pad_lane_value(layer)
         for job in jobs:
             regs = WindowEnv.registers(self, layer, job)
             if not segs or loaded != job.g or any(self._cfg.get(a) != v for a, v in regs.items()):
@@ -318,7 +318,7 @@ class BulkWindow(_UnitProcess):
             px[:, :real] = x.reshape(-1, real)
             seg.beats.extend(px)
             ys, xs = np.meshgrid(np.arange(*job.oy), np.arange(*job.ox), indexing="ij")
-            exp = np.repeat(pad_values[ys.ravel(), xs.ravel()][:, None], self.lanes, axis=1)
+            exp = np.full((ys.size, self.lanes), pad_value, np.int64)
             exp[:, :real] = g.out[job.n, ys.ravel(), xs.ravel(), c0:c0 + real]
             seg.expected.extend(exp)
             seg.last.extend([False] * (ys.size - 1) + [True])

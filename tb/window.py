@@ -414,7 +414,7 @@ class WindowEnv:
                 exp[:real] = g.out[job.n, oy, ox, c0:c0 + real]
                 if real < self.lanes:
                     # padding lanes: zero input, zero weights / identity -> clamp(0 or requant(0))
-                    exp[real:] = self._pad_lane_values(layer, g)[oy, ox]
+                    exp[real:] = self._pad_lane_value(layer)
                 self.sb.expect(exp, f"op {layer.op} layer {layer.name!r} pixel (image {job.n}, "
                                     f"y {oy}, x {ox}) channels {c0}..{c0 + self.lanes - 1}")
                 last = oy == job.oy[1] - 1 and ox == job.ox[1] - 1
@@ -436,9 +436,11 @@ class WindowEnv:
 
     @staticmethod
     def _pad_lane_values(layer: WindowLayer, g: Golden) -> np.ndarray:
-        """Output of an unused lane per output pixel, int64 ``[OH, OW]``: as
-        :meth:`_pad_lane_value`, except that a max pool window with no tap inside the image
-        gives the empty maximum, -128 (clamped), in every lane -- not the maximum of zeros."""
+        """Output of an unused lane per output pixel through qmac_top, int64 ``[OH, OW]``:
+        as :meth:`_pad_lane_value`, except that a max pool window with no tap inside the
+        image gives the empty maximum, -128, clamped by the layer's activation range, which
+        the top's driver (``tb.top_units``) loads into every lane's parameters; the
+        standalone driver's unused lanes clamp to 0 whatever the window."""
         pad = np.full(g.inside.shape[:2], WindowEnv._pad_lane_value(layer), np.int64)
         if layer.op == "max":
             empty = ~g.inside.any(axis=2)
