@@ -25,7 +25,7 @@ from tb.test_qlayer_engine import random_job
 from tb.top import OKAY, SLVERR, TopEnv, param_beats, weight_beats
 
 DUT = "qmac_top"
-UNIT_TESTS = ("test_units_backpressure", "test_unit_errors")   # need UNITS = 1
+UNIT_TESTS = ("test_units_backpressure", "test_unit_corners", "test_unit_errors")   # need UNITS = 1
 ALL_TESTS = ("test_registers", "test_layers_backpressure", "test_two_layers_queued",
              "test_reset_midway", "test_error_flags") + UNIT_TESTS
 DEFAULT_PARAMETERS = {"ROWS": 8, "COLS": 8, "A_DEPTH": 64, "W_DEPTH": 2048, "N_TILES_MAX": 8}
@@ -58,7 +58,16 @@ async def test_registers(dut: Any) -> None:
     assert await env.read(R.LAYER_K) == 0x56FF
     resp = await env.axil.write(R.LAYER_K + 1, b"\x00")     # byte 1 only (WSTRB 0b0010)
     assert resp.resp == OKAY and await env.read(R.LAYER_K) == 0x00FF
+    # byte strobes on UNIT_CFG_ADDR: REG (byte 0) and UNIT (byte 1) each change alone
+    await env.write(R.UNIT_CFG_ADDR, 0x105)
+    assert (await env.axil.write(R.UNIT_CFG_ADDR, b"\x03")).resp == OKAY      # WSTRB 0b0001
+    assert await env.read(R.UNIT_CFG_ADDR) == 0x103
+    assert (await env.axil.write(R.UNIT_CFG_ADDR + 1, b"\x00")).resp == OKAY  # WSTRB 0b0010
+    assert await env.read(R.UNIT_CFG_ADDR) == 0x003
+    await env.write(R.UNIT_CFG_ADDR, 0)
     for name, access in R.ACCESS.items():
+        if access == "wo":        # write-only (CTRL, UNIT_CFG_DATA): reads as 0, OKAY
+            assert await env.read(R.OFFSET[name]) == 0, f"write-only {name} reads non-zero"
         if access == "ro":
             before = await env.read(R.OFFSET[name])
             resp = await env.axil.write(R.OFFSET[name], b"\x5a\x5a\x5a\x5a")
@@ -370,6 +379,51 @@ async def test_units_backpressure(dut: Any) -> None:
     await env.run(job)
     assert await env.read(R.ERROR) == 0
     assert await env.read(R.PERF_OUT_STALL) > 0 and await env.read(R.PERF_ACT_STALL) > 0
+
+
+@cocotb.test(timeout_time=4, timeout_unit="ms")
+async def test_unit_corners(dut: Any) -> None:
+    """Unit layers at the edges of the top's ranges: a depthwise layer on every channel
+    group (GROUP 0 .. GROUPS_MAX - 1, every requantize tile of the window unit), a max
+    pool of a whole H_MAX x W_MAX image (the largest window tile), and a window and an
+    element-wise layer each STARTed behind a running GEMM layer (a unit op second in the
+    layer queue, loading its parameters and weights while the GEMM layer waits)."""
+    assert int(dut.UNITS.value) == 1, "a unit test on a top built without units"
+    from tb.test_eltwise_engine import random_params
+    from tb.test_window_engine import random_layer, random_rq
+    from tb.top_units import run_eltwise_layer, run_window_layer
+    from tb.window import WindowLayer, golden as window_golden
+
+    rng = kit.test_rng("test_unit_corners", dut._log)
+    env = TopEnv(dut, rng, pause=0.2)
+    await env.start()
+    c = env.groups_max * env.lanes
+    dw = WindowLayer(name="dw_every_group", op="dw", kernel=(3, 3), padding="same",
+                     x=rng.integers(-128, 128, (1, 3, 4, c)).astype(np.int8))
+    dw.w = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
+    dw.in_zero_point = int(rng.integers(-128, 128))
+    dw.rq = random_rq(rng, c)
+    full = WindowLayer(name="max_whole_buffer", op="max", kernel=(2, 2), stride=(2, 2),
+                       x=rng.integers(-128, 128, (1, env.h_max, env.w_max, env.lanes)).astype(np.int8))
+    for layer in (dw, full):
+        out, cycles, _ = await run_window_layer(env, layer)
+        assert np.array_equal(out, window_golden(layer).out)
+        dut._log.info("[qmac] %s %s: %d cycles", layer.name, layer.x.shape, cycles)
+    for unit in ("window", "eltwise"):
+        job = random_job(rng, env, f"gemm_ahead_of_{unit}")
+        job.cols = rng.integers(-128, 128, job.cols.shape).astype(np.int8)
+        await env.load(job)                  # STARTed: running, waiting for its activations
+        if unit == "window":
+            layer = random_layer(rng, env, "avg", "avg_behind_gemm")
+            out, _, _ = await run_window_layer(env, layer, ahead=job)
+            assert np.array_equal(out, window_golden(layer).out)
+        else:
+            shape = (2, int(rng.integers(1, 2 * env.cols + 1)))
+            a = rng.integers(-128, 128, shape).astype(np.int8)
+            b = rng.integers(-128, 128, shape).astype(np.int8)
+            await run_eltwise_layer(env, "add_behind_gemm", "add", a, b,
+                                    random_params(rng, "add"), ahead=job)
+    assert await env.read(R.ERROR) == 0
 
 
 @cocotb.test(timeout_time=2, timeout_unit="ms")

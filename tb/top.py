@@ -381,15 +381,36 @@ class TopEnv:
 
     async def unit_job(self, op: int, blocks: int, act: bytes, wgt: bytes | None,
                        expected: list[tuple[np.ndarray, str]], store: Any,
-                       *, name: str = "") -> int:
+                       *, name: str = "", ahead: GemmJob | None = None) -> int:
         """One WINDOW / ELTWISE layer job: LAYER_OP, LAYER_BLOCKS, START, stream ``act``
         (and ``wgt``: eltwise operand B), check every output beat against ``expected``
         (``[beats, lanes]`` blocks with a label, in order) and hand it to
         ``store(index, lanes)``.  Returns the cycles from the first activation beat to the
-        last output beat."""
+        last output beat.
+
+        ``ahead``: a GEMM layer :meth:`load` STARTed and not yet run; this job's START
+        then queues behind it (STATUS.PENDING is checked), a configuration write to the
+        queued job's unit is refused (ERROR.UNIT_BUSY, cleared again), and the GEMM layer
+        runs first.
+        """
         await self.write(R.LAYER_OP, op)
         await self.write(R.LAYER_BLOCKS, blocks)
         await self.write(R.CTRL, R.CTRL_START)
+        if ahead is not None:
+            st = await self.read(R.STATUS)
+            assert st & R.STATUS_BUSY and st & R.STATUS_PENDING, (
+                f"layer {name!r}: START behind the running GEMM layer {ahead.name!r} did "
+                f"not queue (STATUS {st:#x})")
+            unit = op - 1                    # LAYER_OP WINDOW 1 / ELTWISE 2 -> unit 0 / 1
+            await self.write(R.UNIT_CFG_ADDR, unit << 8)
+            self._ucfg_addr = unit << 8
+            await self.write(R.UNIT_CFG_DATA, self._ucfg.get((unit, 0), 0) & 0xFFFFFFFF)
+            err = await self.read(R.ERROR)
+            assert err == R.ERROR_UNIT_BUSY, (
+                f"layer {name!r}: a configuration write to its unit, queued second, gave "
+                f"ERROR {err:#x} (expected UNIT_BUSY only)")
+            await self.write(R.ERROR, R.ERROR_UNIT_BUSY)
+            await self.run(ahead)
         beats = 0
         for exp, label in expected:
             self.sb.expect(exp, label)

@@ -27,6 +27,7 @@ from pymodel.ops.eltwise_stages import eltwise_engine
 from pymodel.ops.layers import fold_input_zero_point
 from pymodel.ops.window_stages import identity_requant, mean_requant
 from tb import qmac_regs as R
+from tb.engine import GemmJob
 from tb.top import TopEnv, unit_param_beats
 from tb.window import WindowEnv, WindowLayer, golden as window_golden
 
@@ -76,8 +77,12 @@ def _window_params(env: TopEnv, layer: WindowLayer) -> bytes:
                             np.concatenate([np.asarray(shift, np.int64), z])[:n], zp, lo, hi)
 
 
-async def run_window_layer(env: TopEnv, layer: WindowLayer) -> tuple[np.ndarray, int, int]:
+async def run_window_layer(env: TopEnv, layer: WindowLayer, *,
+                           ahead: GemmJob | None = None) -> tuple[np.ndarray, int, int]:
     """Run and check a depthwise / pooling / MEAN layer on the top's window unit.
+
+    ``ahead``: a GEMM layer STARTed and not yet run; the layer's parameters and weights
+    load while it waits, its first job STARTs behind it (:meth:`tb.top.TopEnv.unit_job`).
 
     Returns:
         ``(int8 [N, OH, OW, C] outputs, cycles, useful tap operations)``; cycles from the
@@ -133,15 +138,16 @@ async def run_window_layer(env: TopEnv, layer: WindowLayer) -> tuple[np.ndarray,
             out[n, oy, ox, c0:c0 + real] = v[:real]
 
         await env.unit_job(OP_WINDOW, len(run), bytes(act), None, expected, store,
-                           name=layer.name)
+                           name=layer.name, ahead=ahead)
+        ahead = None
     cycles = env.out_mon.last_cycle - t0 + 1 if env.out_mon.last_cycle is not None else 0
     return out.astype(np.int8), cycles, ops
 
 
 async def run_eltwise_layer(env: TopEnv, name: str, op: str, a: np.ndarray, b: np.ndarray,
-                            p: Any) -> tuple[np.ndarray, int]:
+                            p: Any, *, ahead: GemmJob | None = None) -> tuple[np.ndarray, int]:
     """Run and check ADD / SUB / MUL of two int8 operands of one shape on the top's
-    element-wise unit.
+    element-wise unit (``ahead``: as :func:`run_window_layer`'s).
 
     Returns:
         ``(int8 outputs of a's shape, cycles from the layer's first AXI access to its last
@@ -172,6 +178,6 @@ async def run_eltwise_layer(env: TopEnv, name: str, op: str, a: np.ndarray, b: n
 
     await env.unit_job(OP_ELTWISE, beats, pa.tobytes(), pb.tobytes(),
                        [(exp, f"op {op} layer {name!r} (beat r, lane c = element "
-                              f"r * {lanes} + c)")], store, name=name)
+                              f"r * {lanes} + c)")], store, name=name, ahead=ahead)
     cycles = env.out_mon.last_cycle - t0 + 1 if env.out_mon.last_cycle is not None else 0
     return out.ravel()[:n].astype(np.int8).reshape(a.shape), cycles
