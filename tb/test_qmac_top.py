@@ -384,7 +384,8 @@ async def test_units_backpressure(dut: Any) -> None:
 @cocotb.test(timeout_time=4, timeout_unit="ms")
 async def test_unit_corners(dut: Any) -> None:
     """Unit layers at the edges of the top's ranges: a depthwise layer on every channel
-    group (GROUP 0 .. GROUPS_MAX - 1, every requantize tile of the window unit), a max
+    group (GROUP 0 .. GROUPS_MAX - 1, every requantize tile of the window unit; weights
+    complemented from group to group, then reloaded: every weight memory bit toggles), a max
     pool of a whole H_MAX x W_MAX image (the largest window tile), and a window and an
     element-wise layer each STARTed behind a running GEMM layer (a unit op second in the
     layer queue, loading its parameters and weights while the GEMM layer waits)."""
@@ -400,12 +401,18 @@ async def test_unit_corners(dut: Any) -> None:
     c = env.groups_max * env.lanes
     dw = WindowLayer(name="dw_every_group", op="dw", kernel=(3, 3), padding="same",
                      x=rng.integers(-128, 128, (1, 3, 4, c)).astype(np.int8))
-    dw.w = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
+    # the weight memory sees every bit both ways: groups alternate base and its complement
+    # (~w = -w - 1), then a one-group layer loads base again
+    base = rng.integers(-127, 128, (1, 3, 3, env.lanes)).astype(np.int8)
+    dw.w = np.concatenate([base if g % 2 == 0 else ~base for g in range(env.groups_max)], axis=3)
     dw.in_zero_point = int(rng.integers(-128, 128))
     dw.rq = random_rq(rng, c)
+    again = WindowLayer(name="dw_reload", op="dw", kernel=(3, 3), padding="valid",
+                        x=rng.integers(-128, 128, (1, 3, 3, env.lanes)).astype(np.int8),
+                        w=base, in_zero_point=dw.in_zero_point, rq=random_rq(rng, env.lanes))
     full = WindowLayer(name="max_whole_buffer", op="max", kernel=(2, 2), stride=(2, 2),
                        x=rng.integers(-128, 128, (1, env.h_max, env.w_max, env.lanes)).astype(np.int8))
-    for layer in (dw, full):
+    for layer in (dw, again, full):
         out, cycles, _ = await run_window_layer(env, layer)
         assert np.array_equal(out, window_golden(layer).out)
         dut._log.info("[qmac] %s %s: %d cycles", layer.name, layer.x.shape, cycles)
