@@ -56,12 +56,17 @@ module window_lane (
     wire signed [31:0] tap_d  = {{24{window_gather_q[7]}}, window_gather_q};
     wire signed [15:0] prod_d = window_gather_q * w_2_q;                  // 8 x 8 -> 16 signed
     reg  signed [15:0] dw_prod_q;
-    wire signed [31:0] prev_d = first_i ? ((mode_i == MODE_MAX) ? -32'sd128 : 32'sd0)
-                                        : window_acc_q;
+    wire signed [31:0] prev_d = first_i ? 32'sd0 : window_acc_q;        // the sums' start
     wire signed [31:0] dw_acc_d = window_acc_q + {{16{dw_prod_q[15]}}, dw_prod_q}; // wraps mod 2^32
     // the earlier taps' products: 0 when the tap now in window_gather_q starts a window
     wire signed [31:0] mac_d  = first_i ? 32'sd0 : dw_acc_d;
-    wire signed [31:0] max_d  = (tap_d > prev_d) ? tap_d : prev_d;
+    // max: every value is an int8 (the taps, -128 for padding and as the start), so the
+    // running maximum is compared and kept on 8 bits and sign-extended (timing: an 8-bit
+    // compare instead of 32, docs/synthesis.md); window_acc_q holds a MODE_MAX value
+    // sign-extended, and a job's first tap starts a window (first_i)
+    wire signed [7:0]  prev_max_d = first_i ? -8'sd128 : window_acc_q[7:0];
+    wire signed [7:0]  max8_d = (window_gather_q > prev_max_d) ? window_gather_q : prev_max_d;
+    wire signed [31:0] max_d  = {{24{max8_d[7]}}, max8_d};
     wire signed [31:0] sum_d  = prev_d + tap_d;
     always @(posedge clk_i) begin
         case (mode_i)
