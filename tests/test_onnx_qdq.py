@@ -105,6 +105,24 @@ def test_agreement_with_onnxruntime_every_difference_explained(models, variant):
         assert got == PINNED[(*variant, optimized)], got
 
 
+def test_optimized_sessions_use_exact_u8u8_kernels(models, tmp_path):
+    """The comparison's optimized sessions run onnxruntime's exact U8U8 kernels (int8
+    weights turned into uint8 by ``session.x64quantprecision``), not the U8S8 ones that
+    saturate 16-bit pair sums on x86 CPUs without VNNI (pymodel.study.onnx_agreement):
+    the fused kernels' weights in the optimized graph are uint8."""
+    import onnx
+    from pymodel.study.onnx_agreement import _Ort
+    ox = _Ort(models[(True, "MinMax")], optimized=True)
+    ox.so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ox.session(ox.model)
+    g = onnx.load(str(tmp_path / "optimized.onnx")).graph
+    types = {t.name: t.data_type for t in g.initializer}
+    fused = [n for n in g.node if n.op_type in ("QLinearConv", "QGemm")]
+    assert [n.op_type for n in fused] == ["QLinearConv", "QLinearConv", "QGemm", "QGemm"]
+    assert all(types[n.input[3]] == onnx.TensorProto.UINT8 for n in fused), \
+        [(n.name, types[n.input[3]]) for n in fused]
+
+
 @pytest.mark.rtl
 @pytest.mark.slow
 def test_imported_qdq_model_on_rtl(models, tmp_path, seed):

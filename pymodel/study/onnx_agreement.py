@@ -29,6 +29,15 @@ precision of a boundary ``k + 0.5``, and then downstream of such an element.
   stops onnxruntime's fusion), each differing element ``near_tie`` when the isolated last
   layer differs there too, else ``propagated`` (the last layer given equal inputs gives
   an equal element, so its inputs differed).
+
+Every session sets ``session.x64quantprecision = 1`` (onnxruntime's
+``kOrtSessionOptionsAvx2PrecisionMode``).  Without it, the fused kernels on an x86 CPU
+without VNNI (AVX2, AVX-512F) multiply uint8 activations by int8 weights with
+``VPMADDUBSW``, which adds each pair of neighbouring products in *saturating* 16-bit
+arithmetic (255 * 127 * 2 > 32767): the optimized results then depend on the CPU (a
+digits conv differed by up to 25 steps on such a machine, equal on a VNNI one).  The
+option makes onnxruntime convert the int8 weights to uint8 and use its exact U8U8 kernels
+on every x86 CPU, so the figures are the same everywhere.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ from pymodel.graph.artifact import INPUT, QuantizedNetwork
 
 #: Float32 slack (output steps) added to the fixed-point double-rounding bound.
 TIE_TOLERANCE = 1e-4
+
+#: onnxruntime session config entries of every session (module doc: exact int8 products
+#: on every x86 CPU, not saturating 16-bit pair sums on CPUs without VNNI).
+ORT_CONFIG = {"session.x64quantprecision": "1"}
 
 
 @dataclass
@@ -91,6 +104,8 @@ class _Ort:
                                             if optimized else
                                             ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
         self.so.intra_op_num_threads = 1
+        for key, value in ORT_CONFIG.items():
+            self.so.add_session_config_entry(key, value)
         self.q_writing = {n.output[0]: n for n in self.model.graph.node
                           if n.op_type == "QuantizeLinear"}
         self.dq_reading = {n.input[0]: n for n in self.model.graph.node
