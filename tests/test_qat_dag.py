@@ -168,7 +168,10 @@ def test_qat_residual_digits_integer_equals_fake_quant(residual, rng, seed, tmp_
     """Fine-tune the residual digits DAG (2 epochs, 256 images), convert, save, load: every
     int8 tensor of the golden run (each artifact layer: the add, the concat's quantize
     layers, ...) equals the fake-quant forward's on all 540 test images; compare() finds
-    540 identical predictions and logit vectors; accuracy within 1 point of PTQ's."""
+    540 identical predictions and logit vectors; accuracy within 2 points of PTQ's (a
+    float-domain bound: QAT - PTQ measured over 16 seeds, network and training subset
+    both random, mean -0.15, sd 0.4, lowest -1.11 points; 2 points = 11 of 540 images,
+    4.6 sd under the mean -- a broken fine-tune loses far more)."""
     t0 = time.perf_counter()
     tr, cal, te = (datasets.digits(s) for s in ("train", "calib", "test"))
     sub = rng.choice(len(tr), 256, replace=False)
@@ -192,7 +195,7 @@ def test_qat_residual_digits_integer_equals_fake_quant(residual, rng, seed, tmp_
     print(f"residual digits: float {100 * f_acc:.2f} %, PTQ {100 * p_acc:.2f} %, QAT "
           f"{100 * q_acc:.2f} % (QAT - PTQ {100 * (q_acc - p_acc):+.2f} points); "
           f"{time.perf_counter() - t0:.1f} s")
-    assert q_acc >= p_acc - 0.01
+    assert q_acc >= p_acc - 0.02
 
 
 @pytest.mark.parametrize("lsq, mode", [(True, "integer"), (False, "float")],
