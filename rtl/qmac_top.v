@@ -276,8 +276,15 @@ module qmac_top #(
                 && lay_blk_q >= 32'd1 && lay_blk_q <= 32'hFF_FFFF
                 && lay_words_q <= 24'(W_DEPTH);       // (the products are exact once K and N_TILES are in range)
     wire op_unit = (UNITS == 1) && (lay_op_q == OP_WIN || lay_op_q == OP_ELT);
-    wire cfg_ok  = (lay_op_q == OP_GEMM) ? cfg_gemm
-                 : op_unit && lay_blk_q >= 32'd1 && lay_blk_q <= 32'hFF_FFFF;
+    wire cfg_ok_d = (lay_op_q == OP_GEMM) ? cfg_gemm
+                  : op_unit && lay_blk_q >= 32'd1 && lay_blk_q <= 32'hFF_FFFF;
+    // The range checks are registered (timing: their 32-bit compares are carry chains that
+    // otherwise sit in front of the layer queue's write enables, docs/synthesis.md).
+    // cfg_ok_q is one cycle behind LAYER_*, which change only through AXI4-Lite writes; the
+    // slave takes a write at most every other cycle (do_write clears aw_full_q / w_full_q),
+    // so the START of a later write always sees them.
+    reg  cfg_ok_q;
+    wire cfg_ok  = cfg_ok_q;
     // a unit layer uses the unit's memories as they are: no weight / parameter packet checks
     wire wgt_ok  = op_unit || (wgt_done_q && wgt_cnt_q == 17'd0 && {7'd0, wgt_len_q} == lay_words_q);
     wire prm_ok  = op_unit || (prm_done_q && prm_cnt_q == 17'd0 && prm_len_q == lay_chans_q);
@@ -346,6 +353,7 @@ module qmac_top #(
     always @(posedge clk_i) begin
         // LAYER_* change only through AXI4-Lite writes, at least one cycle before a START
         lay_words_q <= {16'd0, lay_nt_q[7:0]} * {8'd0, lay_k_q[15:0]};
+        cfg_ok_q    <= cfg_ok_d;
         lay_chans_q <= {9'd0, lay_nt_q[7:0]} * 17'(COLS);
         if (push) begin
             // a new layer lands in the first free entry (entry 0 if it frees at this edge)

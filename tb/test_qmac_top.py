@@ -242,6 +242,18 @@ async def test_error_flags(dut: Any) -> None:
     await env.write(R.LAYER_K, 0)
     await env.write(R.CTRL, R.CTRL_START)
     await _expect_error(env, R.ERROR_CFG_INVALID, "K = 0")
+    # CFG_INVALID at the slave's full rate: a valid configuration, then LAYER_K = 0 and
+    # START as two outstanding writes (back to back, no pauses) -- the START must see the
+    # new K: the range checks are registered one cycle behind LAYER_* (cfg_ok_q) and the
+    # slave takes a write every other cycle at most (a later check would push the stale
+    # valid layer and raise WGT_LENGTH instead)
+    for reg in (R.LAYER_K, R.LAYER_N_TILES, R.LAYER_K_TILE, R.LAYER_BLOCKS):
+        await env.write(reg, 1)
+    done = [env.axil.init_write(R.LAYER_K, (0).to_bytes(4, "little")),
+            env.axil.init_write(R.CTRL, R.CTRL_START.to_bytes(4, "little"))]
+    for ev in done:
+        await ev.wait()
+    await _expect_error(env, R.ERROR_CFG_INVALID, "K = 0 and START back to back")
     # CFG_INVALID: N_TILES * K > W_DEPTH
     await env.write(R.LAYER_K, env.w_depth // nmax + 1)
     await env.write(R.LAYER_N_TILES, nmax)
