@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(text)
     print(f"fpga: wrote {tmp.relative_to(ROOT) if tmp.is_relative_to(ROOT) else tmp}")
     if len(summaries) == len(RUNS) or args.partial:
-        shutil.copyfile(tmp, args.doc)
+        if args.doc.resolve() != tmp.resolve():
+            shutil.copyfile(tmp, args.doc)
         record = {r.name: record[r.name] for r in RUNS if r.name in record}
         RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         print(f"fpga: copied to {args.doc} ({len(fresh)} run(s) from {args.out}, the others from "
