@@ -295,6 +295,46 @@ module qmac_top #(
     wire ucfg_busy = ucfg_unit_q ? elt_queued : win_queued;
     wire ucfg_we   = w_ucfgd && !ucfg_busy && (UNITS == 1);
 
+    // ---------------------------------------------------------------- load write stage
+    // The load streams' writes reach the memories one cycle after their beat (timing: a
+    // beat's acceptance depends on the layer queue -- the running layer's op, the free
+    // bank -- and the write enables fan out to every lane's LUT RAM and to the block RAMs
+    // across the die; docs/synthesis.md). Nothing reads a location that early: a START
+    // pushes a layer one cycle after its last beat at the earliest (wgt_done_q /
+    // prm_done_q are registered), the delayed write lands at that same edge, and the
+    // layer's first read of its weights or parameters comes later still.
+    reg                 ld_ew_q, ld_ep_q, ld_uw_q, ld_up_q;   // engine / unit weight / parameter write
+    reg                 ld_bank_q;                           // the engine bank they write
+    reg  [WA_W-1:0]     ld_ew_addr_q;
+    reg  [CH_W-1:0]     ld_ep_chan_q;
+    reg  [TW-1:0]       ld_uw_addr_q;
+    reg  [URQ_W-1:0]    ld_up_chan_q;
+    reg  [COLS*8-1:0]   ld_wdata_q;                          // the weight beat
+    reg  [95:0]         ld_pdata_q;                          // the parameter beat's fields
+    wire [URQ_W-1:0]    ld_up_chan_d = (ld_op == OP_ELT)
+        ? URQ_W'(GROUPS_MAX * COLS) + URQ_W'(up_cnt_q[ECH_W-1:0])
+        : URQ_W'(up_cnt_q[WCH_W-1:0]);
+    always @(posedge clk_i) begin
+        ld_bank_q    <= load_bank_q;
+        ld_ew_addr_q <= wgt_cnt_q[WA_W-1:0];
+        ld_ep_chan_q <= prm_cnt_q[CH_W-1:0];
+        ld_uw_addr_q <= uw_cnt_q[TW-1:0];
+        ld_up_chan_q <= ld_up_chan_d;
+        ld_wdata_q   <= s_axis_wgt_tdata;
+        ld_pdata_q   <= s_axis_prm_tdata[95:0];
+        if (rst_i) begin
+            ld_ew_q <= 1'b0;
+            ld_ep_q <= 1'b0;
+            ld_uw_q <= 1'b0;
+            ld_up_q <= 1'b0;
+        end else begin
+            ld_ew_q <= wgt_gfire && wgt_in;
+            ld_ep_q <= prm_gfire && prm_in;
+            ld_uw_q <= wgt_wfire && uw_in && (UNITS == 1);
+            ld_up_q <= prm_ufire && up_in && (UNITS == 1);
+        end
+    end
+
     // ---------------------------------------------------------------- running layer
     reg [15:0]   a_k_q;       // activation beat: tap within the block
     reg [23:0]   a_blk_q;     // activation beat: block
@@ -588,19 +628,19 @@ module qmac_top #(
         .n_tiles_i     (r_nt),
         .k_tile_i      (q_kt_q[0]),
         .bank_i        (q_bank_q[0]),
-        .w_we_i        (wgt_gfire && wgt_in),
-        .w_bank_i      (load_bank_q),
-        .w_addr_i      (wgt_cnt_q[WA_W-1:0]),
-        .w_data_i      (s_axis_wgt_tdata),
-        .prm_we_i      (prm_gfire && prm_in),
-        .prm_bank_i    (load_bank_q),
-        .prm_chan_i    (prm_cnt_q[CH_W-1:0]),
-        .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
-        .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
-        .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
-        .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
-        .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
-        .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+        .w_we_i        (ld_ew_q),
+        .w_bank_i      (ld_bank_q),
+        .w_addr_i      (ld_ew_addr_q),
+        .w_data_i      (ld_wdata_q),
+        .prm_we_i      (ld_ep_q),
+        .prm_bank_i    (ld_bank_q),
+        .prm_chan_i    (ld_ep_chan_q),
+        .prm_bias_i    (ld_pdata_q[PRM_BIAS_MSB:PRM_BIAS_LSB]),
+        .prm_m0_i      (ld_pdata_q[PRM_M0_MSB:PRM_M0_LSB]),
+        .prm_shift_i   (ld_pdata_q[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
+        .prm_zp_i      (ld_pdata_q[PRM_ZP_MSB:PRM_ZP_LSB]),
+        .prm_act_min_i (ld_pdata_q[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
+        .prm_act_max_i (ld_pdata_q[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
         .act_valid_i   (s_axis_act_tvalid && act_take && r_op == OP_GEMM),
         .act_ready_o   (eng_act_ready),
         .act_data_i    (s_axis_act_tdata),
@@ -636,9 +676,9 @@ module qmac_top #(
                 .cfg_we_i      (ucfg_we && !ucfg_unit_q),
                 .cfg_addr_i    (ucfg_reg_q),
                 .cfg_wdata_i   (w_data_q[15:0]),
-                .w_we_i        (wgt_wfire && uw_in),
-                .w_addr_i      (uw_cnt_q[TW-1:0]),
-                .w_data_i      (s_axis_wgt_tdata),
+                .w_we_i        (ld_uw_q),
+                .w_addr_i      (ld_uw_addr_q),
+                .w_data_i      (ld_wdata_q),
                 .prm_we_i      (1'b0),
                 .prm_chan_i    ({WCH_W{1'b0}}),
                 .prm_bias_i    (32'sd0),
@@ -692,21 +732,17 @@ module qmac_top #(
             );
             // the running layer's unit feeds the pipeline (the other one has nothing in flight)
             wire rq_win = (r_op == OP_WIN);
-            // parameter channel: the window unit's GROUP * COLS + lane, or GROUPS_MAX * COLS + lane
-            wire [URQ_W-1:0] urq_chan = (ld_op == OP_ELT)
-                ? URQ_W'(GROUPS_MAX * COLS) + URQ_W'(up_cnt_q[ECH_W-1:0])
-                : URQ_W'(up_cnt_q[WCH_W-1:0]);
             requant_pipeline #(.LANES(COLS), .CHANNELS((GROUPS_MAX + 1) * COLS), .USER_W(1)) u_unit_requant (
                 .clk_i         (clk_i),
                 .rst_i         (rst_i),
-                .prm_we_i      (prm_ufire && up_in),
-                .prm_chan_i    (urq_chan),
-                .prm_bias_i    (s_axis_prm_tdata[PRM_BIAS_MSB:PRM_BIAS_LSB]),
-                .prm_m0_i      (s_axis_prm_tdata[PRM_M0_MSB:PRM_M0_LSB]),
-                .prm_shift_i   (s_axis_prm_tdata[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
-                .prm_zp_i      (s_axis_prm_tdata[PRM_ZP_MSB:PRM_ZP_LSB]),
-                .prm_act_min_i (s_axis_prm_tdata[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
-                .prm_act_max_i (s_axis_prm_tdata[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
+                .prm_we_i      (ld_up_q),
+                .prm_chan_i    (ld_up_chan_q),
+                .prm_bias_i    (ld_pdata_q[PRM_BIAS_MSB:PRM_BIAS_LSB]),
+                .prm_m0_i      (ld_pdata_q[PRM_M0_MSB:PRM_M0_LSB]),
+                .prm_shift_i   (ld_pdata_q[PRM_SHIFT_MSB:PRM_SHIFT_LSB]),
+                .prm_zp_i      (ld_pdata_q[PRM_ZP_MSB:PRM_ZP_LSB]),
+                .prm_act_min_i (ld_pdata_q[PRM_ACT_MIN_MSB:PRM_ACT_MIN_LSB]),
+                .prm_act_max_i (ld_pdata_q[PRM_ACT_MAX_MSB:PRM_ACT_MAX_LSB]),
                 .in_valid_i    (rq_win ? win_rq_valid : (elt_rq_valid && r_op == OP_ELT)),
                 .in_ready_o    (rq_in_ready),
                 .in_tile_i     (rq_win ? UT_W'(win_rq_tile) : UT_W'(GROUPS_MAX)),
@@ -735,6 +771,6 @@ module qmac_top #(
     endgenerate
     assign m_axis_out_tdata = (r_op == OP_WIN) ? win_out_data : (r_op == OP_ELT) ? elt_out_data : eng_out_data;
     // parameter beat bits outside the fields (reserved, ignored)
-    wire unused_prm = &{1'b0, s_axis_prm_tdata[127:96], s_axis_prm_tdata[71:70]};
+    wire unused_prm = &{1'b0, s_axis_prm_tdata[127:96], ld_pdata_q[71:70]};
 endmodule
 `default_nettype wire
