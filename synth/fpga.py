@@ -88,7 +88,7 @@ RUNS = [
         "qmac_top (total: engine + window / eltwise units + AXI4-Lite + AXI4-Stream + layer queue)"),
     Run("ecp5-qmac_top-gemm", "ecp5", "qmac_top", {**ENGINE, "UNITS": 0},
         "qmac_top without the window / element-wise units (8x8 engine, 8 requantize lanes, "
-        "AXI4-Lite, AXI4-Stream, layer queue; measured before the units were added)"),
+        "AXI4-Lite, AXI4-Stream, layer queue: UNITS = 0)"),
     Run("ecp5-qlayer_engine", "ecp5", "qlayer_engine", ENGINE,
         "qlayer_engine 8 x 8 (MAC array + 8 requantize lanes + buffers)"),
     Run("ecp5-mac_array", "ecp5", "mac_array", {"ROWS": 8, "COLS": 8}, "mac_array 8 x 8"),
