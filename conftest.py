@@ -41,13 +41,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.hypothesis_seed = seed
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``slow`` (the simulations) first, each group in collection order: with
-    ``-n 2`` the long runs start early instead of one of them finishing alone at the end.
-    (A stable function of the collection, so every xdist worker sees the same order.)"""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     seed = session_seed()
     return f"qmac seed: {seed}  (reproduce with: make test SEED={seed})"
