@@ -284,12 +284,11 @@ module qmac_top #(
     // slave takes a write at most every other cycle (do_write clears aw_full_q / w_full_q),
     // so the START of a later write always sees them.
     reg  cfg_ok_q;
-    wire cfg_ok  = cfg_ok_q;
     // a unit layer uses the unit's memories as they are: no weight / parameter packet checks
     wire wgt_ok  = op_unit || (wgt_done_q && wgt_cnt_q == 17'd0 && {7'd0, wgt_len_q} == lay_words_q);
     wire prm_ok  = op_unit || (prm_done_q && prm_cnt_q == 17'd0 && prm_len_q == lay_chans_q);
     wire room    = q_count_q != 2'd2;
-    wire push    = start && room && cfg_ok && wgt_ok && prm_ok;
+    wire push    = start && room && cfg_ok_q && wgt_ok && prm_ok;
     wire push_gemm = push && lay_op_q == OP_GEMM;
     // UNIT_CFG_DATA: the addressed unit must have no job queued
     wire ucfg_busy = ucfg_unit_q ? elt_queued : win_queued;
@@ -376,10 +375,10 @@ module qmac_top #(
     // ---------------------------------------------------------------- error flags
     wire [8:0] err_set;
     wire       b_fire = b_phase && s_axis_wgt_tvalid && elt_b_ready;   // joined with act_fire
-    assign err_set[ERROR_CFG_INVALID_LSB]    = start && room && !cfg_ok;
+    assign err_set[ERROR_CFG_INVALID_LSB]    = start && room && !cfg_ok_q;
     assign err_set[ERROR_START_OVERFLOW_LSB] = start && !room;
-    assign err_set[ERROR_WGT_LENGTH_LSB]     = start && room && cfg_ok && !wgt_ok;
-    assign err_set[ERROR_PRM_LENGTH_LSB]     = start && room && cfg_ok && !prm_ok;
+    assign err_set[ERROR_WGT_LENGTH_LSB]     = start && room && cfg_ok_q && !wgt_ok;
+    assign err_set[ERROR_PRM_LENGTH_LSB]     = start && room && cfg_ok_q && !prm_ok;
     assign err_set[ERROR_ACT_TLAST_LSB]      = (act_fire && (s_axis_act_tlast != act_last))
                                             || (b_fire && (s_axis_wgt_tlast != act_last));
     assign err_set[ERROR_TKEEP_LSB]          = (act_fire && !(&s_axis_act_tkeep))
